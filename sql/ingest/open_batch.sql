@@ -1,0 +1,4 @@
+-- Register a batch; it commits together with its rows or not at all.
+INSERT INTO ingest_batches (batch_id, dataset, kind, format, path, sha256, started_at)
+VALUES (nextval('batch_id_seq'), $dataset, $kind, $format, $path, $sha256, now()::TIMESTAMP)
+RETURNING batch_id;

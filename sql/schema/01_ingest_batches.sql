@@ -1,0 +1,16 @@
+-- One row per ingested file: what was read, what loaded, what went to quarantine.
+CREATE SEQUENCE IF NOT EXISTS batch_id_seq START 1;
+CREATE TABLE IF NOT EXISTS ingest_batches (
+    batch_id         BIGINT PRIMARY KEY,
+    dataset          VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,      -- interactions | items
+    format           VARCHAR NOT NULL,
+    path             VARCHAR NOT NULL,
+    sha256           VARCHAR NOT NULL,
+    rows_read        BIGINT,
+    rows_loaded      BIGINT,
+    rows_quarantined BIGINT,
+    rows_duplicate   BIGINT,
+    started_at       TIMESTAMP NOT NULL,
+    finished_at      TIMESTAMP
+);

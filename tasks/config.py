@@ -1,0 +1,45 @@
+"""Where hoprec keeps its state, and the environment Prefect must see before it is imported.
+
+Everything a run writes lives under one state directory (default `.hoprec/` in the working
+directory, override with HOPREC_HOME), so a checkout is self-contained and Prefect never writes
+into the user's home unless asked to.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """The project state directory (HOPREC_HOME, default ./.hoprec)."""
+    return Path(os.environ.get("HOPREC_HOME", ".hoprec")).expanduser().absolute()
+
+
+def default_warehouse() -> Path:
+    """The warehouse path: HOPREC_WAREHOUSE, else <state>/warehouse.duckdb."""
+    env = os.environ.get("HOPREC_WAREHOUSE")
+    return Path(env).expanduser().absolute() if env else state_dir() / "warehouse.duckdb"
+
+
+def cache_dir() -> Path:
+    """User cache for embedded assets (HOPREC_CACHE, else the platform's user cache dir)."""
+    env = os.environ.get("HOPREC_CACHE")
+    if env:
+        return Path(env).expanduser().absolute()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("hoprec"))
+
+
+def bootstrap_prefect_env() -> None:
+    """Point Prefect at the project state dir and keep it offline, unless the user said otherwise.
+
+    Must run before `prefect` is imported: Prefect reads its settings at import time.
+    """
+    os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # Results of stage tasks are small records (paths, ids, counts); persist them so that
+    # INPUTS + TASK_SOURCE caching can skip finished stages on a rerun.
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(state_dir() / "prefect" / "storage"))
