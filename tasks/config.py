@@ -37,6 +37,7 @@ def bootstrap_prefect_env() -> None:
     Must run before `prefect` is imported: Prefect reads its settings at import time.
     """
     os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     # Results of stage tasks are small records (paths, ids, counts); persist them so that

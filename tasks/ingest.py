@@ -296,3 +296,37 @@ def get_format(name: str) -> Format:
         return FORMATS[name]
     except KeyError:
         raise IngestError(f"unknown format {name!r}; known formats: {', '.join(FORMATS)}") from None
+
+
+# --- Prefect tasks -------------------------------------------------------------------------
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from tasks.warehouse import connect  # noqa: E402
+
+
+@task(name="ingest-file", cache_policy=NO_CACHE,
+      task_run_name="ingest {path.name}")
+def ingest_file_task(warehouse: str, dataset: str, fmt_name: str, src: Source, path: Path,
+                     ts_unit: str | None = None) -> dict[str, Any]:
+    """Load one file into the warehouse; returns its batch record (idempotent by sha256)."""
+    from prefect.logging import get_run_logger
+
+    logger = get_run_logger()
+    with connect(warehouse) as con:
+        result = ingest_file(con, dataset, fmt_name, src, path, ts_unit=ts_unit)
+    logger.info("%s %s: read %s, loaded %s, quarantined %s, duplicates %s (%.1f s)",
+                result.status, path, result.rows_read, result.rows_loaded,
+                result.rows_quarantined, result.rows_duplicate, result.seconds)
+    return result.as_dict()
+
+
+@task(name="quarantine-summary", cache_policy=NO_CACHE)
+def quarantine_summary(warehouse: str, batch_ids: list[int]) -> list[dict[str, Any]]:
+    """Bad rows of these batches grouped by reason, with one example line each."""
+    if not batch_ids:
+        return []
+    with connect(warehouse) as con:
+        cur = run(con, "ingest/quarantine_summary", {"batch_ids": batch_ids})
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]

