@@ -57,6 +57,11 @@ def _tsv(kind: Kind, **kw) -> Source:
     return Source(kind=kind, reader="delimited", **kw)
 
 
+def _reviews(src: Source) -> tuple[tuple[str, Source], ...]:
+    """Amazon review files: any JSON-lines file that is not metadata."""
+    return (("*.json", src), ("*.jsonl", src))
+
+
 _AMZ_REVIEWS = {"user_id": "$.reviewerID", "item_id": "$.asin", "rating": "$.overall",
                 "ts": "$.unixReviewTime"}
 
@@ -86,19 +91,19 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
         ("meta_*", Source("items", "pyliteral", fields={
             "item_id": "$.asin", "title": "$.title", "description": "$.description",
             "categories": "$.categories"})),
-        ("*", Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
+        *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
     )),
     Format("amazon-2018", "Amazon reviews 2018 (Ni et al.): reviews + meta JSON lines", (
         ("meta_*", Source("items", "jsonl", fields={
             "item_id": "$.asin", "title": "$.title", "description": "$.description",
             "categories": "$.category"})),
-        ("*", Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
+        *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
     )),
     Format("amazon-2023", "Amazon reviews 2023 (Hou et al.): JSONL, timestamps in ms", (
         ("meta_*", Source("items", "jsonl", fields={
             "item_id": "$.parent_asin", "title": "$.title", "description": "$.description",
             "categories": "$.categories"})),
-        ("*", Source("interactions", "jsonl", ts_unit="ms", fields={
+        *_reviews(Source("interactions", "jsonl", ts_unit="ms", fields={
             "user_id": "$.user_id", "item_id": "$.parent_asin", "rating": "$.rating",
             "ts": "$.timestamp"})),
     )),

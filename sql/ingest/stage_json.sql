@@ -15,12 +15,12 @@ SELECT line_no, raw,
        json_extract_string(doc, $c_rating) AS rating_raw,
        json_extract_string(doc, $c_title) AS title,
        CASE WHEN json_type(doc, $c_description) = 'ARRAY'
-            THEN array_to_string(json_extract_string(doc, $c_description || '[*]'), ' ')
+            THEN array_to_string(TRY_CAST(json_extract(doc, $c_description) AS VARCHAR[]), ' ')
             ELSE json_extract_string(doc, $c_description) END AS description,
        CASE WHEN json_type(doc, $c_categories || '[0]') = 'ARRAY'
-            THEN json_extract_string(doc, $c_categories || '[*][*]')
+            THEN flatten(TRY_CAST(json_extract(doc, $c_categories) AS VARCHAR[][]))
             WHEN json_type(doc, $c_categories) = 'ARRAY'
-            THEN json_extract_string(doc, $c_categories || '[*]')
+            THEN TRY_CAST(json_extract(doc, $c_categories) AS VARCHAR[])
             WHEN json_type(doc, $c_categories) = 'VARCHAR'
             THEN [json_extract_string(doc, $c_categories)] END AS categories
 FROM d;

@@ -1,0 +1,56 @@
+"""Shared fixtures. The state dir is a fresh temp folder, so Prefect's home is too."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ["HOPREC_HOME"] = tempfile.mkdtemp(prefix="hoprec-test-")
+os.environ.pop("HOPREC_WAREHOUSE", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+import tasks  # noqa: E402,F401  (bootstraps Prefect's environment)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
+    parser.addoption("--run-gpu", action="store_true", help="run tests marked gpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in ("slow", "gpu"):
+            if mark in item.keywords and not config.getoption(f"--run-{mark}"):
+                item.add_marker(pytest.mark.skip(reason=f"{mark} test: pass --run-{mark}"))
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect test API for the whole session (flows need one; plain functions do not)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    from tasks.assets import ml100k_dir as pull
+
+    return pull()
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Path:
+    """A fresh warehouse path."""
+    return tmp_path / "wh.duckdb"
+
+
+@pytest.fixture
+def con(wh: Path):
+    from tasks.warehouse import connect
+
+    with connect(wh) as c:
+        yield c
