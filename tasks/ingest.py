@@ -137,7 +137,7 @@ def _py_literal_to_json(col: pa.Array) -> pa.Array:
 def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.create_function("py_literal_to_json", _py_literal_to_json, ["VARCHAR"], "VARCHAR",
-                            type="arrow", side_effects=False)
+                            type="arrow", null_handling="special", side_effects=False)
     except duckdb.NotImplementedException:
         pass  # already registered on this connection
 
