@@ -71,7 +71,10 @@ def _write_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
     tmp = target.with_suffix(".parquet.tmp")
     import pyarrow.parquet as pq
 
-    pq.write_table(con.sql(query, params=params).to_arrow_table(), tmp)
+    reader = con.execute(query, params or {}).to_arrow_reader()
+    with pq.ParquetWriter(tmp, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
     os.replace(tmp, target)
 
 
@@ -90,8 +93,8 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
         "max_history": params.max_history, "split": params.split,
         "valid_start": datetime.fromisoformat(valid_start) if valid_start else None,
         "test_start": datetime.fromisoformat(test_start) if test_start else None})
-    cols = [d[0] for d in run(con, "prepare/stats").description]
-    stats = dict(zip(cols, run(con, "prepare/stats").fetchone()))
+    cur = run(con, "prepare/stats")
+    stats = dict(zip([d[0] for d in cur.description], cur.fetchone()))
     q = stats.pop("len_quantiles")
     stats["len_quantiles"] = dict(zip(["p10", "p25", "p50", "p75", "p90"], q))
     if params.split == "temporal":
