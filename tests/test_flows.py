@@ -1,0 +1,75 @@
+"""The flows as a user runs them: through the CLI, with a Prefect API, leaving artifacts."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from flows.cli import build_parser, main
+
+
+@pytest.fixture
+def cli_wh(tmp_path, prefect_api):
+    return str(tmp_path / "cli.duckdb")
+
+
+def _latest_artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert arts, f"no artifact {key}"
+    return max(arts, key=lambda a: a.created).data
+
+
+def test_demo_pipeline_end_to_end(cli_wh, capsys):
+    assert main(["demo", "--warehouse", cli_wh]) == 0
+    out = capsys.readouterr().out
+    assert "100,000" in out and "943" in out and "1,349" in out
+    with duckdb.connect(cli_wh, read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) "
+                           "FROM interactions WHERE dataset = 'ml100k'").fetchone() == (100000, 943, 1682)
+        assert con.execute("SELECT count(*) FROM sequences WHERE split = 'test'").fetchone() == (943,)
+    assert "Prepared `ml100k`" in _latest_artifact("pipeline-report")
+    assert "Sequence length" in _latest_artifact("prepare-stats")
+    # a second run ingests nothing new
+    assert main(["ingest", "--dataset", "ml100k", "--format", "ml-100k", "--warehouse", cli_wh]) == 0
+    assert "2 skipped file(s)" in capsys.readouterr().out
+    with duckdb.connect(cli_wh, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM interactions").fetchone() == (100000,)
+
+
+def test_ingest_report_lists_quarantine(cli_wh, tmp_path, capsys):
+    f = tmp_path / "u.data"
+    f.write_text("1\t2\t3\t100\n1\t2\t3\tbad\n")
+    assert main(["ingest", "--dataset", "q", "--format", "ml-100k", str(f), "--warehouse", cli_wh]) == 0
+    art = _latest_artifact("ingest-report")
+    assert "Quarantined rows by reason" in art and "unparseable timestamp" in art
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys, prefect_api):
+    wh = str(tmp_path / "e.duckdb")
+    assert main(["ingest", "--dataset", "x", "--format", "ml-1m", str(tmp_path / "missing.dat"),
+                 "--warehouse", wh]) == 2
+    assert "missing.dat" in capsys.readouterr().err
+    assert main(["ingest", "--dataset", "x", "--format", "csv", "--warehouse", wh]) == 2
+    assert "needs input paths" in capsys.readouterr().err
+    assert main(["prepare", "--dataset", "nothing", "--warehouse", wh]) == 2
+    assert "'nothing' has no interactions" in capsys.readouterr().err
+
+
+def test_help_lists_commands_and_formats(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    for word in ("demo", "ingest", "prepare", "assets", "HOPREC_WAREHOUSE"):
+        assert word in out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ingest", "--help"])
+    assert "amazon-2014" in capsys.readouterr().out
+
+
+def test_prefect_home_is_under_state_dir():
+    import os
+
+    assert os.environ["PREFECT_HOME"].startswith(os.environ["HOPREC_HOME"])
