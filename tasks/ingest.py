@@ -148,7 +148,8 @@ def load_raw_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) ->
     con.execute("DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_rejects_scan")
     run(con, "ingest/load_raw_lines", {"path": str(path), "nul": "\x00", "new_line": new_line,
                                        "encoding": encoding, "max_line_size": MAX_LINE_SIZE})
-    run(con, "ingest/number_lines")
+    n_rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
+    run(con, "ingest/number_lines" if n_rejects else "ingest/number_lines_plain")
     run(con, "ingest/rejected_lines", {"encoding": encoding})
 
 
@@ -229,6 +230,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
                            seconds=time.perf_counter() - t0)
     # Staging fills connection-local temp tables outside the transaction: their rowids are the
     # line order only when committed, and the batch transaction then covers just the writes.
+    run(con, "ingest/drop_staging")
     stage(con, path, src)
     check_fields_present(con, path, src)
     run(con, f"ingest/check_{src.kind}", {"ts_unit": ts_unit or src.ts_unit})
@@ -254,8 +256,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
                                         "rows_loaded": loaded,
                                         "rows_quarantined": result.rows_quarantined,
                                         "rows_duplicate": result.rows_duplicate})
-    for table in ("raw_read", "raw_lines", "docs", "stage", "checked", "rejected", "new_items"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    run(con, "ingest/drop_staging")
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -1,20 +1,21 @@
--- Delimited text (TSV, '::', CSV) to staged rows. Quote-aware CSV parsing only runs on lines
--- that contain a quote; every other line is a plain split.
+-- Delimited text (TSV, '::', CSV) to staged rows. Lines without a quote are a plain split; only
+-- lines with a quote go through the quote-aware regex (a separate branch, so the regex never
+-- runs on plain lines).
 CREATE OR REPLACE TEMP TABLE stage AS
 WITH lines AS (
     SELECT line_no, raw, $quote_aware AND contains(raw, '"') AS quoted
     FROM raw_lines
     WHERE line_no > $skip AND raw IS NOT NULL AND trim(raw) <> ''
 ), split AS (
+    SELECT line_no, raw, string_split(raw, $delim) AS f, false AS bad_quotes
+    FROM lines WHERE NOT quoted
+    UNION ALL
     SELECT line_no, raw,
-           CASE WHEN quoted
-                THEN list_transform(regexp_extract_all(raw || $delim, $field_re, 1),
-                         lambda x: CASE WHEN starts_with(x, '"') THEN replace(x[2:-2], '""', '"') ELSE x END)
-                ELSE string_split(raw, $delim)
-           END AS f,
-           quoted AND length(array_to_string(regexp_extract_all(raw || $delim, $field_re, 0), ''))
-                      <> length(raw) + length($delim) AS bad_quotes
-    FROM lines
+           list_transform(regexp_extract_all(raw || $delim, $field_re, 1),
+               lambda x: CASE WHEN starts_with(x, '"') THEN replace(x[2:-2], '""', '"') ELSE x END),
+           length(array_to_string(regexp_extract_all(raw || $delim, $field_re, 0), ''))
+               <> length(raw) + length($delim)
+    FROM lines WHERE quoted
 )
 SELECT line_no, raw,
        CASE WHEN bad_quotes THEN 'unbalanced quotes'

@@ -1,0 +1,8 @@
+-- Clear one batch's staging tables and views.
+DROP TABLE IF EXISTS stage;
+DROP VIEW IF EXISTS raw_lines;
+DROP TABLE IF EXISTS raw_read;
+DROP TABLE IF EXISTS docs;
+DROP TABLE IF EXISTS checked;
+DROP TABLE IF EXISTS rejected;
+DROP TABLE IF EXISTS new_items;
