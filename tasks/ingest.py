@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from tasks.formats import FORMATS, ML100K_GENRES, OPTIONAL, REQUIRED, Format, Source, source_for
-from tasks.warehouse import run, transaction
+from tasks.warehouse import row_count, run, transaction
 
 log = logging.getLogger("hoprec.ingest")
 MAX_LINE_SIZE = 64 << 20
@@ -145,10 +145,9 @@ def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
 def load_raw_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> None:
     """`raw_lines(line_no, raw)` and `rejected(line_no, raw, reason)` for a text file."""
     new_line = "\\r\\n" if b"\r\n" in head_bytes(path) else "\\n"
-    con.execute("DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_rejects_scan")
     run(con, "ingest/load_raw_lines", {"path": str(path), "nul": "\x00", "new_line": new_line,
                                        "encoding": encoding, "max_line_size": MAX_LINE_SIZE})
-    n_rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
+    n_rejects = row_count(con, "raw_rejects")
     run(con, "ingest/number_lines" if n_rejects else "ingest/number_lines_plain")
     run(con, "ingest/rejected_lines", {"encoding": encoding})
 
@@ -170,7 +169,7 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
     """Fill the temp table `stage` (line_no, raw, parse_error, canonical fields as text)."""
     loc, n_fields = resolve_fields(path, src)
     cols = {f"c_{f}": loc.get(f) for f in FIELDS}
-    con.execute("CREATE OR REPLACE TEMP TABLE rejected (line_no BIGINT, raw VARCHAR, reason VARCHAR)")
+    run(con, "ingest/no_rejects")
     if src.reader == "parquet":
         run(con, "ingest/stage_parquet", {"path": str(path), **cols})
         return
@@ -235,20 +234,20 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
     check_fields_present(con, path, src)
     run(con, f"ingest/check_{src.kind}", {"ts_unit": ts_unit or src.ts_unit})
     n_read, n_good, n_bad = run(con, "ingest/checked_counts").fetchone()
-    n_rejected = con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    n_rejected = row_count(con, "rejected")
     with transaction(con):
         batch_id = run(con, "ingest/open_batch", {"dataset": dataset, "kind": src.kind,
                                                   "format": fmt_name, "path": str(path),
                                                   "sha256": sha}).fetchone()[0]
         params = {"batch_id": batch_id, "dataset": dataset, "path": str(path)}
         run(con, "ingest/insert_quarantine", params)
-        before = _count(con, src.kind, dataset)
+        before = row_count(con, src.kind, dataset)
         if src.kind == "interactions":
             run(con, "ingest/insert_interactions", params)
-            loaded = _count(con, src.kind, dataset) - before
+            loaded = row_count(con, src.kind, dataset) - before
         else:
             run(con, "ingest/upsert_items", params)
-            loaded = con.execute("SELECT count(*) FROM new_items").fetchone()[0]
+            loaded = row_count(con, "new_items")
         result = BatchResult(str(path), src.kind, "loaded", batch_id, sha,
                              rows_read=n_read + n_rejected, rows_loaded=loaded,
                              rows_quarantined=n_bad + n_rejected, rows_duplicate=n_good - loaded)
@@ -259,11 +258,6 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
     run(con, "ingest/drop_staging")
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _count(con: duckdb.DuckDBPyConnection, kind: str, dataset: str) -> int:
-    table = "interactions" if kind == "interactions" else "items"
-    return con.execute(f"SELECT count(*) FROM {table} WHERE dataset = ?", [dataset]).fetchone()[0]
 
 
 def plan_files(fmt: Format, paths: list[Path], src_override: Source | None = None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import duckdb
 
 from tasks.config import state_dir
-from tasks.warehouse import run, sql_text, transaction
+from tasks.warehouse import row_count, run, sql_text, transaction
 
 log = logging.getLogger("hoprec.prepare")
 
@@ -55,7 +55,7 @@ class PrepareResult:
 def kcore(con: duckdb.DuckDBPyConnection, dataset: str, k: int) -> int:
     """Iterative k-core in SQL over temp table `kc`; returns the number of passes."""
     run(con, "prepare/kcore_base", {"dataset": dataset})
-    if not con.execute("SELECT count(*) FROM kc").fetchone()[0]:
+    if not row_count(con, "kc"):
         raise ValueError(f"dataset {dataset!r} has no interactions; run `hoprec ingest` first")
     passes = 0
     while True:
@@ -82,7 +82,7 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
             out_dir: Path | None = None) -> PrepareResult:
     """Build the prepared sequences of `dataset` and their stats."""
     passes = kcore(con, dataset, params.k_core)
-    if not con.execute("SELECT count(*) FROM kc").fetchone()[0]:
+    if not row_count(con, "kc"):
         raise ValueError(f"no events of {dataset!r} survive the {params.k_core}-core filter")
     run(con, "prepare/item_index")
     valid_start, test_start = params.valid_start, params.test_start
@@ -109,8 +109,7 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
         run(con, "prepare/replace_prepared", {
             "dataset": dataset, "params_json": json.dumps(asdict(params)),
             "stats_json": json.dumps(stats, default=str), "parquet_dir": str(out)})
-    for t in ("kc", "idx", "seq"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
+    run(con, "prepare/drop_staging")
     return PrepareResult(dataset, asdict(params), stats, passes, str(out), files)
 
 

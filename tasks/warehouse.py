@@ -69,6 +69,18 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | N
     return cur
 
 
+COUNTABLE = {"interactions", "items", "quarantine", "ingest_batches", "sequences", "item_index",
+             "raw_rejects", "rejected", "new_items", "kc"}
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = None) -> int:
+    """Rows of a (whitelisted) table, optionally of one dataset."""
+    sql = f"SELECT count(*) FROM {ident(table, COUNTABLE)}"
+    if dataset is None:
+        return con.execute(sql).fetchone()[0]
+    return con.execute(sql + " WHERE dataset = ?", [dataset]).fetchone()[0]
+
+
 def resolve(path: str | Path | None) -> Path:
     """The warehouse path to use: the given one, else HOPREC_WAREHOUSE, else the default."""
     return Path(path).expanduser().absolute() if path else default_warehouse()

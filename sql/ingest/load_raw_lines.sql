@@ -1,5 +1,7 @@
 -- Every physical line of the file as one VARCHAR, in file order (insertion order is preserved),
 -- so that rowid + 1 is the line number. Lines DuckDB cannot decode land in raw_rejects.
+DROP TABLE IF EXISTS raw_rejects;
+DROP TABLE IF EXISTS raw_rejects_scan;
 CREATE OR REPLACE TEMP TABLE raw_read AS
 SELECT raw
 FROM read_csv($path, columns = {'raw': 'VARCHAR'}, delim = $nul, quote = '', escape = '',
