@@ -163,7 +163,5 @@ def test_file_the_format_does_not_read_is_named(con, tmp_path, fmt):
     from tasks.ingest import IngestError
 
     bogus = write(tmp_path / "notes.pdf", "x")
-    if fmt.startswith("amazon"):
-        pytest.skip("amazon formats read any review file name")
     with pytest.raises(IngestError, match="notes.pdf"):
         ingest(con, "d", fmt, bogus)
