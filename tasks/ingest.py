@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import hashlib
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from tasks.assets import sha256_of
 from tasks.formats import FORMATS, ML100K_GENRES, OPTIONAL, REQUIRED, Format, Source, source_for
 from tasks.warehouse import row_count, run, transaction
 
@@ -51,15 +51,6 @@ class BatchResult:
         return asdict(self)
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 of the file's bytes (as stored, compressed or not)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(2) == b"\x1f\x8b"
@@ -76,13 +67,13 @@ def header_columns(path: Path, src: Source) -> list[str]:
     """Column names of a delimited file's header; RecBole's `name:type` keeps only `name`."""
     first = head_bytes(path).split(b"\n", 1)[0].rstrip(b"\r").decode(src.encoding, "replace")
     if src.quote_aware:
-        cols = [c.strip().strip('"') for c in re.findall(_field_re(src.delim, 1), first + src.delim)]
+        cols = [c.strip().strip('"') for c in re.findall(_field_re(src.delim), first + src.delim)]
     else:
         cols = first.split(src.delim)
     return [c.split(":", 1)[0].strip().lstrip("\ufeff") for c in cols]
 
 
-def _field_re(delim: str, group: int = 0) -> str:
+def _field_re(delim: str) -> str:
     d = re.escape(delim)
     return f'("(?:[^"]|"")*"|[^"{d}]*){d}'
 
@@ -220,7 +211,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
                 path: Path, *, ts_unit: str | None = None) -> BatchResult:
     """Load one file as one batch. Skips a file whose content was already ingested."""
     t0 = time.perf_counter()
-    sha = file_sha256(path)
+    sha = sha256_of(path)   # of the bytes as stored, compressed or not
     prior = run(con, "ingest/find_batch", {"dataset": dataset, "kind": src.kind,
                                            "sha256": sha}).fetchone()
     if prior:
