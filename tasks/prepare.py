@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Literal
 import duckdb
 
 from tasks.config import state_dir
-from tasks.warehouse import row_count, run, sql_text, transaction
+from tasks.warehouse import export_parquet, row_count, run, sql_text, transaction
 
 log = logging.getLogger("hoprec.prepare")
 
@@ -66,18 +65,6 @@ def kcore(con: duckdb.DuckDBPyConnection, dataset: str, k: int) -> int:
             return passes
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
-                   params: dict[str, Any] | None = None) -> None:
-    tmp = target.with_suffix(".parquet.tmp")
-    import pyarrow.parquet as pq
-
-    reader = con.execute(query, params or {}).to_arrow_reader()
-    with pq.ParquetWriter(tmp, reader.schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-    os.replace(tmp, target)
-
-
 def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
             out_dir: Path | None = None) -> PrepareResult:
     """Build the prepared sequences of `dataset` and their stats."""
@@ -102,8 +89,8 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
     out = out_dir or state_dir() / "prepared" / dataset
     out.mkdir(parents=True, exist_ok=True)
     files = {"sequences": str(out / "sequences.parquet"), "items": str(out / "items.parquet")}
-    _write_parquet(con, sql_text("prepare/export_sequences"), Path(files["sequences"]))
-    _write_parquet(con, sql_text("prepare/export_items"), Path(files["items"]),
+    export_parquet(con, sql_text("prepare/export_sequences"), Path(files["sequences"]))
+    export_parquet(con, sql_text("prepare/export_items"), Path(files["items"]),
                    {"dataset": dataset})
     with transaction(con):
         run(con, "prepare/replace_prepared", {

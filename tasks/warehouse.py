@@ -5,6 +5,7 @@ writers and, after a timeout, fails with a message that names the file instead o
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -79,6 +80,20 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = 
     if dataset is None:
         return con.execute(sql).fetchone()[0]
     return con.execute(sql + " WHERE dataset = ?", [dataset]).fetchone()[0]
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
+                   params: Mapping[str, Any] | None = None) -> Path:
+    """Stream a query's result to Parquet via a temp file and an atomic rename (never half a file)."""
+    import pyarrow.parquet as pq
+
+    tmp = target.with_name(target.name + ".tmp")
+    reader = con.sql(query, params=dict(params) if params else None).to_arrow_reader()
+    with pq.ParquetWriter(tmp, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    os.replace(tmp, target)
+    return target
 
 
 def resolve(path: str | Path | None) -> Path:

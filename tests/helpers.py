@@ -28,3 +28,29 @@ def ingest(con, dataset: str, fmt: str, *paths: Path, kind: str = "interactions"
 
 def rows(con, sql: str, *params) -> list[tuple]:
     return con.execute(sql, list(params)).fetchall()
+
+
+def write_sequences(con, dataset: str, seqs: list[list[int]], n_items: int | None = None) -> None:
+    """Store ordered item sequences as a prepared dataset (leave-one-out labels, day ts per
+    position) without going through ingest/prepare: the relation tests' fixture data."""
+    import hashlib
+    import json
+
+    con.execute("DELETE FROM sequences WHERE dataset = ?", [dataset])
+    con.execute("DELETE FROM item_index WHERE dataset = ?", [dataset])
+    con.execute("DELETE FROM prepare_runs WHERE dataset = ?", [dataset])
+    rows = []
+    for u, seq in enumerate(seqs, start=1):
+        n = len(seq)
+        for p, item in enumerate(seq, start=1):
+            split = ("test" if p == n else "valid" if p == n - 1 else "train") if n >= 3 else "train"
+            rows.append((dataset, f"u{u}", u, p, item, f"2000-01-{p:02d}" if p <= 28 else
+                         f"2000-02-{p - 28:02d}", split))
+    if rows:
+        con.executemany("INSERT INTO sequences VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMP), ?)", rows)
+    top = n_items or max((i for s in seqs for i in s), default=0)
+    con.executemany("INSERT INTO item_index VALUES (?, ?, ?)",
+                    [(dataset, str(i), i) for i in range(1, top + 1)])
+    fp = hashlib.md5(json.dumps(seqs).encode()).hexdigest()
+    con.execute("INSERT INTO prepare_runs VALUES (?, '{}', ?, '', now()::TIMESTAMP)",
+                [dataset, json.dumps({"fingerprint": fp})])

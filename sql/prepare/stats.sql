@@ -9,4 +9,8 @@ SELECT (SELECT count(*) FROM lens) AS users,
        (SELECT max(n) FROM lens) AS len_max,
        (SELECT count(*) FROM seq WHERE split = 'train') AS train_events,
        (SELECT count(*) FROM seq WHERE split = 'valid') AS valid_events,
-       (SELECT count(*) FROM seq WHERE split = 'test') AS test_events;
+       (SELECT count(*) FROM seq WHERE split = 'test') AS test_events,
+       -- content fingerprint: relation snapshots built on other prepared data are not reused
+       (SELECT md5(concat(coalesce(bit_xor(hash(user_idx, pos, item_idx, ts, split)), 0)::VARCHAR, '/',
+                          (SELECT coalesce(bit_xor(hash(item_id, item_idx)), 0) FROM idx)::VARCHAR))
+        FROM seq) AS fingerprint;

@@ -1,0 +1,6 @@
+DROP TABLE IF EXISTS rel_input;
+DROP TABLE IF EXISTS rel_pop;
+DROP TABLE IF EXISTS rel_pairs;
+DROP TABLE IF EXISTS rel_ranked;
+DROP TABLE IF EXISTS rel_top_up;
+DROP TABLE IF EXISTS rel_out;

@@ -1,0 +1,1 @@
+SELECT nextval('snapshot_id_seq');
