@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -88,7 +89,9 @@ def export_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
     import pyarrow.parquet as pq
 
     tmp = target.with_name(target.name + ".tmp")
-    reader = con.sql(query, params=dict(params) if params else None).to_arrow_reader()
+    with warnings.catch_warnings():   # con.sql() would avoid a copy but refuses to run while
+        warnings.simplefilter("ignore", UserWarning)   # a caller's result is still open
+        reader = con.execute(query, dict(params or {})).to_arrow_reader()
     with pq.ParquetWriter(tmp, reader.schema) as writer:
         for batch in reader:
             writer.write_batch(batch)
