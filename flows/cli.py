@@ -15,11 +15,14 @@ import tasks  # noqa: F401  (Prefect's environment first)
 from tasks.formats import FORMATS, TS_UNITS
 
 EPILOG = """examples:
-  hoprec demo                                   ingest + prepare the embedded ml-100k
+  hoprec demo                          ingest + prepare + relations on the embedded ml-100k
   hoprec ingest --dataset ml100k --format ml-100k             (embedded copy)
   hoprec ingest --dataset beauty --format amazon-2014 reviews_Beauty_5.json.gz meta_Beauty.json.gz
   hoprec ingest --dataset shop --format csv --map user_id=customer --map ts=time events.csv
   hoprec prepare --dataset ml100k --k-core 5 --split loo
+  hoprec relations --dataset ml100k --as-of 1998-03-01 --window 5 --top-k 10
+  hoprec relations --dataset ml100k --shards 4 --task-runner dask
+  hoprec backfill --dataset ml100k --start 1998-02-01 --end 1998-03-22 --every 1w
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warehouse(demo)
     demo.add_argument("--dataset", default="ml100k", help="dataset name (default ml100k)")
     demo.add_argument("--k-core", type=int, default=5)
+    demo.add_argument("--as-of", help="relation snapshot as of this date (default: all training)")
 
     assets = sub.add_parser("assets", help="pull or list the embedded default assets")
     asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
@@ -76,7 +80,74 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep each user's last N events (default 0: all)")
     prep.add_argument("--valid-start", help="temporal split: first validation timestamp")
     prep.add_argument("--test-start", help="temporal split: first test timestamp")
+
+    rel = sub.add_parser("relations", help="relation snapshots (transitions, co-occurrence, "
+                         "semantic neighbours) as of a date")
+    _add_warehouse(rel)
+    rel.add_argument("--dataset", required=True)
+    rel.add_argument("--as-of", help="use events strictly before this date/time "
+                                     "(default: all training events)")
+    _add_relation_params(rel)
+    rel.add_argument("--shards", type=int, default=1,
+                     help="count pairs in N user shards and merge by summing (default 1)")
+    rel.add_argument("--task-runner", choices=("thread", "dask"), default="thread",
+                     help="where shards run: threads here (default) or a Dask cluster")
+    rel.add_argument("--dask-address", metavar="ADDR",
+                     help="scheduler of an existing Dask cluster (default: a local cluster)")
+    rel.add_argument("--dask-workers", type=int, default=2,
+                     help="workers of the local Dask cluster (default 2)")
+
+    back = sub.add_parser("backfill", help="relation snapshots for a range of past dates")
+    _add_warehouse(back)
+    back.add_argument("--dataset", required=True)
+    back.add_argument("--start", required=True, help="first as-of date")
+    back.add_argument("--end", required=True, help="last as-of date (included)")
+    back.add_argument("--every", default="1w", help="step: 12h, 1d, 1w, ... (default 1w)")
+    _add_relation_params(back, default_kinds="transitions,cooccurrence")
     return parser
+
+
+def _add_relation_params(p: argparse.ArgumentParser,
+                         default_kinds: str = "transitions,cooccurrence,semantic") -> None:
+    p.add_argument("--kinds", default=default_kinds,
+                   help=f"comma-separated relation kinds (default {default_kinds})")
+    p.add_argument("--window", type=int, default=5,
+                   help="co-occurrence window W in hops each way (default 5)")
+    p.add_argument("--weighting", choices=("count", "inverse-hop"), default="count",
+                   help="co-occurrence weight: raw count (default) or 1/hop")
+    p.add_argument("--directed", action="store_true",
+                   help="co-occurrence counts only a -> b with b after a")
+    p.add_argument("--top-k", type=int, default=10, help="neighbours kept per item (default 10)")
+    p.add_argument("--no-top-up", dest="top_up", action="store_false",
+                   help="do not top up short co-occurrence lists from semantic neighbours")
+    p.add_argument("--strict", action="store_true",
+                   help="also leave validation targets out of the relations")
+    p.add_argument("--model", default="all-minilm-l6-v2",
+                   help="sentence-transformers model: embedded asset name, local path or "
+                        "Hugging Face id (default all-minilm-l6-v2, offline)")
+    p.add_argument("--force", action="store_true", help="recompute even if the snapshot exists")
+
+
+def _relation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"dataset": args.dataset, "warehouse": args.warehouse,
+            "kinds": [k.strip() for k in args.kinds.split(",") if k.strip()],
+            "window": args.window, "weighting": args.weighting, "directed": args.directed,
+            "top_k": args.top_k, "top_up": args.top_up, "strict": args.strict,
+            "model": args.model, "force": args.force}
+
+
+def _relations(args: argparse.Namespace) -> Any:
+    from flows.relations import relations_flow
+
+    flow_fn = relations_flow
+    if args.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers,
+                                                 "threads_per_worker": 1}))
+        flow_fn = relations_flow.with_options(task_runner=runner)
+    return flow_fn(as_of=args.as_of, shards=args.shards, **_relation_kwargs(args))
 
 
 def _assets(args: argparse.Namespace) -> str:
@@ -108,9 +179,17 @@ def run_command(args: argparse.Namespace) -> Any:
         return prepare_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
                             split=args.split, max_history=args.max_history,
                             valid_start=args.valid_start, test_start=args.test_start)
+    if args.command == "relations":
+        return _relations(args)
+    if args.command == "backfill":
+        from flows.backfill import backfill_flow
+
+        return backfill_flow(start=args.start, end=args.end, every=args.every,
+                             **_relation_kwargs(args))
     from flows.pipeline import pipeline_flow
 
-    return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core)
+    return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
+                         as_of=args.as_of)
 
 
 def render(args: argparse.Namespace, result: Any) -> str:
@@ -126,6 +205,15 @@ def render(args: argparse.Namespace, result: Any) -> str:
         from flows.prepare import prepare_report
 
         return prepare_report(result)
+    if args.command == "relations":
+        from flows.relations import relations_report
+
+        return relations_report(args.dataset, result)
+    if args.command == "backfill":
+        from flows.backfill import backfill_report
+
+        dates = sorted({r["as_of"] for r in result if r["as_of"]})
+        return backfill_report(args.dataset, dates, args.every, result)
     return result["report"]
 
 

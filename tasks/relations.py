@@ -120,6 +120,17 @@ def params_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def resolved_spec(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
+                  params: RelationParams, semantic_id: int | None) -> tuple[dict[str, Any], str]:
+    """A snapshot's full dependency record (params + data fingerprints) and its hash."""
+    spec = params.spec(kind) | fingerprints(con, dataset, kind)
+    if kind == "cooccurrence" and spec["top_up"]:
+        if semantic_id is None:
+            raise ValueError("co-occurrence top-up needs a semantic snapshot (semantic_id)")
+        spec["semantic_snapshot"] = _semantic_hash(con, semantic_id)
+    return spec, params_hash(spec)
+
+
 def find_snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
                   as_of: datetime | None, phash: str) -> tuple | None:
     return run(con, "relations/find_snapshot", {"dataset": dataset, "kind": kind,
@@ -222,14 +233,8 @@ def snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
     one serves every date. Co-occurrence top-up reads the semantic snapshot `semantic_id`.
     """
     params = params or RelationParams()
-    spec = params.spec(kind)
     at = None if kind == "semantic" else parse_as_of(as_of)
-    if kind == "cooccurrence" and spec["top_up"] and semantic_id is None:
-        raise ValueError("co-occurrence top-up needs a semantic snapshot (semantic_id)")
-    spec |= fingerprints(con, dataset, kind)
-    if kind == "cooccurrence" and spec["top_up"]:
-        spec["semantic_snapshot"] = _semantic_hash(con, semantic_id)
-    phash = params_hash(spec)
+    spec, phash = resolved_spec(con, dataset, kind, params, semantic_id)
     hit = None if force else find_snapshot(con, dataset, kind, at, phash)
     if hit:
         sid, rows, stats_json, seconds = hit
@@ -270,3 +275,82 @@ def _semantic_hash(con: duckdb.DuckDBPyConnection, semantic_id: int | None) -> s
 
 def as_record(s: Snapshot) -> dict[str, Any]:
     return asdict(s)
+
+
+def as_of_dates(start: str, end: str, every: str) -> list[datetime]:
+    """The as-of dates of a backfill: start, start + every, ... up to and including end."""
+    from datetime import timedelta
+
+    units = {"h": "hours", "d": "days", "w": "weeks"}
+    value, unit = every[:-1], every[-1:]
+    if unit not in units or not value.isdigit() or int(value) < 1:
+        raise ValueError(f"--every {every!r} must look like 12h, 1d or 1w")
+    step = timedelta(**{units[unit]: int(value)})
+    first, last = parse_as_of(start), parse_as_of(end)
+    assert first is not None and last is not None
+    if last < first:
+        raise ValueError(f"--end {end} is before --start {start}")
+    dates = [first]
+    while dates[-1] + step <= last:
+        dates.append(dates[-1] + step)
+    return dates
+
+
+# --- Prefect tasks -------------------------------------------------------------------------
+# The registry in the warehouse is the cache (exact, and it survives a Prefect database reset),
+# so the tasks themselves do not cache results.
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from tasks.warehouse import connect  # noqa: E402
+
+
+@task(name="semantic-neighbors", cache_policy=NO_CACHE)
+def semantic_snapshot_task(warehouse: str, dataset: str, params: RelationParams,
+                           force: bool = False) -> dict[str, Any]:
+    """Embed item texts (cached by text hash) and store each item's exact cosine top-K."""
+    with connect(warehouse) as con:
+        return as_record(snapshot(con, dataset, "semantic", None, params, force=force))
+
+
+@task(name="relation-snapshot", task_run_name="{kind} as of {as_of}", cache_policy=NO_CACHE)
+def relation_snapshot_task(warehouse: str, dataset: str, kind: str, as_of: str | None,
+                           params: RelationParams, semantic_id: int | None = None,
+                           force: bool = False, shard_files: list[str] | None = None
+                           ) -> dict[str, Any]:
+    """One transitions or co-occurrence snapshot (merging shard files when given)."""
+    with connect(warehouse) as con:
+        return as_record(snapshot(con, dataset, kind, as_of, params, force=force,
+                                  semantic_id=semantic_id, shard_files=shard_files))
+
+
+@task(name="dated-snapshots", task_run_name="snapshots as of {as_of}", cache_policy=NO_CACHE)
+def dated_snapshots_task(warehouse: str, dataset: str, as_of: str, params: RelationParams,
+                         semantic_id: int | None, kinds: list[str], force: bool = False
+                         ) -> list[dict[str, Any]]:
+    """A backfill date: its transitions and co-occurrence snapshots, in one warehouse session."""
+    with connect(warehouse) as con:
+        return [as_record(snapshot(con, dataset, k, as_of, params, force=force,
+                                   semantic_id=semantic_id)) for k in kinds]
+
+
+@task(name="export-snapshot-input", task_run_name="export {kind} input", cache_policy=NO_CACHE)
+def export_input_task(warehouse: str, dataset: str, kind: str, as_of: str | None,
+                      params: RelationParams, semantic_id: int | None,
+                      force: bool) -> dict[str, Any]:
+    """Before sharding: report a cache hit, or write the events the shards will read."""
+    at = parse_as_of(as_of)
+    with connect(warehouse) as con:
+        spec, phash = resolved_spec(con, dataset, kind, params, semantic_id)
+        if not force and find_snapshot(con, dataset, kind, at, phash):
+            return {"cached": True}
+        folder = shard_dir(dataset, kind, at, phash)
+        path = export_input(con, dataset, at, spec["strict"], folder / "input.parquet")
+    return {"cached": False, "input": str(path), "folder": str(folder), "spec": spec}
+
+
+@task(name="count-shard", task_run_name="shard {shard} of {shards}", cache_policy=NO_CACHE)
+def count_shard_task(input_path: str, shard: int, shards: int, spec: dict[str, Any],
+                     folder: str) -> str:
+    """Pair counts of one user shard; needs no warehouse, so it runs on any worker."""
+    return count_shard(input_path, shard, shards, spec, f"{folder}/shard-{shard:04d}.parquet")

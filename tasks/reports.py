@@ -26,13 +26,27 @@ def md_table(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = 
     return "\n".join(lines)
 
 
-def publish(key: str, markdown: str, description: str) -> None:
-    """Attach a markdown artifact to the current flow run (a no-op outside one)."""
-    from prefect.artifacts import create_markdown_artifact
+def _in_flow_run() -> bool:
     from prefect.context import get_run_context
 
     try:
         get_run_context()
     except Exception:
-        return
-    create_markdown_artifact(key=key, markdown=markdown, description=description)
+        return False
+    return True
+
+
+def publish(key: str, markdown: str, description: str) -> None:
+    """Attach a markdown artifact to the current flow run (a no-op outside one)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    if _in_flow_run():
+        create_markdown_artifact(key=key, markdown=markdown, description=description)
+
+
+def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
+    """Attach a table artifact (sortable in the UI) to the current flow run, if any."""
+    from prefect.artifacts import create_table_artifact
+
+    if _in_flow_run():
+        create_table_artifact(key=key, table=[dict(r) for r in rows], description=description)

@@ -20,6 +20,9 @@ from filelock import FileLock, Timeout
 from tasks.config import default_warehouse
 
 LOCK_TIMEOUT_S = 600.0
+# con.sql() would skip a copy in export_parquet, but it refuses to run while a caller's result
+# is still open; the copy is fine, the warning about it is noise.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 
@@ -89,9 +92,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
     import pyarrow.parquet as pq
 
     tmp = target.with_name(target.name + ".tmp")
-    with warnings.catch_warnings():   # con.sql() would avoid a copy but refuses to run while
-        warnings.simplefilter("ignore", UserWarning)   # a caller's result is still open
-        reader = con.execute(query, dict(params or {})).to_arrow_reader()
+    reader = con.execute(query, dict(params or {})).to_arrow_reader()
     with pq.ParquetWriter(tmp, reader.schema) as writer:
         for batch in reader:
             writer.write_batch(batch)

@@ -30,7 +30,12 @@ def test_demo_pipeline_end_to_end(cli_wh, capsys):
         assert con.execute("SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) "
                            "FROM interactions WHERE dataset = 'ml100k'").fetchone() == (100000, 943, 1682)
         assert con.execute("SELECT count(*) FROM sequences WHERE split = 'test'").fetchone() == (943,)
-    assert "Prepared `ml100k`" in _latest_artifact("pipeline-report")
+    report = _latest_artifact("pipeline-report")
+    assert "Prepared `ml100k`" in report and "Relation snapshots of `ml100k`" in report
+    assert "| cooccurrence | all |" in out and "| semantic | all |" in out
+    with duckdb.connect(cli_wh, read_only=True) as con:
+        kinds = con.execute("SELECT kind, rows FROM relation_snapshots ORDER BY kind").fetchall()
+    assert kinds == [("cooccurrence", 13490), ("semantic", 13490), ("transitions", kinds[2][1])]
     assert "Sequence length" in _latest_artifact("prepare-stats")
     # a second run ingests nothing new
     assert main(["ingest", "--dataset", "ml100k", "--format", "ml-100k", "--warehouse", cli_wh]) == 0
@@ -56,17 +61,31 @@ def test_cli_errors_name_the_problem(tmp_path, capsys, prefect_api):
     assert "needs input paths" in capsys.readouterr().err
     assert main(["prepare", "--dataset", "nothing", "--warehouse", wh]) == 2
     assert "'nothing' has no interactions" in capsys.readouterr().err
+    assert main(["relations", "--dataset", "nothing", "--warehouse", wh]) == 2
+    assert "hoprec prepare --dataset nothing" in capsys.readouterr().err
+    assert main(["backfill", "--dataset", "x", "--start", "2020-01-08", "--end", "2020-01-01",
+                 "--warehouse", wh]) == 2
+    assert "before --start" in capsys.readouterr().err
+    assert main(["backfill", "--dataset", "x", "--start", "2020-01-01", "--end", "2020-02-01",
+                 "--every", "weekly", "--warehouse", wh]) == 2
+    assert "--every 'weekly'" in capsys.readouterr().err
+    assert main(["relations", "--dataset", "x", "--kinds", "friends", "--warehouse", wh]) == 2
+    assert "friends" in capsys.readouterr().err
 
 
 def test_help_lists_commands_and_formats(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     out = capsys.readouterr().out
-    for word in ("demo", "ingest", "prepare", "assets", "HOPREC_WAREHOUSE"):
+    for word in ("demo", "ingest", "prepare", "relations", "backfill", "assets", "HOPREC_WAREHOUSE"):
         assert word in out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ingest", "--help"])
     assert "amazon-2014" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["relations", "--help"])
+    out = capsys.readouterr().out
+    assert "--as-of" in out and "--task-runner" in out and "--shards" in out
 
 
 def test_prefect_home_is_under_state_dir():

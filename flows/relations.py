@@ -1,0 +1,96 @@
+"""The relations flow: semantic neighbours, one-hop transitions and multi-hop co-occurrence as
+snapshots as of a date, optionally counted in user shards on a Dask cluster."""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, unmapped
+
+from tasks.relations import (COLLABORATIVE, KINDS, RelationParams, count_shard_task,
+                             export_input_task, relation_snapshot_task, semantic_snapshot_task)
+from tasks.reports import fmt, md_table, publish
+from tasks.warehouse import resolve
+
+
+def relation_params(window: int = 5, weighting: str = "count", directed: bool = False,
+                    top_k: int = 10, top_up: bool = True, strict: bool = False,
+                    model: str = "all-minilm-l6-v2") -> RelationParams:
+    """Flow parameters -> validated RelationParams (one place for the relations and backfill flows)."""
+    return RelationParams(window=window, weighting=weighting, directed=directed,  # type: ignore[arg-type]
+                          top_k=top_k, top_up=top_up, strict=strict, model=model)
+
+
+def check_kinds(kinds: list[str] | None) -> list[str]:
+    kinds = list(kinds or KINDS)
+    bad = sorted(set(kinds) - set(KINDS))
+    if bad:
+        raise ValueError(f"--kinds: unknown relation kind(s) {bad}; choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def semantic_step(wh: str, dataset: str, params: RelationParams, kinds: list[str],
+                  force: bool) -> dict[str, Any] | None:
+    """The semantic snapshot, when asked for or needed by the co-occurrence top-up."""
+    if "semantic" in kinds or ("cooccurrence" in kinds and params.top_up):
+        return semantic_snapshot_task(wh, dataset, params, force)
+    return None
+
+
+@flow(name="relations", flow_run_name="relations {dataset} as of {as_of}")
+def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None = None,
+                   kinds: list[str] | None = None, window: int = 5, weighting: str = "count",
+                   directed: bool = False, top_k: int = 10, top_up: bool = True,
+                   strict: bool = False, model: str = "all-minilm-l6-v2", shards: int = 1,
+                   force: bool = False) -> list[dict[str, Any]]:
+    """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`."""
+    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
+    kinds = check_kinds(kinds)
+    if shards < 1:
+        raise ValueError(f"--shards must be >= 1, got {shards}")
+    wh = str(resolve(warehouse))
+    sem = semantic_step(wh, dataset, params, kinds, force)
+    sem_id = sem["snapshot_id"] if sem else None
+    records = [sem] if sem and "semantic" in kinds else []
+    for kind in (k for k in COLLABORATIVE if k in kinds):
+        files = None
+        if shards > 1:
+            plan = export_input_task(wh, dataset, kind, as_of, params, sem_id, force)
+            if not plan["cached"]:
+                futures = count_shard_task.map(unmapped(plan["input"]), range(shards),
+                                               unmapped(shards), unmapped(plan["spec"]),
+                                               unmapped(plan["folder"]))
+                files = [f.result() for f in futures]
+        records.append(relation_snapshot_task(wh, dataset, kind, as_of, params, sem_id,
+                                              force or bool(files), files))
+    publish("relations-report", relations_report(dataset, records),
+            f"relation snapshots of {dataset}")
+    return records
+
+
+def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row a snapshot: what a person checks after a run."""
+    return [{"kind": r["kind"], "as of": r["as_of"] or "all", "snapshot": r["snapshot_id"],
+             "status": r["status"], "rows": r["rows"],
+             "items with neighbours": r["stats"].get("items_with_neighbors"),
+             "mean list": r["stats"].get("mean_list_length"),
+             "topped up": r["stats"].get("items_topped_up"),
+             "events": r["stats"].get("events", ""), "shards": r["stats"].get("shards", 1),
+             "seconds": round(r["seconds"], 2)} for r in records]
+
+
+def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
+    """The markdown a person reads after a relations run."""
+    lines = [f"# Relation snapshots of `{dataset}`", "", md_table(snapshot_rows(records))]
+    for r in records:
+        p = r["params"]
+        if r["kind"] == "cooccurrence":
+            lines.append(f"\nco-occurrence: window {p['window']}, "
+                         f"{'directed' if p['directed'] else 'symmetric'}, {p['weighting']} "
+                         f"weights, top-{p['top_k']}, top-up {'on' if p['top_up'] else 'off'}"
+                         f"{', strict' if p['strict'] else ''}.")
+        if r["kind"] == "semantic":
+            s = r["stats"]
+            lines.append(f"\nsemantic: model `{p['model']}`, top-{p['top_k']}, "
+                         f"{fmt(s.get('embedded_now'))} texts embedded now, "
+                         f"{fmt(s.get('embeddings_cached'))} from the cache.")
+    return "\n".join(lines)
