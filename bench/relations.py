@@ -1,0 +1,208 @@
+"""Relations benchmark: hoprec's co-occurrence snapshot next to a scipy.sparse reference.
+
+    python bench/relations.py [--rows 1000000 10000000] [--window 5] [--top-k 10] [--semantic]
+
+A seeded synthetic dataset (power-law item popularity, geometric sequence lengths) is stored as
+a prepared dataset in a fresh warehouse. Then, each in its own child process so peak memory
+(ru_maxrss) is its own:
+- hoprec: `snapshot(kind="cooccurrence")` with W symmetric raw counts and top-K (no top-up):
+  read the events, count pairs, rank with the popularity tie-break, write the snapshot;
+- scipy: read the same events (Parquet -> numpy), count pairs with a COO -> CSR sum, and take
+  the same top-K with the same tie-break (one vectorized sort).
+Both produce the same pair counts; the parent checks that the top-K lists (and counts) are
+identical, then prints times, peak memory and the ratios. `--semantic` also runs
+bench/semantic.py (semantic top-20 over 100k random 384-d vectors vs a numpy full matrix).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synth(rows: int, seed: int = 0, n_items: int = 100_000, mean_len: int = 20,
+          alpha: float = 1.0) -> pa.Table:
+    """user_idx, pos, item_idx: Zipf(alpha) item popularity, 3 + geometric sequence lengths."""
+    rng = np.random.default_rng(seed)
+    lengths = 3 + rng.geometric(1.0 / (mean_len - 2), size=int(rows / mean_len * 1.3) + 10)
+    ends = np.cumsum(lengths)
+    users = int(np.searchsorted(ends, rows)) + 1
+    lengths = lengths[:users]
+    lengths[-1] -= ends[users - 1] - rows
+    lengths = lengths[lengths > 0]
+    p = 1.0 / np.arange(1, n_items + 1) ** alpha
+    ids = rng.permutation(n_items) + 1                       # popularity rank -> item index
+    items = ids[rng.choice(n_items, size=int(lengths.sum()), p=p / p.sum())].astype(np.int32)
+    user = np.repeat(np.arange(1, len(lengths) + 1, dtype=np.int32), lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = (np.arange(len(user)) - starts + 1).astype(np.int32)
+    return pa.table({"user_idx": user, "pos": pos, "item_idx": items})
+
+
+def setup(events: pa.Table, workdir: Path, n_items: int) -> tuple[Path, Path]:
+    """A warehouse with the events as prepared dataset `synth` (all train), and their Parquet."""
+    from tasks.warehouse import connect
+
+    wh, parquet = workdir / "bench.duckdb", workdir / "events.parquet"
+    pq.write_table(events, parquet)
+    with connect(wh) as con:
+        con.execute("""INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos,
+                       item_idx, TIMESTAMP '2000-01-01' + to_seconds(pos), 'train'
+                       FROM read_parquet(?)""", [str(parquet)])
+        con.execute("INSERT INTO item_index SELECT 'synth', i::VARCHAR, i FROM range(1, ?) t(i)",
+                    [n_items + 1])
+        con.execute("INSERT INTO prepare_runs VALUES ('synth', '{}', ?, '', now()::TIMESTAMP)",
+                    [json.dumps({"fingerprint": f"bench-{events.num_rows}"})])
+    return wh, parquet
+
+
+def scipy_cooccurrence(parquet: Path, window: int, k: int) -> tuple[pa.Table, int]:
+    """The reference: pair counts via scipy.sparse, top-K by (count, popularity, index)."""
+    import scipy.sparse as sp
+
+    t = pq.read_table(parquet)
+    user, item = t["user_idx"].to_numpy(), t["item_idx"].to_numpy()
+    order = np.lexsort((t["pos"].to_numpy(), user))
+    user, item = user[order], item[order]
+    n = int(item.max()) + 1
+    rows, cols = [], []
+    for hop in range(1, window + 1):
+        same = user[hop:] == user[:-hop]
+        a, b = item[:-hop][same], item[hop:][same]
+        keep = a != b
+        rows += [a[keep], b[keep]]
+        cols += [b[keep], a[keep]]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    m = sp.coo_matrix((np.ones(len(r), np.int64), (r, c)), shape=(n, n)).tocsr()
+    m.sum_duplicates()
+    pop = np.bincount(item, minlength=n)
+    prank = np.empty(n, np.int64)                   # position in (popularity desc, index) order
+    prank[np.lexsort((np.arange(n), -pop))] = np.arange(n)
+    src = np.repeat(np.arange(n), np.diff(m.indptr))
+    top = int(m.data.max())
+    assert n * (top + 1) * n < 2**62, "sort key would overflow"
+    key = (src.astype(np.int64) * (top + 1) + (top - m.data)) * n + prank[m.indices]
+    order = np.argsort(key)                        # keys are unique: no stability needed
+    rank = np.arange(len(order)) - np.repeat(m.indptr[:-1], np.diff(m.indptr))
+    sel = order[rank < k]                           # rank is per position in sorted order
+    out = pa.table({"src": src[sel].astype(np.int32), "dst": m.indices[sel].astype(np.int32),
+                    "n": m.data[sel], "rank": (rank[rank < k] + 1).astype(np.int32)})
+    return out, int(m.nnz)
+
+
+def child(method: str, args: argparse.Namespace) -> None:
+    """Run one implementation, print {seconds, peak_mib, ...} as JSON."""
+    started = time.perf_counter()
+    if method == "scipy":
+        out, nnz = scipy_cooccurrence(Path(args.parquet), args.window, args.top_k)
+        seconds = time.perf_counter() - started
+        pq.write_table(out, args.out)
+        extra = {"pairs": nnz, "rows": out.num_rows}
+    else:
+        from tasks.relations import RelationParams, snapshot
+        from tasks.warehouse import connect
+
+        with connect(args.warehouse) as con:
+            started = time.perf_counter()
+            snap = snapshot(con, "synth", "cooccurrence", None,
+                            RelationParams(window=args.window, top_k=args.top_k, top_up=False),
+                            force=True)
+            seconds = time.perf_counter() - started
+        extra = {"snapshot_id": snap.snapshot_id, "rows": snap.rows}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, **extra}))
+
+
+def measure(method: str, args: argparse.Namespace, **kw: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", method, "--window", str(args.window),
+           "--top-k", str(args.top_k)] + [x for k, v in kw.items() for x in (f"--{k}", v)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def same_result(wh: Path, snapshot_id: int, ref: str) -> bool:
+    import duckdb
+
+    with duckdb.connect(str(wh), read_only=True) as con:
+        diff = con.execute("""
+            WITH h AS (SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?),
+                 r AS (SELECT src, dst, n, rank FROM read_parquet(?))
+            SELECT (SELECT count(*) FROM (SELECT * FROM h EXCEPT SELECT * FROM r)) +
+                   (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM h))""",
+                           [snapshot_id, ref]).fetchone()[0]
+    return diff == 0
+
+
+def run_size(rows: int, args: argparse.Namespace) -> bool:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        events = synth(rows, args.seed, args.items)
+        wh, parquet = setup(events, work, args.items)
+        print(f"\n{rows:,} interactions, {events['user_idx'][-1].as_py():,} users, "
+              f"{args.items:,} items (setup {time.perf_counter() - t0:.1f} s)", flush=True)
+        del events
+        results: dict[str, list[dict]] = {"hoprec": [], "scipy": []}
+        for _ in range(args.repeat):
+            results["scipy"].append(measure("scipy", args, parquet=str(parquet),
+                                            out=str(work / "ref.parquet")))
+            results["hoprec"].append(measure("hoprec", args, warehouse=str(wh)))
+        best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
+        ok = same_result(wh, best["hoprec"]["snapshot_id"], str(work / "ref.parquet"))
+        h, s = best["hoprec"], best["scipy"]
+        print(f"  scipy reference : {s['seconds']:7.2f} s  peak {s['peak_mib']:8.0f} MiB  "
+              f"({s['pairs']:,} pairs, {s['rows']:,} top-{args.top_k} rows)")
+        print(f"  hoprec snapshot : {h['seconds']:7.2f} s  peak {h['peak_mib']:8.0f} MiB  "
+              f"({h['rows']:,} rows written)")
+        print(f"  ratio hoprec/scipy: time {h['seconds'] / s['seconds']:.2f}x, "
+              f"peak memory {h['peak_mib'] / s['peak_mib']:.2f}x "
+              f"(best of {args.repeat}; target <= 1.0x both)")
+        print(f"  same top-{args.top_k} lists and counts: {'OK' if ok else 'MISMATCH'}")
+        return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    p.add_argument("--items", type=int, default=100_000)
+    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", default=None, help="where the temporary warehouse goes")
+    p.add_argument("--semantic", action="store_true", help="also run bench/semantic.py")
+    p.add_argument("--child", choices=["hoprec", "scipy"], help=argparse.SUPPRESS)
+    p.add_argument("--warehouse", help=argparse.SUPPRESS)
+    p.add_argument("--parquet", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args.child, args)
+        return 0
+    print(f"co-occurrence snapshot, W={args.window} symmetric counts, top-{args.top_k}")
+    ok = all([run_size(rows, args) for rows in args.rows])
+    if args.semantic:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from semantic import main as semantic_main
+
+        ok = semantic_main([]) == 0 and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
