@@ -72,7 +72,7 @@ def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"kind": r["kind"], "as of": r["as_of"] or "all", "snapshot": r["snapshot_id"],
              "status": r["status"], "rows": r["rows"],
              "items with neighbours": r["stats"].get("items_with_neighbors"),
-             "mean list": r["stats"].get("mean_list_length"),
+             "mean list": round(r["stats"].get("mean_list_length") or 0, 2),
              "topped up": r["stats"].get("items_topped_up"),
              "events": r["stats"].get("events", ""), "shards": r["stats"].get("shards", 1),
              "seconds": round(r["seconds"], 2)} for r in records]

@@ -305,7 +305,8 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from tasks.warehouse import connect  # noqa: E402
 
 
-@task(name="semantic-neighbors", cache_policy=NO_CACHE)
+@task(name="semantic-neighbors", task_run_name="semantic neighbours ({params.model})",
+      cache_policy=NO_CACHE)
 def semantic_snapshot_task(warehouse: str, dataset: str, params: RelationParams,
                            force: bool = False) -> dict[str, Any]:
     """Embed item texts (cached by text hash) and store each item's exact cosine top-K."""
