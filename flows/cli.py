@@ -15,7 +15,7 @@ import tasks  # noqa: F401  (Prefect's environment first)
 from tasks.formats import FORMATS, TS_UNITS
 
 EPILOG = """examples:
-  hoprec demo                          ingest + prepare + relations on the embedded ml-100k
+  hoprec demo                          the whole pipeline on the embedded ml-100k
   hoprec ingest --dataset ml100k --format ml-100k             (embedded copy)
   hoprec ingest --dataset beauty --format amazon-2014 reviews_Beauty_5.json.gz meta_Beauty.json.gz
   hoprec ingest --dataset shop --format csv --map user_id=customer --map ts=time events.csv
@@ -23,6 +23,8 @@ EPILOG = """examples:
   hoprec relations --dataset ml100k --as-of 1998-03-01 --window 5 --top-k 10
   hoprec relations --dataset ml100k --shards 4 --task-runner dask
   hoprec backfill --dataset ml100k --start 1998-02-01 --end 1998-03-22 --every 1w
+  hoprec sids --dataset ml100k --levels 3 --codebook 256 --seed 0
+  hoprec instructions --dataset ml100k --next-item both --alignment --max-samples 20000
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
@@ -104,6 +106,39 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--end", required=True, help="last as-of date (included)")
     back.add_argument("--every", default="1w", help="step: 12h, 1d, 1w, ... (default 1w)")
     _add_relation_params(back, default_kinds="transitions,cooccurrence")
+
+    sids = sub.add_parser("sids", help="semantic IDs by residual quantization of item embeddings")
+    _add_warehouse(sids)
+    sids.add_argument("--dataset", required=True)
+    sids.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
+    sids.add_argument("--codebook", type=int, default=256,
+                      help="codes per level C (default 256; shrunk for small catalogues)")
+    sids.add_argument("--seed", type=int, default=0)
+    sids.add_argument("--model", default="all-minilm-l6-v2", help="item-text embedding model")
+    sids.add_argument("--force", action="store_true", help="recompute even if the version exists")
+
+    ins = sub.add_parser("instructions", help="IIRG instruction data (Parquet) + leakage audit")
+    _add_warehouse(ins)
+    ins.add_argument("--dataset", required=True)
+    ins.add_argument("--history", type=int, default=20, help="input history length (default 20)")
+    ins.add_argument("--next-item", choices=("sliding", "all-remaining", "both"), default="sliding",
+                     help="next-item form: sliding history -> next (default), IIRG's first item "
+                          "-> all remaining, or both")
+    ins.add_argument("--neighbors", type=int, default=5,
+                     help="targets of the collaborative and semantic tasks (default 5)")
+    ins.add_argument("--alignment", action="store_true", help="add SID <-> title tasks")
+    for t in ("next", "collaborative", "semantic", "alignment"):
+        ins.add_argument(f"--weight-{t}", type=float, default=1.0, help=f"loss weight of {t} samples")
+    ins.add_argument("--max-samples", type=int, default=0, help="cap per task (default 0: all)")
+    ins.add_argument("--seed", type=int, default=0, help="seed of the capped draws")
+    ins.add_argument("--audit", choices=("test", "validation"), default="test",
+                     help="held-out targets the audit forbids: test (default) or test+validation")
+    ins.add_argument("--sid-version", help="SID version (default: the newest)")
+    ins.add_argument("--cooccurrence-snapshot", type=int, help="snapshot id (default: newest)")
+    ins.add_argument("--semantic-snapshot", type=int, help="snapshot id (default: newest)")
+    ins.add_argument("--base-model", default="smollm2-135m-instruct-gguf",
+                     help="tokenizer for length statistics: asset name, path or HF id")
+    ins.add_argument("--no-token-stats", dest="token_stats", action="store_false")
     return parser
 
 
@@ -186,6 +221,24 @@ def run_command(args: argparse.Namespace) -> Any:
 
         return backfill_flow(start=args.start, end=args.end, every=args.every,
                              **_relation_kwargs(args))
+    if args.command == "sids":
+        from flows.sids import sids_flow
+
+        return sids_flow(dataset=args.dataset, warehouse=args.warehouse, levels=args.levels,
+                         codebook=args.codebook, seed=args.seed, model=args.model,
+                         force=args.force)
+    if args.command == "instructions":
+        from flows.instructions import instructions_flow
+
+        return instructions_flow(
+            dataset=args.dataset, warehouse=args.warehouse, history=args.history,
+            next_item=args.next_item, neighbors=args.neighbors, alignment=args.alignment,
+            weight_next=args.weight_next, weight_collaborative=args.weight_collaborative,
+            weight_semantic=args.weight_semantic, weight_alignment=args.weight_alignment,
+            max_samples=args.max_samples, seed=args.seed, audit=args.audit,
+            sid_version=args.sid_version, cooccurrence_snapshot=args.cooccurrence_snapshot,
+            semantic_snapshot=args.semantic_snapshot, base_model=args.base_model,
+            token_stats=args.token_stats)
     from flows.pipeline import pipeline_flow
 
     return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
@@ -214,6 +267,14 @@ def render(args: argparse.Namespace, result: Any) -> str:
 
         dates = sorted({r["as_of"] for r in result if r["as_of"]})
         return backfill_report(args.dataset, dates, args.every, result)
+    if args.command == "sids":
+        from tasks.sids import sids_report
+
+        return sids_report(result, embed_png=False)
+    if args.command == "instructions":
+        from flows.instructions import instructions_report
+
+        return instructions_report(result)
     return result["report"]
 
 
@@ -222,12 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         logging.getLogger("prefect").setLevel(logging.WARNING)
     from tasks.assets import AssetError
+    from tasks.audit import LeakageError
     from tasks.ingest import IngestError
     from tasks.warehouse import WarehouseBusy
 
     try:
         result = run_command(args)
-    except (IngestError, AssetError, WarehouseBusy, ValueError, FileNotFoundError) as exc:
+    except (IngestError, AssetError, WarehouseBusy, LeakageError, ValueError,
+            FileNotFoundError) as exc:
         print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(render(args, result))

@@ -1,4 +1,4 @@
-"""The main job on the embedded default: ml-100k, from raw files to relation snapshots."""
+"""The main job on the embedded default: ml-100k, from raw files to audited instruction data."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,23 +6,37 @@ from typing import Any
 from prefect import flow
 
 from flows.ingest import ingest_flow, ingest_summary
+from flows.instructions import instructions_flow, instructions_report
 from flows.prepare import prepare_flow, prepare_report
 from flows.relations import relations_flow, relations_report
+from flows.sids import sids_flow
 from tasks.reports import publish
+from tasks.sids import sids_report
 
 
 @flow(name="pipeline", flow_run_name="pipeline {dataset}")
 def pipeline_flow(dataset: str = "ml100k", warehouse: str | None = None, k_core: int = 5,
                   as_of: str | None = None, window: int = 5, top_k: int = 10,
-                  model: str = "all-minilm-l6-v2") -> dict[str, Any]:
-    """ingest -> prepare -> relations (later stages extend this flow)."""
+                  model: str = "all-minilm-l6-v2", next_item: str = "sliding",
+                  max_samples: int = 0) -> dict[str, Any]:
+    """ingest -> prepare -> relations -> semantic IDs -> instructions (+ leakage audit)."""
     ingested = ingest_flow(dataset=dataset, format="ml-100k", warehouse=warehouse)
     prepared = prepare_flow(dataset=dataset, warehouse=warehouse, k_core=k_core)
     relations = relations_flow(dataset=dataset, as_of=as_of, warehouse=warehouse,
                                window=window, top_k=top_k, model=model)
-    report = "\n\n".join([f"# hoprec pipeline: `{dataset}`",
-                          "\n".join(["## Ingest", *ingest_summary(ingested, [])]),
-                          prepare_report(prepared),
-                          relations_report(dataset, relations)])
+    sids = sids_flow(dataset=dataset, warehouse=warehouse, model=model)
+    by_kind = {r["kind"]: r["snapshot_id"] for r in relations}
+    instructions = instructions_flow(
+        dataset=dataset, warehouse=warehouse, next_item=next_item, max_samples=max_samples,
+        sid_version=sids["sid_version"], cooccurrence_snapshot=by_kind["cooccurrence"],
+        semantic_snapshot=by_kind["semantic"])
+    report = "\n\n".join([
+        f"# hoprec pipeline: `{dataset}`",
+        "\n".join(["## Ingest", *ingest_summary(ingested, [])]),
+        prepare_report(prepared), relations_report(dataset, relations),
+        sids_report(sids, embed_png=False)
+        + "\n\nFull diagnostics with the plot: artifact `sid-diagnostics`.",
+        instructions_report(instructions)])
     publish("pipeline-report", report, f"pipeline run on {dataset}")
-    return {"ingest": ingested, "prepare": prepared, "relations": relations, "report": report}
+    return {"ingest": ingested, "prepare": prepared, "relations": relations, "sids": sids,
+            "instructions": instructions, "report": report}

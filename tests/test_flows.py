@@ -32,6 +32,9 @@ def test_demo_pipeline_end_to_end(cli_wh, capsys):
         assert con.execute("SELECT count(*) FROM sequences WHERE split = 'test'").fetchone() == (943,)
     report = _latest_artifact("pipeline-report")
     assert "Prepared `ml100k`" in report and "Relation snapshots of `ml100k`" in report
+    assert "Semantic IDs of `ml100k`" in report and "sid-diagnostics" in report
+    assert "| next-item | 96,458 |" in report and "Leakage audit (`test` mode): passed" in report
+    assert "data:image/png;base64" in _latest_artifact("sid-diagnostics")
     assert "| cooccurrence | all |" in out and "| semantic | all |" in out
     with duckdb.connect(cli_wh, read_only=True) as con:
         kinds = con.execute("SELECT kind, rows FROM relation_snapshots ORDER BY kind").fetchall()
@@ -77,7 +80,8 @@ def test_help_lists_commands_and_formats(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     out = capsys.readouterr().out
-    for word in ("demo", "ingest", "prepare", "relations", "backfill", "assets", "HOPREC_WAREHOUSE"):
+    for word in ("demo", "ingest", "prepare", "relations", "backfill", "sids", "instructions",
+                 "assets", "HOPREC_WAREHOUSE"):
         assert word in out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ingest", "--help"])
