@@ -6,6 +6,7 @@ ephemeral API; Prefect's home defaults to `<state dir>/prefect` (see tasks.confi
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     sids.add_argument("--seed", type=int, default=0)
     sids.add_argument("--model", default="all-minilm-l6-v2", help="item-text embedding model")
     sids.add_argument("--force", action="store_true", help="recompute even if the version exists")
+    sids.add_argument("--assign-new", metavar="SID_VERSION",
+                      help="give the dataset's items that have no SID in this version one by "
+                           "nearest centroid (no re-quantizing; existing SIDs never change)")
 
     ins = sub.add_parser("instructions", help="IIRG instruction data (Parquet) + leakage audit")
     _add_warehouse(ins)
@@ -222,8 +226,11 @@ def run_command(args: argparse.Namespace) -> Any:
         return backfill_flow(start=args.start, end=args.end, every=args.every,
                              **_relation_kwargs(args))
     if args.command == "sids":
-        from flows.sids import sids_flow
+        from flows.sids import assign_flow, sids_flow
 
+        if args.assign_new:
+            return assign_flow(dataset=args.dataset, sid_version=args.assign_new,
+                               warehouse=args.warehouse)
         return sids_flow(dataset=args.dataset, warehouse=args.warehouse, levels=args.levels,
                          codebook=args.codebook, seed=args.seed, model=args.model,
                          force=args.force)
@@ -270,7 +277,7 @@ def render(args: argparse.Namespace, result: Any) -> str:
     if args.command == "sids":
         from tasks.sids import sids_report
 
-        return sids_report(result, embed_png=False)
+        return result["report"] if "assigned" in result else sids_report(result, embed_png=False)
     if args.command == "instructions":
         from flows.instructions import instructions_report
 
@@ -292,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except (IngestError, AssetError, WarehouseBusy, LeakageError, ValueError,
             FileNotFoundError) as exc:
         print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
+        exc.__traceback__ = None       # frames holding DuckDB objects would outlive the module
+        gc.collect()                   # (DuckDB's bindings then print "leaked" noise at exit)
         return 2
     print(render(args, result))
     return 0

@@ -36,7 +36,14 @@ def semantic_step(wh: str, dataset: str, params: RelationParams, kinds: list[str
     return None
 
 
-@flow(name="relations", flow_run_name="relations {dataset} as of {as_of}")
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    return f"relations {p['dataset']} as of {p.get('as_of') or 'all events'}"
+
+
+@flow(name="relations", flow_run_name=_run_name)
 def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None = None,
                    kinds: list[str] | None = None, window: int = 5, weighting: str = "count",
                    directed: bool = False, top_k: int = 10, top_up: bool = True,

@@ -110,8 +110,8 @@ def _sid_check(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
 def audit_report(result: AuditResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     return "\n".join([f"# Leakage audit: {verdict} (mode `{result.mode}`)", "",
-                      md_table(result.checks, ["check", "status", "checked", "violations",
-                                               "example", "verifies"])])
+                      md_table(result.checks, ["check", "status", "verifies", "checked",
+                                               "violations", "example"])])
 
 
 def enforce(result: AuditResult) -> None:

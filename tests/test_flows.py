@@ -74,6 +74,10 @@ def test_cli_errors_name_the_problem(tmp_path, capsys, prefect_api):
     assert "--every 'weekly'" in capsys.readouterr().err
     assert main(["relations", "--dataset", "x", "--kinds", "friends", "--warehouse", wh]) == 2
     assert "friends" in capsys.readouterr().err
+    assert main(["sids", "--dataset", "x", "--assign-new", "nope", "--warehouse", wh]) == 2
+    assert "SID version 'nope'" in capsys.readouterr().err
+    assert main(["instructions", "--dataset", "x", "--warehouse", wh]) == 2
+    assert "hoprec sids --dataset x" in capsys.readouterr().err
 
 
 def test_help_lists_commands_and_formats(capsys):
