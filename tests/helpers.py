@@ -54,3 +54,22 @@ def write_sequences(con, dataset: str, seqs: list[list[int]], n_items: int | Non
     fp = hashlib.md5(json.dumps(seqs).encode()).hexdigest()
     con.execute("INSERT INTO prepare_runs VALUES (?, '{}', ?, '', now()::TIMESTAMP)",
                 [dataset, json.dumps({"fingerprint": fp})])
+
+
+def fake_encoder(texts: list[str], dim: int = 16):
+    """Deterministic unit vectors from the text (stable across processes; no model needed)."""
+    import hashlib
+
+    import numpy as np
+
+    seeds = [int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) for t in texts]
+    out = np.stack([np.random.default_rng(s).standard_normal(dim) for s in seeds])
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def prepare_ml100k(con, ml100k_dir: Path, out_dir: Path) -> None:
+    """The embedded ml-100k, ingested and prepared with the defaults (5-core, leave-one-out)."""
+    from tasks.prepare import PrepareParams, prepare
+
+    ingest(con, "ml100k", "ml-100k", ml100k_dir)
+    prepare(con, "ml100k", PrepareParams(), out_dir)

@@ -8,16 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import write_sequences
+from helpers import fake_encoder, write_sequences
 from tasks.audit import LeakageError, audit_build, enforce
 from tasks.instructions import InstructionParams, build_instructions
 from tasks.relations import RelationParams, snapshot
 from tasks.sids import SidParams, build_sids, load_sids
-
-
-def fake_encoder(texts: list[str]) -> np.ndarray:
-    out = np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(16) for t in texts])
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 rng = np.random.default_rng(11)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import write_sequences
+from helpers import fake_encoder, write_sequences
 from tasks.relations import (RelationParams, count_pairs, count_shard, export_input,
                              load_input, snapshot)
 from tasks.warehouse import connect
@@ -184,12 +184,6 @@ def test_bad_parameters_fail_fast(con):
         snapshot(con, "syn", "cooccurrence")               # top-up without a semantic snapshot
 
 
-def _fake_encoder(texts: list[str]) -> np.ndarray:
-    """Deterministic unit vectors from the text (no model needed)."""
-    out = np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts])
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
-
-
 def test_top_up_from_semantic_neighbours(con):
     # item 5 never co-occurs; items 1..4 do. 5's semantic neighbours lend their co-occurrences.
     seqs = [[1, 2, 3, 4, 1, 2], [2, 3, 4, 1], [5, 6]]
@@ -197,7 +191,7 @@ def test_top_up_from_semantic_neighbours(con):
     con.executemany("INSERT INTO items VALUES ('syn', ?, ?, NULL, NULL, 0)",
                     [(str(i), f"item {i}") for i in range(1, 7)])
     p = RelationParams(top_k=3, window=2)
-    sem = snapshot(con, "syn", "semantic", params=p, encoder=_fake_encoder)
+    sem = snapshot(con, "syn", "semantic", params=p, encoder=fake_encoder)
     co = snapshot(con, "syn", "cooccurrence", params=p, semantic_id=sem.snapshot_id)
     sem_lists = stored(con, "semantic_neighbors", sem.snapshot_id)
     collab = oracle_topk(oracle_pairs(training(seqs), 2, False, False), training(seqs), 3)
@@ -212,7 +206,7 @@ def test_top_up_from_semantic_neighbours(con):
     assert co.stats["items_topped_up"] >= 1
     # a new semantic snapshot (other model name) makes the co-occurrence snapshot a new one
     sem2 = snapshot(con, "syn", "semantic", params=RelationParams(top_k=3, window=2, model="other"),
-                    encoder=_fake_encoder)
+                    encoder=fake_encoder)
     co2 = snapshot(con, "syn", "cooccurrence", params=RelationParams(top_k=3, window=2, model="other"),
                    semantic_id=sem2.snapshot_id)
     assert co2.status == "computed"

@@ -6,9 +6,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import ingest
+from helpers import prepare_ml100k
 from test_relations import oracle_pairs
-from tasks.prepare import PrepareParams, prepare
 from tasks.relations import RelationParams, count_pairs, load_input
 from tasks.warehouse import connect
 
@@ -20,8 +19,7 @@ def ml_wh(tmp_path_factory, ml100k_dir) -> str:
     """A warehouse holding prepared ml-100k (5-core, leave-one-out)."""
     path = tmp_path_factory.mktemp("mlrel") / "wh.duckdb"
     with connect(path) as con:
-        ingest(con, "ml100k", "ml-100k", ml100k_dir)
-        prepare(con, "ml100k", PrepareParams(), tmp_path_factory.mktemp("prep"))
+        prepare_ml100k(con, ml100k_dir, tmp_path_factory.mktemp("prep"))
     return str(path)
 
 

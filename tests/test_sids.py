@@ -11,9 +11,8 @@ import pyarrow as pa
 import pytest
 
 import tasks.sids as sids_mod
-from helpers import ingest, write_sequences
+from helpers import prepare_ml100k, write_sequences
 from tasks.embeddings import embed_items
-from tasks.prepare import PrepareParams, prepare
 from tasks.rq import diagnostics, disambiguate, effective_codebook, encode, rq_kmeans
 from tasks.sids import (SidParams, all_sid_tokens, as_record, assign_new_items, build_sids,
                         load_codebooks, load_sids, sid_provenance, sid_tokens, sids_report)
@@ -49,8 +48,7 @@ def ml_wh(tmp_path_factory, ml100k_dir) -> str:
     """Prepared ml-100k with a built SID version (fake encoder)."""
     path = tmp_path_factory.mktemp("mlsid") / "wh.duckdb"
     with connect(path) as con:
-        ingest(con, "ml100k", "ml-100k", ml100k_dir)
-        prepare(con, "ml100k", PrepareParams(), tmp_path_factory.mktemp("prep"))
+        prepare_ml100k(con, ml100k_dir, tmp_path_factory.mktemp("prep"))
         build_sids(con, "ml100k", SidParams(model=MODEL), encoder=fake_encoder)
     return str(path)
 
