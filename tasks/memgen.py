@@ -30,44 +30,56 @@ def within_hops(users: np.ndarray, items: np.ndarray, max_hop: int, n_items: int
     return out
 
 
-def _has(keys: np.ndarray, a: np.ndarray, b: np.ndarray, m: int) -> bool:
-    return bool(np.isin(np.asarray(a, np.int64) * m + b, keys).any())
+def _matrix(keys: np.ndarray, m: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(len(keys), bool), (keys // m, keys % m)), shape=(m, m))
+
+
+def _lookup(mat: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """mat[rows[i], cols[i]] != 0 for every i, in one vectorized sparse lookup."""
+    if not len(rows):
+        return np.zeros(0, bool)
+    return np.asarray(mat[rows, cols]).ravel() != 0
 
 
 def categorize(histories: Sequence[np.ndarray], targets: np.ndarray, users: np.ndarray,
                items: np.ndarray, n_items: int, max_hop: int = 4) -> tuple[list[str], list[int]]:
-    """(category, hop) per test instance; hop 0 for memorization and uncategorized."""
+    """(category, hop) per test instance; hop 0 for memorization and uncategorized.
+
+    Vectorized: each instance contributes its last `max_hop` history items u_o (o = 1 is the
+    last); every relation is looked up once for all (u_o, v) pairs, then combined per hop."""
     m = n_items + 1
-    s = within_hops(users, items, max_hop, n_items)
-    adj = sp.csr_matrix((np.ones(len(s[1])), (s[1] // m, s[1] % m)), shape=(m, m))
-    adj.data[:] = 1
-    adj_t = adj.T.tocsr()
-    labels, hops = [], []
-    for hist, v in zip(histories, targets):
-        hist = np.asarray(hist, np.int64)
-        if len(hist) and _has(s[1], hist[-1:], np.array([v]), m):
-            labels.append("memorization"), hops.append(0)
-            continue
-        found = None
-        for h in range(1, max_hop + 1):
-            us = hist[-h:]
-            vv = np.full(len(us), v)
-            if h >= 2 and _has(s[h], us, vv, m):
-                found = "substitutability"
-            elif _has(s[h], vv, us, m):
-                found = "symmetry"
-            elif (adj[us] @ adj_t[v].T).sum() > 0:                    # u -> x -> v
-                found = "transitivity"
-            elif ((adj[v] @ adj_t[us].T).sum() > 0                    # v -> x -> u
-                  or (adj[v] @ adj[us].T).sum() > 0                   # v -> x <- u
-                  or (adj_t[v] @ adj_t[us].T).sum() > 0):             # v <- x -> u
-                found = "second-order symmetry"
-            if found:
-                labels.append(found), hops.append(h)
-                break
-        if not found:
-            labels.append("uncategorized"), hops.append(0)
-    return labels, hops
+    within = [_matrix(k, m) for k in within_hops(users, items, max_hop, n_items)]
+    adj = within[1].astype(np.int32)
+    two = {"u->x->v": adj @ adj,                       # [u, v]: u -> x -> v; [v, u]: v -> x -> u
+           "v->x<-u": adj @ adj.T, "v<-x->u": adj.T @ adj}
+    n = len(targets)
+    inst = np.repeat(np.arange(n), [min(len(h), max_hop) for h in histories])
+    offset = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or [[]])
+    u = np.concatenate([np.asarray(h, np.int64)[::-1][:max_hop] for h in histories] or [[]])
+    u, offset = u.astype(np.int64), offset.astype(np.int64)
+    v = np.asarray(targets, np.int64)[inst]
+    forward = _lookup(two["u->x->v"], u, v)
+    second = (_lookup(two["u->x->v"], v, u) | _lookup(two["v->x<-u"], v, u)
+              | _lookup(two["v<-x->u"], v, u))
+
+    def any_upto(flags: np.ndarray, h: int) -> np.ndarray:
+        return np.bincount(inst, weights=(flags & (offset <= h)), minlength=n) > 0
+
+    labels = np.full(n, "uncategorized", dtype=object)
+    hops = np.zeros(n, dtype=int)
+    done = np.zeros(n, bool)
+    memo = any_upto(_lookup(within[1], u, v), 1)       # (last item, target) is a transition
+    labels[memo], done = "memorization", memo.copy()
+    for h in range(1, max_hop + 1):
+        checks = [("substitutability", any_upto(_lookup(within[h], u, v), h) if h >= 2
+                   else np.zeros(n, bool)),
+                  ("symmetry", any_upto(_lookup(within[h], v, u), h)),
+                  ("transitivity", any_upto(forward, h)),
+                  ("second-order symmetry", any_upto(second, h))]
+        for name, hit in checks:
+            new = hit & ~done
+            labels[new], hops[new], done = name, h, done | new
+    return labels.tolist(), hops.tolist()
 
 
 def category_masks(labels: Sequence[str]) -> dict[str, np.ndarray]:

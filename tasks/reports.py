@@ -1,7 +1,9 @@
 """Readable reports: markdown tables for Prefect artifacts and the terminal."""
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +26,14 @@ def md_table(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def png_data_uri(path: str | Path) -> str | None:
+    """A PNG as a data: URI, so a markdown artifact shows the plot itself in the UI."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
 
 
 def _in_flow_run() -> bool:

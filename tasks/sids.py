@@ -11,7 +11,6 @@ Items are keyed by item_id, which survives a re-prepare that renumbers item_idx.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -29,7 +28,7 @@ import pyarrow as pa
 
 from tasks.config import state_dir
 from tasks.embeddings import DEFAULT_MODEL, Encoder, embed_items, item_text, text_sha256
-from tasks.reports import md_table
+from tasks.reports import md_table, png_data_uri
 from tasks.rq import (diagnostics, disambiguate, effective_codebook, encode, plot_diagnostics,
                       rq_kmeans)
 from tasks.warehouse import run, transaction
@@ -292,13 +291,6 @@ def assign_new_items(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: 
     return len(new)
 
 
-def _png_data_uri(path: str) -> str | None:
-    p = Path(path)
-    if not p.exists():
-        return None
-    return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
-
-
 def sid_provenance(con: duckdb.DuckDBPyConnection, dataset: str,
                    sid_version: str) -> tuple[bool, str]:
     """(text_only, detail) for a leakage audit: the version exists for the dataset and its
@@ -338,7 +330,7 @@ def sids_report(result: SidResult | Mapping[str, Any], embed_png: bool = True) -
              f"{r['params'].get('n_init')} k-means runs per level. Collision rate: share of items "
              "whose L codes another item shares (they differ only in the d code).", "",
              "## Levels", "", md_table(levels), "", "## Bucket sizes", "", md_table(buckets), ""]
-    uri = _png_data_uri(r["png"]) if embed_png else None
+    uri = png_data_uri(r["png"]) if embed_png else None
     if uri:
         lines += [f"![SID diagnostics]({uri})", ""]
     lines.append(f"Plot: `{r['png']}`")

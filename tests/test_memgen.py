@@ -33,3 +33,49 @@ def test_second_order_variants_and_smallest_hop():
                               np.array([6, 10, 6]), users, items, n_items=12)
     assert labels == ["second-order symmetry", "second-order symmetry", "second-order symmetry"]
     assert hops == [1, 1, 2]
+
+
+def oracle(histories, targets, seqs, max_hop=4):
+    """The definitions, literally, with Python sets."""
+    within = {h: {(s[i], s[j]) for s in seqs for i in range(len(s))
+                  for j in range(i + 1, min(len(s), i + h + 1)) if s[i] != s[j]}
+              for h in range(1, max_hop + 1)}
+    edge = within[1]
+    nodes = {x for s in seqs for x in s}
+    out = []
+    for hist, v in zip(histories, targets):
+        if hist and (hist[-1], v) in edge:
+            out.append(("memorization", 0))
+            continue
+        label = ("uncategorized", 0)
+        for h in range(1, max_hop + 1):
+            us = hist[-h:]
+            tests = [("substitutability", h >= 2 and any((u, v) in within[h] for u in us)),
+                     ("symmetry", any((v, u) in within[h] for u in us)),
+                     ("transitivity", any((u, x) in edge and (x, v) in edge for u in us for x in nodes)),
+                     ("second-order symmetry", any(
+                         ((v, x) in edge and (x, u) in edge) or ((v, x) in edge and (u, x) in edge)
+                         or ((x, v) in edge and (x, u) in edge) for u in us for x in nodes))]
+            hit = next((name for name, ok in tests if ok), None)
+            if hit:
+                label = (hit, h)
+                break
+        out.append(label)
+    return out
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=8), min_size=1, max_size=6),
+       st.lists(st.tuples(st.lists(st.integers(1, 8), max_size=6), st.integers(1, 8)),
+                min_size=1, max_size=6))
+def test_vectorized_categories_equal_the_definitions(seqs, instances):
+    users = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)])
+    items = np.concatenate([np.array(s) for s in seqs])
+    hists = [h for h, _ in instances]
+    targets = np.array([t for _, t in instances])
+    labels, hops = categorize([np.array(h, dtype=np.int64) for h in hists], targets, users, items, 8)
+    assert list(zip(labels, hops)) == oracle(hists, targets, seqs)
