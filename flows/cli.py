@@ -143,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--base-model", default="smollm2-135m-instruct-gguf",
                      help="tokenizer for length statistics: asset name, path or HF id")
     ins.add_argument("--no-token-stats", dest="token_stats", action="store_false")
+
+    base = sub.add_parser("baselines", help="train and evaluate popularity, Markov, "
+                          "co-occurrence kNN and SASRec, per memorization group")
+    _add_warehouse(base)
+    base.add_argument("--dataset", required=True)
+    base.add_argument("--split", choices=("valid", "test"), default="test")
+    base.add_argument("--models", default="popularity,markov,cooc-knn,sasrec",
+                      help="comma-separated (default: all four)")
+    base.add_argument("--sasrec-steps", type=int, default=2000,
+                      help="SASRec optimizer steps (default 2000)")
+    base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--history", type=int, default=20,
+                      help="input items behind the memorization groups (default 20)")
     return parser
 
 
@@ -225,6 +238,13 @@ def run_command(args: argparse.Namespace) -> Any:
 
         return backfill_flow(start=args.start, end=args.end, every=args.every,
                              **_relation_kwargs(args))
+    if args.command == "baselines":
+        from flows.evaluate import baselines_flow
+
+        return baselines_flow(dataset=args.dataset, warehouse=args.warehouse, split=args.split,
+                              models=[m.strip() for m in args.models.split(",") if m.strip()],
+                              sasrec_steps=args.sasrec_steps, seed=args.seed,
+                              history=args.history)
     if args.command == "sids":
         from flows.sids import assign_flow, sids_flow
 
@@ -274,6 +294,10 @@ def render(args: argparse.Namespace, result: Any) -> str:
 
         dates = sorted({r["as_of"] for r in result if r["as_of"]})
         return backfill_report(args.dataset, dates, args.every, result)
+    if args.command == "baselines":
+        from flows.evaluate import baselines_report
+
+        return baselines_report(result, embed_png=False)
     if args.command == "sids":
         from tasks.sids import sids_report
 

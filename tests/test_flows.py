@@ -40,6 +40,15 @@ def test_demo_pipeline_end_to_end(cli_wh, capsys):
         kinds = con.execute("SELECT kind, rows FROM relation_snapshots ORDER BY kind").fetchall()
     assert kinds == [("cooccurrence", 13490), ("semantic", 13490), ("transitions", kinds[2][1])]
     assert "Sequence length" in _latest_artifact("prepare-stats")
+    # the baselines on the same warehouse (relations are cache hits), grouped by memorization
+    assert main(["baselines", "--dataset", "ml100k", "--models", "popularity,markov,cooc-knn",
+                 "--warehouse", cli_wh]) == 0
+    out = capsys.readouterr().out
+    assert "Baselines on `ml100k` (test, 943 users)" in out and "| markov | non-memorization |" in out
+    assert "MemGen instance categories" in out and "data:image" not in out
+    assert "data:image/png;base64" in _latest_artifact("baselines-report")
+    with duckdb.connect(cli_wh, read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT model) FROM eval_results").fetchone() == (3,)
     # a second run ingests nothing new
     assert main(["ingest", "--dataset", "ml100k", "--format", "ml-100k", "--warehouse", cli_wh]) == 0
     assert "2 skipped file(s)" in capsys.readouterr().out
