@@ -210,14 +210,14 @@ def token_lengths(path: str, tokenizer: Any, extra_tokens: list[str], per_task: 
     tasks = table["task"].to_pylist()
     messages = table["messages"].to_pylist()
     out = {}
-    for task in dict.fromkeys(tasks):
-        idx = [i for i, t in enumerate(tasks) if t == task]
-        idx = cap([{"i": i} for i in idx], per_task, seed, task)
+    for name in dict.fromkeys(tasks):
+        idx = [i for i, t in enumerate(tasks) if t == name]
+        idx = cap([{"i": i} for i in idx], per_task, seed, name)
         lengths = np.array([len(tokenizer.apply_chat_template(messages[r["i"]], tokenize=True,
                                                                return_dict=True)["input_ids"])
                             for r in idx])
         q = np.percentile(lengths, [50, 90, 99])
-        out[task] = {"measured": len(lengths), "p50": float(q[0]), "p90": float(q[1]),
+        out[name] = {"measured": len(lengths), "p50": float(q[0]), "p90": float(q[1]),
                      "p99": float(q[2]), "max": int(lengths.max())}
     return out
 
