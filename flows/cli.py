@@ -26,6 +26,7 @@ EPILOG = """examples:
   hoprec backfill --dataset ml100k --start 1998-02-01 --end 1998-03-22 --every 1w
   hoprec sids --dataset ml100k --levels 3 --codebook 256 --seed 0
   hoprec instructions --dataset ml100k --next-item both --alignment --max-samples 20000
+  hoprec baselines --dataset ml100k --sasrec-steps 2000
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
