@@ -2,7 +2,7 @@
 
 Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces:
 
-* `SidTrie` - the trie of all items' token sequences, held as dense per-level tables so that the
+* `SidTrie` (tasks.sid_trie) - the trie of all items' token sequences, dense per-level tables so the
   tokens allowed after a batch of prefixes are one gather (no per-beam Python).
 * `constrained_beam_search` - batched beam search (prompt run once, then L steps on the KV cache)
   whose logits are restricted, at every step, to the tokens the trie allows after each beam's

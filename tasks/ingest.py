@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from tasks.assets import sha256_of
 from tasks.formats import FORMATS, ML100K_GENRES, OPTIONAL, REQUIRED, Format, Source, source_for
-from tasks.warehouse import row_count, run, transaction
+from tasks.warehouse import fetch_dicts, row_count, run, transaction
 
 log = logging.getLogger("hoprec.ingest")
 MAX_LINE_SIZE = 64 << 20
@@ -313,6 +313,4 @@ def quarantine_summary(warehouse: str, batch_ids: list[int]) -> list[dict[str, A
     if not batch_ids:
         return []
     with connect(warehouse) as con:
-        cur = run(con, "ingest/quarantine_summary", {"batch_ids": batch_ids})
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return fetch_dicts(run(con, "ingest/quarantine_summary", {"batch_ids": batch_ids}))

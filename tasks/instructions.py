@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.config import state_dir
-from tasks.warehouse import run
+from tasks.warehouse import fetch_dicts, run
 
 log = logging.getLogger("hoprec.instructions")
 
@@ -95,19 +95,19 @@ class InstructionBuild:
     token_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def item_labels(con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]) -> dict[int, str]:
-    """item_idx -> `[<sid>] Title: ...`, the one way an item appears in any prompt."""
-    rows = run(con, "instructions/item_labels", {"dataset": dataset}).fetchall()
+def item_titles(con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]) -> dict[int, str]:
+    """item_idx -> title (else item id) of every item, which must all have a SID."""
+    rows = run(con, "instructions/item_titles", {"dataset": dataset}).fetchall()
     missing = [i for i, _ in rows if i not in sids]
     if missing:
         raise ValueError(f"{len(missing)} items of {dataset!r} have no SID (e.g. item_idx "
                          f"{missing[0]}); run `hoprec sids --dataset {dataset}` first")
-    return {i: f"[{sids[i]}] Title: {title}" for i, title in rows}
+    return dict(rows)
 
 
-def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+def item_label(sid: str, title: str) -> str:
+    """`[<sid>] Title: ...`: the one way an item appears in any prompt."""
+    return f"[{sid}] Title: {title}"
 
 
 def _messages(prompt: str, answer: str) -> list[dict[str, str]]:
@@ -120,7 +120,7 @@ def user_task_rows(con: duckdb.DuckDBPyConnection, dataset: str,
     forms = {"sliding": ["next-item"], "all-remaining": ["next-item-all"],
              "both": ["next-item", "next-item-all"]}[params.next_item]
     files = {"next-item": "instructions/next_item_sliding", "next-item-all": "instructions/next_item_all"}
-    return {t: _rows(run(con, files[t], {"dataset": dataset, "history": params.history}))
+    return {t: fetch_dicts(run(con, files[t], {"dataset": dataset, "history": params.history}))
             for t in forms}
 
 
@@ -130,7 +130,7 @@ def item_task_rows(con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int,
     cur = run(con, "instructions/neighbor_lists", {"snapshot_id": snapshot_id, "n": n},
               table=table)
     return [{"user_idx": None, "input_items": [r["item"]], "input_pos": None,
-             "target_items": r["targets"], "target_pos": None} for r in _rows(cur)]
+             "target_items": r["targets"], "target_pos": None} for r in fetch_dicts(cur)]
 
 
 def render(task: str, row: dict[str, Any], labels: dict[int, str], sids: dict[int, str],
@@ -168,8 +168,8 @@ def build_instructions(con: duckdb.DuckDBPyConnection, dataset: str, params: Ins
     from tasks.sids import load_sids
 
     sids = load_sids(con, dataset, sid_version)
-    labels = item_labels(con, dataset, sids)
-    titles = {i: lab.split("] Title: ", 1)[1] for i, lab in labels.items()}
+    titles = item_titles(con, dataset, sids)
+    labels = {i: item_label(sids[i], t) for i, t in titles.items()}
     tasks_rows = user_task_rows(con, dataset, params)
     tasks_rows["collaborative"] = item_task_rows(con, "cooccurrence", cooccurrence_id,
                                                  params.neighbors)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import duckdb
 
 from tasks.config import state_dir
-from tasks.warehouse import export_parquet, row_count, run, sql_text, transaction
+from tasks.warehouse import export_parquet, fetch_dict, row_count, run, sql_text, transaction
 
 log = logging.getLogger("hoprec.prepare")
 
@@ -80,8 +80,7 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
         "max_history": params.max_history, "split": params.split,
         "valid_start": datetime.fromisoformat(valid_start) if valid_start else None,
         "test_start": datetime.fromisoformat(test_start) if test_start else None})
-    cur = run(con, "prepare/stats")
-    stats = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+    stats = fetch_dict(run(con, "prepare/stats"))
     q = stats.pop("len_quantiles")
     stats["len_quantiles"] = dict(zip(["p10", "p25", "p50", "p75", "p90"], q))
     if params.split == "temporal":

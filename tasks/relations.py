@@ -23,7 +23,7 @@ from typing import Any, Literal
 import duckdb
 
 from tasks.config import state_dir
-from tasks.warehouse import export_parquet, run, transaction
+from tasks.warehouse import export_parquet, fetch_dict, run, transaction
 
 log = logging.getLogger("hoprec.relations")
 
@@ -204,8 +204,7 @@ def build_collaborative(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict
     else:
         run(con, "relations/no_top_up")
     run(con, "relations/collaborative_rows", {"top_up": top_up})
-    cur = run(con, "relations/input_stats")
-    return dict(zip([d[0] for d in cur.description], cur.fetchone()))
+    return fetch_dict(run(con, "relations/input_stats"))
 
 
 def build_semantic(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict[str, Any],
@@ -247,8 +246,7 @@ def snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
             stats = build_semantic(con, dataset, spec, encoder)
         else:
             stats = build_collaborative(con, dataset, spec, at, semantic_id, shard_files)
-        cur = run(con, "relations/out_stats")
-        stats |= dict(zip([d[0] for d in cur.description], cur.fetchone()))
+        stats |= fetch_dict(run(con, "relations/out_stats"))
         stats["shards"] = len(shard_files or []) or 1
         seconds = time.perf_counter() - started
         sid = run(con, "relations/next_snapshot_id").fetchone()[0]

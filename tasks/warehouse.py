@@ -74,6 +74,17 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | N
     return cur
 
 
+def fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """All rows of a result as dicts keyed by column name."""
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def fetch_dict(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The single row of a result (a stats query) as a dict."""
+    return fetch_dicts(cur)[0]
+
+
 COUNTABLE = {"interactions", "items", "quarantine", "ingest_batches", "sequences", "item_index",
              "raw_rejects", "rejected", "new_items", "kc"}
 
