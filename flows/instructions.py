@@ -18,7 +18,7 @@ def instructions_flow(dataset: str, warehouse: str | None = None, history: int =
                       next_item: str = "sliding", neighbors: int = 5, alignment: bool = False,
                       weight_next: float = 1.0, weight_collaborative: float = 1.0,
                       weight_semantic: float = 1.0, weight_alignment: float = 1.0,
-                      max_samples: int = 0, seed: int = 0, audit: str = "test",
+                      max_samples: int = 0, seed: int = 0, audit: str = "test", titles: bool = True,
                       cooccurrence_snapshot: int | None = None,
                       semantic_snapshot: int | None = None, sid_version: str | None = None,
                       base_model: str = DEFAULT_BASE, token_stats: bool = True) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def instructions_flow(dataset: str, warehouse: str | None = None, history: int =
                                neighbors=neighbors, alignment=alignment, weight_next=weight_next,
                                weight_collaborative=weight_collaborative,
                                weight_semantic=weight_semantic, weight_alignment=weight_alignment,
-                               max_samples=max_samples, seed=seed)
+                               max_samples=max_samples, seed=seed, titles=titles)
     if audit not in ("test", "validation"):
         raise ValueError(f"--audit must be 'test' or 'validation', got {audit!r}")
     wh = str(resolve(warehouse))
@@ -49,7 +49,8 @@ def instructions_report(build: dict[str, Any]) -> str:
              f"SIDs `{s['sid_version']}`, co-occurrence snapshot #{s['cooccurrence_snapshot']}, "
              f"semantic snapshot #{s['semantic_snapshot']}; history {p['history']}, next item "
              f"`{p['next_item']}`, {p['neighbors']} neighbours, cap "
-             f"{p['max_samples'] or 'none'}, seed {p['seed']}.", "", md_table(rows)]
+             f"{p['max_samples'] or 'none'}, seed {p['seed']}, "
+             f"{'titles' if p.get('titles', True) else 'SIDs only (no titles)'}.", "", md_table(rows)]
     if build.get("token_lengths"):
         lines += ["", "## Token lengths (base tokenizer + SID tokens, chat template)",
                   md_table([{"task": t, **q} for t, q in build["token_lengths"].items()])]

@@ -43,3 +43,35 @@ def load_tokenizer(name: str = DEFAULT_BASE) -> Any:
         return tok
     path, kwargs = resolve_base(name)
     return AutoTokenizer.from_pretrained(path, **kwargs)
+
+
+def load_base_model(name: str = DEFAULT_BASE, dtype: Any = None) -> Any:
+    """The base causal LM (fp32 unless `dtype`). GGUF assets are dequantized once and saved as
+    safetensors next to the asset, since reading the GGUF takes ~20 s and a run loads it often."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = dtype or torch.float32
+    if name in GGUF_FILES:
+        cached = asset_dir(name) / "model"
+        if not (cached / "config.json").exists():
+            path, kwargs = resolve_base(name)
+            log.info("dequantizing the GGUF weights of %s (once)", name)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+            # the weights are plain fp32 tensors now; drop the GGUF marker that blocks saving
+            model.hf_quantizer = None
+            model.config.__dict__.pop("quantization_config", None)
+            tmp = cached.with_name("model.tmp")
+            model.save_pretrained(str(tmp))
+            shutil.rmtree(cached, ignore_errors=True)
+            Path(tmp).replace(cached)
+        return AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype)
+    path, kwargs = resolve_base(name)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+
+
+def base_source(name: str) -> str:
+    """Where `load_base_model(name)` reads weights from (for adapter configs and reports)."""
+    if name in GGUF_FILES:
+        return str(asset_dir(name) / "model")
+    return resolve_base(name)[0]

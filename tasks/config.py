@@ -40,6 +40,8 @@ def bootstrap_prefect_env() -> None:
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # hoprec's own loggers (training progress, ...) also reach the run logs in the UI
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "hoprec")
     # a fresh state dir migrates Prefect's database first; on 2 busy cores that can take
     # longer than Prefect's 20 s default before the ephemeral API answers
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

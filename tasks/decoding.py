@@ -399,3 +399,13 @@ def _exact_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, de
             del logp
         node_score = next_score
     return node_score.cpu().numpy()
+
+
+def beam_scores(items: np.ndarray, scores: np.ndarray, n_items: int) -> np.ndarray:
+    """A beam's top-K as a full-catalogue score matrix [users, n_items + 1] (item_idx columns,
+    column 0 = padding): the K found items keep their log-probabilities, every other item gets
+    -inf (beam search does not rank them; metrics break those ties by item index)."""
+    out = np.full((len(items), n_items + 1), -np.inf, np.float32)
+    rows, cols = np.nonzero(items >= 0)
+    out[rows, items[rows, cols]] = scores[rows, cols]
+    return out

@@ -61,19 +61,22 @@ class EvalResult:
 def evaluate(dataset: str, split: str, histories: Sequence[np.ndarray], targets: np.ndarray,
              scorers: Mapping[str, Scorer], transitions, history: int = 20,
              candidates: int = 50, ks: Sequence[int] = KS,
-             categories: Mapping[str, np.ndarray] | None = None) -> EvalResult:
-    """Metrics of each model, overall, per memorization group and per extra category (MemGen
-    instance categories), as eval_results rows."""
+             categories: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+             tag: str = "") -> EvalResult:
+    """Metrics of each model, overall, per memorization group and per extra category, given as
+    {kind: {name: user mask}} (MemGen instance categories, prefix memorization, ...) and stored
+    as group `kind:name`; `tag` tells apart evaluations of the same users (e.g. seeds)."""
     inputs = [np.asarray(h)[-history:] for h in histories]
     cands = successor_candidates(inputs, transitions, candidates)
     benefit = memorization_split(cands, targets)
     groups = {"memorization": benefit, "non-memorization": ~benefit}
     kinds = {g: "memorization" for g in ("all", *groups)}
-    for name, mask in (categories or {}).items():
-        groups[f"memgen:{name}"] = mask
-        kinds[f"memgen:{name}"] = "memgen"
+    for kind, masks in (categories or {}).items():
+        for name, mask in masks.items():
+            groups[f"{kind}:{name}"] = mask
+            kinds[f"{kind}:{name}"] = kind
     blob = json.dumps({"dataset": dataset, "split": split, "models": sorted(scorers),
-                       "users": len(targets)}, sort_keys=True)
+                       "users": len(targets), "tag": tag}, sort_keys=True)
     eval_id = f"{dataset}-{split}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
     result = EvalResult(eval_id, dataset, split, len(targets),
                         {"all": len(targets), **{g: int(m.sum()) for g, m in groups.items()}})
@@ -212,6 +215,6 @@ def evaluate_task(warehouse: str, dataset: str, split: str, models: list[str],
         ev = run(con, "eval/training_events").fetchnumpy()
         labels, _ = categorize(histories, targets, ev["user_idx"], ev["item_idx"], n_items)
         result = evaluate(dataset, split, histories, targets, scorers, trans, history,
-                          categories=category_masks(labels))
+                          categories={"memgen": category_masks(labels)})
         store(con, result)
     return asdict(result)

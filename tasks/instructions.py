@@ -54,6 +54,7 @@ class InstructionParams:
     next_item: Literal["sliding", "all-remaining", "both"] = "sliding"
     neighbors: int = 5                                  # targets of collaborative/semantic
     alignment: bool = False                             # SID <-> title tasks (LC-Rec style)
+    titles: bool = True                                 # items as `[<sid>] Title: ..` or `[<sid>]`
     weight_next: float = 1.0
     weight_collaborative: float = 1.0
     weight_semantic: float = 1.0
@@ -105,9 +106,20 @@ def item_titles(con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, st
     return dict(rows)
 
 
-def item_label(sid: str, title: str) -> str:
-    """`[<sid>] Title: ...`: the one way an item appears in any prompt."""
-    return f"[{sid}] Title: {title}"
+def item_label(sid: str, title: str | None) -> str:
+    """`[<sid>] Title: ...` (or `[<sid>]` without titles): the one way an item appears in any
+    prompt or answer, in training and at evaluation alike."""
+    return f"[{sid}] Title: {title}" if title is not None else f"[{sid}]"
+
+
+def item_labels(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
+                titles: bool = True) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """(labels, sids, titles) by item_idx for a SID version."""
+    from tasks.sids import load_sids
+
+    sids = load_sids(con, dataset, sid_version)
+    names = item_titles(con, dataset, sids)
+    return {i: item_label(sids[i], t if titles else None) for i, t in names.items()}, sids, names
 
 
 def _messages(prompt: str, answer: str) -> list[dict[str, str]]:
@@ -165,11 +177,7 @@ def build_instructions(con: duckdb.DuckDBPyConnection, dataset: str, params: Ins
                        sid_version: str, cooccurrence_id: int, semantic_id: int,
                        out_dir: Path | None = None) -> InstructionBuild:
     """All samples of a build, in one Parquet file written to a temp name and renamed."""
-    from tasks.sids import load_sids
-
-    sids = load_sids(con, dataset, sid_version)
-    titles = item_titles(con, dataset, sids)
-    labels = {i: item_label(sids[i], t) for i, t in titles.items()}
+    labels, sids, titles = item_labels(con, dataset, sid_version, params.titles)
     tasks_rows = user_task_rows(con, dataset, params)
     tasks_rows["collaborative"] = item_task_rows(con, "cooccurrence", cooccurrence_id,
                                                  params.neighbors)
@@ -204,7 +212,10 @@ def build_instructions(con: duckdb.DuckDBPyConnection, dataset: str, params: Ins
 def token_lengths(path: str, tokenizer: Any, extra_tokens: list[str], per_task: int = 1000,
                   seed: int = 0) -> dict[str, dict[str, float]]:
     """Token-length quantiles per task under the base model's tokenizer and chat template,
-    with the SID tokens added (measured on up to `per_task` samples a task)."""
+    with the SID tokens added, encoded exactly as training does (measured on up to `per_task`
+    samples a task)."""
+    from tasks.training import encode_sample
+
     tokenizer.add_tokens(extra_tokens)
     table = pq.read_table(path, columns=["task", "messages"])
     tasks = table["task"].to_pylist()
@@ -213,8 +224,7 @@ def token_lengths(path: str, tokenizer: Any, extra_tokens: list[str], per_task: 
     for name in dict.fromkeys(tasks):
         idx = [i for i, t in enumerate(tasks) if t == name]
         idx = cap([{"i": i} for i in idx], per_task, seed, name)
-        lengths = np.array([len(tokenizer.apply_chat_template(messages[r["i"]], tokenize=True,
-                                                               return_dict=True)["input_ids"])
+        lengths = np.array([sum(map(len, encode_sample(tokenizer, messages[r["i"]])))
                             for r in idx])
         q = np.percentile(lengths, [50, 90, 99])
         out[name] = {"measured": len(lengths), "p50": float(q[0]), "p90": float(q[1]),

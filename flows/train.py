@@ -1,0 +1,59 @@
+"""The train flow: fine-tune the base LLM on an audited instruction build (LoRA by default)."""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.basemodel import DEFAULT_BASE
+from tasks.llm_runs import train_llm_task
+from tasks.reports import md_table, publish
+from tasks.training import TrainParams
+from tasks.warehouse import resolve
+
+
+def train_params(base: str = DEFAULT_BASE, mode: str = "lora", tasks: list[str] | None = None,
+                 steps: int = 100, batch_size: int = 8, grad_accum: int = 1,
+                 lr: float | None = None, seed: int = 0, device: str = "auto",
+                 save_every: int = 50, log_every: int = 10, **extra: Any) -> TrainParams:
+    """TrainParams from flow/CLI arguments (one place, so `train` and `compare` agree)."""
+    return TrainParams(base=base, mode=mode, tasks=tuple(tasks or ()),  # type: ignore[arg-type]
+                       max_steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                       seed=seed, device=device, save_every=save_every, log_every=log_every,
+                       **extra)
+
+
+@flow(name="train", flow_run_name="train {dataset}")
+def train_flow(dataset: str, warehouse: str | None = None, build_id: str | None = None,
+               base: str = DEFAULT_BASE, mode: str = "lora", tasks: list[str] | None = None,
+               steps: int = 100, batch_size: int = 8, grad_accum: int = 1,
+               lr: float | None = None, seed: int = 0, device: str = "auto",
+               save_every: int = 50, log_every: int = 10, force: bool = False) -> dict[str, Any]:
+    """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
+    params = train_params(base, mode, tasks, steps, batch_size, grad_accum, lr, seed, device,
+                          save_every, log_every)
+    result = train_llm_task(str(resolve(warehouse)), dataset, build_id, params, force)
+    result["report"] = train_report(result)
+    publish("train-report", result["report"], f"fine-tuning on {dataset}")
+    return result
+
+
+def train_report(result: dict[str, Any]) -> str:
+    """What was trained on what, the loss curve (logged steps) and where the adapter is."""
+    hist = result["history"]
+    shown = hist if len(hist) <= 12 else hist[:: max(1, len(hist) // 10)] + hist[-1:]
+    rows = [{"step": int(r["step"]), "loss": r["loss"], "lr": f"{r['lr']:.2e}",
+             "tokens/s": round(r["tokens_per_s"]), "target tokens/s": round(r["target_tokens_per_s"])}
+            for r in dict((int(r["step"]), r) for r in shown).values()]
+    secs = result.get("seconds")
+    resumed = result.get("resumed_from")
+    lines = [f"# Fine-tuned `{result['model_id']}`",
+             f"{result['kind']} on `{result['base']}`, instruction build `{result['build_id']}` "
+             f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; {result['steps']} steps"
+             + (f" in {secs:.0f} s" if secs else " (already trained: reused)")
+             + (f", resumed from step {resumed}" if resumed else "") + ".", "",
+             md_table(rows), "",
+             f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "
+             "the base model resized to the saved tokenizer, then "
+             "`PeftModel.from_pretrained(base, path)` (see README)."]
+    return "\n".join(lines)

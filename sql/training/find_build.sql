@@ -1,0 +1,6 @@
+-- An audited instruction build: the one named, else the dataset's newest.
+SELECT build_id, sid_version, path, params_json, counts_json
+FROM instruction_builds
+WHERE dataset = $dataset AND ($build_id IS NULL OR build_id = $build_id)
+ORDER BY created_at DESC
+LIMIT 1;

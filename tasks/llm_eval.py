@@ -1,0 +1,77 @@
+"""A fine-tuned LLM as a scorer: the user's history rendered exactly as in training (the
+next-item prompt of the model's instruction build), then the item's SID decoded after the
+answer's opening `[`, constrained to the trie of real items.
+
+Two ways to score (``decode``):
+* ``beam`` - trie-constrained beam search: the top `num_beams` items get their SID
+  log-probability, the rest of the catalogue ties below them (fast; R/NDCG@K exact for K <= beams).
+* ``exact`` - every item's exact log P(SID | prompt) by walking the trie over the cached prompt
+  (the SimGR argument: an unbiased full ranking; ~2,400 trie nodes a user, so a GPU job).
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tasks.decoding import beam_scores, constrained_beam_search, exact_item_scores
+from tasks.evaluation import Scorer
+from tasks.sid_trie import SidTrie
+from tasks.training import prompt_ids
+
+DECODE = ("beam", "exact")
+
+
+def item_trie(tokenizer: Any, sids: dict[int, str]) -> SidTrie:
+    """The trie of every item's SID token ids (items = item_idx)."""
+    items = np.array(sorted(sids), dtype=np.int64)
+    tokens = [re.findall(r"<[^<>]+>", sids[i]) for i in items]
+    ids = np.array([tokenizer.convert_tokens_to_ids(t) for t in tokens], dtype=np.int64)
+    unk = tokenizer.unk_token_id
+    if (unk is not None and (ids == unk).any()) or (ids < 0).any():
+        raise ValueError("the tokenizer lacks some SID tokens: was it trained on this SID version?")
+    return SidTrie.from_token_ids(items, ids)
+
+
+def history_prompts(tokenizer: Any, histories: Sequence[np.ndarray], labels: dict[int, str],
+                    history: int) -> list[list[int]]:
+    """Next-item prompts of the last `history` items, ending with the answer's opening `[`."""
+    from tasks.instructions import PROMPTS
+
+    opening = tokenizer.encode("[", add_special_tokens=False)
+    return [prompt_ids(tokenizer, PROMPTS["next-item"].format(
+        input="\n".join(labels[int(i)] for i in np.asarray(h)[-history:]))) + opening
+        for h in histories]
+
+
+def llm_scorer(model: Any, tokenizer: Any, sids: dict[int, str], labels: dict[int, str],
+               n_items: int, history: int = 20, decode: str = "beam", num_beams: int = 20,
+               batch_size: int = 8, device: str = "cpu", timings: dict[str, float] | None = None
+               ) -> Scorer:
+    """histories -> scores [users, n_items + 1] (log P of the SID; history items excluded)."""
+    if decode not in DECODE:
+        raise ValueError(f"decode must be one of {DECODE}, got {decode!r}")
+    trie = item_trie(tokenizer, sids)
+
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
+        t0 = time.perf_counter()
+        prompts = history_prompts(tokenizer, histories, labels, history)
+        if decode == "beam":
+            items, logp = constrained_beam_search(
+                model, prompts, trie, num_beams=num_beams, top_k=num_beams,
+                exclude=[set(map(int, h)) for h in histories], batch_size=batch_size,
+                device=device)
+            out = beam_scores(items, logp, n_items)
+        else:
+            exact = exact_item_scores(model, prompts, trie, batch_size=max(1, batch_size // 2),
+                                      device=device)
+            out = np.full((len(histories), n_items + 1), -np.inf, np.float32)
+            out[:, trie.item_ids] = exact
+        if timings is not None:
+            timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
+            timings["users"] = timings.get("users", 0) + len(histories)
+        return out
+    return score

@@ -1,0 +1,352 @@
+"""TIGER-like generative recommender: a small Llama trained from scratch on semantic IDs.
+
+The non-LLM point of comparison for "LLMs memorize more than non-LLM GR models": the same SIDs
+and the same trie-constrained beam search (tasks.decoding) as the LLM recommenders, but a tiny
+randomly initialised decoder whose vocabulary is only the SID codes (one token per (level, code):
+token = offset[level] + code) plus pad/bos/eos.
+
+Training is a causal LM over each user's flattened train sequence, cut into windows of up to
+`history` + 1 items: BOS, then 4 tokens per item. Every transition of the window is in one loss
+(the SID tokens of items 2..end; BOS, pad and the first item's tokens are never targets), so an
+epoch costs about one forward per `history` events. Windows overlap by one item, so each
+transition is learned exactly once per epoch; a random phase per epoch moves the cut points.
+At scoring time the prompt is BOS + the SIDs of the last `history` items (positions from 0, as
+in training), and the beam's top-K becomes a full score matrix (tasks.decoding.beam_scores).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tasks.decoding import beam_scores, constrained_beam_search
+from tasks.sasrec import resolve_device
+from tasks.sid_trie import SidTrie
+
+log = logging.getLogger("hoprec.tiger")
+
+PAD, BOS, EOS = 0, 1, 2          # special tokens; SID tokens start at 3
+L = 4                            # SID length (a, b, c, d)
+
+
+@dataclass(frozen=True)
+class TigerParams:
+    """Model and training settings (defaults: about a minute for ml-100k on 2 CPU cores)."""
+
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 256
+    dropout: float = 0.0          # attention dropout (Llama has no other)
+    history: int = 20             # items in the prompt; training windows hold history + 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 20              # linear warmup steps, then cosine decay to 0 at max_steps
+    batch_size: int = 64          # windows per step
+    max_steps: int = 600
+    seed: int = 0
+    device: str = "auto"          # auto = cuda, else mps, else cpu
+    eval_every: int = 0           # steps between valid evaluations; 0 = never (keep last weights)
+    eval_users: int = 200         # valid users sampled (fixed) for model selection
+    eval_beams: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "intermediate", "history", "batch_size",
+                     "max_steps", "eval_users", "eval_beams"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        for name in ("warmup", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if (self.hidden // self.heads) % 2:
+            raise ValueError(f"hidden / heads must be even for rotary embeddings, got "
+                             f"{self.hidden // self.heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class TigerModel:
+    """A trained net with its codes. `valid` lists (step, valid NDCG@10); when it is not empty
+    the weights are those of `best_step`."""
+
+    net: Any                                  # transformers.LlamaForCausalLM
+    codes: np.ndarray                         # [n_items + 1, 4], row 0 unused
+    params: TigerParams
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)
+    valid: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    seconds: float = 0.0
+    _trie: SidTrie | None = field(default=None, repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.codes) - 1
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """[n_items + 1, 4] token ids of every item's SID (row 0: pad)."""
+        return sid_tokens(self.codes)
+
+    @property
+    def trie(self) -> SidTrie:
+        if self._trie is None:
+            self._trie = SidTrie.from_token_ids(np.arange(1, self.n_items + 1), self.tokens[1:])
+        return self._trie
+
+
+def _offsets(codes: np.ndarray) -> np.ndarray:
+    sizes = codes[1:].max(0) + 1
+    return 3 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+
+def sid_tokens(codes: np.ndarray) -> np.ndarray:
+    """Token ids [n_items + 1, 4]: offset[level] + code, the pad row all PAD."""
+    tok = codes + _offsets(codes)
+    tok[0] = PAD
+    return tok
+
+
+def vocab_size(codes: np.ndarray) -> int:
+    return int(3 + (codes[1:].max(0) + 1).sum())
+
+
+def check_codes(codes: np.ndarray) -> np.ndarray:
+    """int64 [n + 1, 4], non-negative, rows 1..n distinct (a trie needs unique SIDs)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.ndim != 2 or codes.shape[1] != L or len(codes) < 2:
+        raise ValueError(f"codes must be [n_items + 1, {L}] with n_items >= 1, got {codes.shape}")
+    if (codes[1:] < 0).any():
+        raise ValueError("codes must be non-negative")
+    if len(np.unique(codes[1:], axis=0)) != len(codes) - 1:
+        raise ValueError("codes rows 1..n_items must be distinct")
+    codes = codes.copy()
+    codes[0] = 0
+    return codes
+
+
+def build_net(params: TigerParams, vocab: int) -> Any:
+    """A randomly initialised LlamaForCausalLM (seed set by the caller), sdpa attention."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=params.hidden,
+                      intermediate_size=params.intermediate, num_hidden_layers=params.layers,
+                      num_attention_heads=params.heads, num_key_value_heads=params.heads,
+                      max_position_embeddings=1 + L * (params.history + 1) + 8,
+                      attention_dropout=params.dropout, tie_word_embeddings=True,
+                      pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
+    cfg._attn_implementation = "sdpa"
+    return LlamaForCausalLM(cfg)
+
+
+def windows(sequences: Sequence[np.ndarray], history: int, rng: np.random.Generator
+            ) -> list[np.ndarray]:
+    """Each sequence cut into windows of <= history + 1 items overlapping by one item, so every
+    transition appears once; cut points are shifted by a random phase (per sequence)."""
+    out = []
+    for s in sequences:
+        n = len(s)
+        if n < 2:
+            continue
+        phase = int(rng.integers(history))
+        cuts = sorted({0, n - 1, *range(n - 1 - phase, 0, -history)})
+        out.extend(s[a:b + 1] for a, b in zip(cuts[:-1], cuts[1:]))
+    return out
+
+
+def batch_tensors(wins: Sequence[np.ndarray], tokens: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, targets) [b, 1 + 4 * max items]: right-padded BOS + SIDs; targets[t] is the token
+    to predict from position t (ids[t + 1]) on items 2..end, else -100 (BOS, item 1, pad)."""
+    width = 1 + L * max(len(w) for w in wins)
+    ids = np.full((len(wins), width), PAD, np.int64)
+    ids[:, 0] = BOS
+    for i, w in enumerate(wins):
+        ids[i, 1:1 + L * len(w)] = tokens[w].reshape(-1)
+    tgt = np.full_like(ids, -100)
+    tgt[:, :-1] = ids[:, 1:]
+    tgt[:, :L] = -100                  # predicting item 1's tokens (from BOS and its prefix)
+    tgt[tgt == PAD] = -100
+    return torch.from_numpy(ids), torch.from_numpy(tgt)
+
+
+def prompts(model: TigerModel, histories: Sequence[np.ndarray]) -> list[list[int]]:
+    """BOS + the SID tokens of each history's last `history` items."""
+    tok, h = model.tokens, model.params.history
+    for bad in (x for x in histories if len(x) and (np.min(x) < 1 or np.max(x) > model.n_items)):
+        raise ValueError(f"history item ids must lie in 1..{model.n_items}, got {list(bad)}")
+    return [[BOS, *tok[np.asarray(x, np.int64)[-h:]].reshape(-1).tolist()] for x in histories]
+
+
+def score(model: TigerModel, histories: Sequence[np.ndarray], num_beams: int = 20,
+          batch_size: int = 64) -> np.ndarray:
+    """[n, n_items + 1] float32: log P(SID | prompt) of the beam's top-`num_beams` items, -inf
+    for every other item, padding and the user's history items (excluded inside the search)."""
+    device = next(model.net.parameters()).device
+    items, sc = constrained_beam_search(
+        model.net, prompts(model, histories), model.trie, num_beams=num_beams, top_k=num_beams,
+        exclude=[set(np.asarray(x).tolist()) for x in histories], batch_size=batch_size,
+        device=device)
+    return beam_scores(items, sc, model.n_items)
+
+
+def _valid_metrics(model: TigerModel, histories: Sequence[np.ndarray], targets: np.ndarray
+                   ) -> tuple[float, float]:
+    """(Recall@10, NDCG@10) from the beam's ranking (a target outside the beam is a miss)."""
+    s = score(model, histories, num_beams=max(10, model.params.eval_beams))
+    t = s[np.arange(len(targets)), targets][:, None]
+    idx = np.arange(s.shape[1])[None, :]
+    rank = ((s > t) | ((s == t) & (idx < targets[:, None]))).sum(1) + 1
+    hit = np.isfinite(t[:, 0]) & (rank <= 10)
+    return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
+
+
+def train_tiger(sequences: Sequence[np.ndarray], codes: np.ndarray,
+                params: TigerParams = TigerParams(),
+                valid: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+                progress: Callable[[int, int, float], None] | None = None) -> TigerModel:
+    """Train from scratch for `max_steps` steps (AdamW, warmup + cosine), full-softmax CE on the
+    SID tokens of items 2..end of each window. With `valid` = (histories, targets) and
+    eval_every > 0, valid NDCG@10 on a fixed user sample picks the best weights. Same seed on
+    CPU -> the same losses."""
+    codes = check_codes(codes)
+    seqs = [np.asarray(s, np.int64) for s in sequences]
+    seqs = [s for s in seqs if len(s) >= 2]
+    if not seqs:
+        raise ValueError("need at least one training sequence of 2+ items")
+    bad = [s for s in seqs if s.min() < 1 or s.max() >= len(codes)]
+    if bad:
+        raise ValueError(f"sequence item ids must lie in 1..{len(codes) - 1}, got {bad[0].tolist()}")
+    device = resolve_device(params.device)
+    torch.manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)
+    net = build_net(params, vocab_size(codes)).to(device).train()
+    model = TigerModel(net, codes, params)
+    tokens = model.tokens
+    v_hist, v_tgt = None, None
+    if valid is not None and params.eval_every and len(valid[1]):
+        pick = np.sort(np.random.default_rng(params.seed + 1).permutation(len(valid[1]))
+                       [:params.eval_users])
+        v_hist, v_tgt = [valid[0][i] for i in pick], np.asarray(valid[1], np.int64)[pick]
+    opt = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay,
+                            betas=(0.9, 0.98))
+    total, warm = params.max_steps, params.warmup
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + math.cos(math.pi * (s - warm) /
+                                                                  max(1, total - warm))))
+    best: dict[str, torch.Tensor] | None = None
+    queue: list[np.ndarray] = []
+    start = time.perf_counter()
+    while model.steps < total:
+        if len(queue) < params.batch_size:          # a new epoch: fresh cuts, fresh order
+            wins = windows(seqs, params.history, rng)
+            queue.extend(wins[i] for i in rng.permutation(len(wins)))
+        batch, queue = queue[:params.batch_size], queue[params.batch_size:]
+        ids, tgt = (t.to(device) for t in batch_tensors(batch, tokens))
+        logits = net(input_ids=ids, use_cache=False).logits
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        model.steps += 1
+        model.losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(model.steps, total, model.losses[-1])
+        if v_tgt is not None and (model.steps % params.eval_every == 0 or model.steps == total):
+            recall, ndcg = _valid_metrics(model, v_hist, v_tgt)
+            net.train()
+            log.info("step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f", model.steps,
+                     model.losses[-1], recall, ndcg)
+            if best is None or ndcg > max(v for _, v in model.valid):
+                best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                model.best_step = model.steps
+            model.valid.append((model.steps, ndcg))
+    if best is not None:
+        net.load_state_dict(best)
+    model.seconds = time.perf_counter() - start
+    net.eval()
+    return model
+
+
+def parse_sid(sid: str) -> list[int]:
+    """'<a_12><b_3><c_40><d_0>' -> [12, 3, 40, 0]."""
+    codes = [int(c) for c in re.findall(r"<[a-z]_(\d+)>", sid)]
+    if len(codes) != L:
+        raise ValueError(f"expected {L} SID codes, got {sid!r}")
+    return codes
+
+
+def warehouse_codes(con: Any, dataset: str, sid_version: str) -> np.ndarray:
+    """The codes array [n_items + 1, 4] of the dataset's items under `sid_version`."""
+    from tasks.sids import load_sids
+    from tasks.warehouse import run
+
+    n_items = int(run(con, "eval/sasrec_n_items", {"dataset": dataset}).fetchone()[0])
+    sids = load_sids(con, dataset, sid_version)
+    missing = [i for i in range(1, n_items + 1) if i not in sids]
+    if missing:
+        raise ValueError(f"{len(missing)} items have no SID in {sid_version!r} (e.g. {missing[:5]})")
+    codes = np.zeros((n_items + 1, L), np.int64)
+    for i, s in sids.items():
+        if 1 <= i <= n_items:
+            codes[i] = parse_sid(s)
+    return codes
+
+
+def train_tiger_on(con: Any, dataset: str, sid_version: str,
+                   params: TigerParams = TigerParams()) -> TigerModel:
+    """Train on the warehouse's train split (valid split for model selection when eval_every)."""
+    from tasks.evaluation import user_histories
+    from tasks.warehouse import run
+
+    codes = warehouse_codes(con, dataset, sid_version)
+    seqs = [np.asarray(s, np.int64) for _, s in
+            run(con, "eval/sasrec_train_sequences", {"dataset": dataset}).fetchall()]
+    valid = user_histories(con, dataset, "valid")[1:] if params.eval_every else None
+    return train_tiger(seqs, codes, params, valid)
+
+
+def save(model: TigerModel, path: str | Path) -> Path:
+    """torch.save of weights (CPU), Llama config (JSON), codes, params and training record."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {k: v.cpu() for k, v in model.net.state_dict().items()},
+                "config": json.dumps(model.net.config.to_diff_dict()),
+                "codes": torch.from_numpy(model.codes), "params": asdict(model.params),
+                "steps": model.steps, "losses": list(model.losses),
+                "valid": [list(v) for v in model.valid], "best_step": model.best_step,
+                "seconds": model.seconds}, path)
+    return path
+
+
+def load(path: str | Path, device: str = "auto") -> TigerModel:
+    """A saved model in eval mode on `device` (weights_only load: no pickled code runs)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    cfg = LlamaConfig.from_dict(json.loads(ckpt["config"]))
+    cfg._attn_implementation = "sdpa"
+    net = LlamaForCausalLM(cfg)
+    net.load_state_dict(ckpt["state_dict"])
+    net.to(resolve_device(device)).eval()
+    return TigerModel(net, ckpt["codes"].numpy().astype(np.int64), TigerParams(**ckpt["params"]),
+                      ckpt["steps"], ckpt["losses"], [(int(s), float(v)) for s, v in ckpt["valid"]],
+                      ckpt["best_step"], ckpt["seconds"])

@@ -1,0 +1,211 @@
+"""LLM fine-tuning: target-only weighted loss, data order, checkpoints and resume, the saved
+adapter, on a tiny random Llama that shares SmolLM2's tokenizer (fast on CPU)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tasks.instructions import SCHEMA
+from tasks.training import (TrainParams, encode_batch, load_trained, prepare_model,
+                            sample_order, train_llm, weighted_loss)
+
+SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random Llama with the SmolLM2 tokenizer, saved as a local path."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tasks.basemodel import load_tokenizer
+
+    tok = load_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return str(path)
+
+
+def sid(i: int) -> str:
+    return f"[<a_{i % 4}><b_{i // 4 % 4}><c_{i // 16 % 4}><d_0>]"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> str:
+    """24 next-item and 8 collaborative samples: a deterministic successor task."""
+    rows = []
+    for i in range(32):
+        task = "next-item" if i < 24 else "collaborative"
+        a, b = i % 16, (i * 5 + 3) % 16
+        rows.append({"task": task, "key": f"{task}:{i}", "user_idx": i, "input_items": [a],
+                     "input_pos": [0], "target_items": [b], "target_pos": [1],
+                     "messages": [{"role": "user", "content": f"After {sid(a)}?"},
+                                  {"role": "assistant", "content": sid(b)}],
+                     "loss_weight": 1.0 if task == "next-item" else 0.5})
+    path = tmp_path_factory.mktemp("instr") / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    return str(path)
+
+
+def params(base: str, **kw) -> TrainParams:
+    return TrainParams(**{"base": base, "max_steps": 6, "batch_size": 4, "lr": 1e-2,
+                          "save_every": 2, "log_every": 1, "device": "cpu", **kw})
+
+
+def test_params_fail_fast():
+    with pytest.raises(ValueError, match="mode"):
+        TrainParams(mode="qlora")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainParams(max_steps=0)
+    with pytest.raises(ValueError, match="warmup"):
+        TrainParams(warmup=1.5)
+    assert TrainParams().learning_rate == 1e-3 and TrainParams(mode="full").learning_rate == 1e-4
+
+
+def test_sample_order_is_a_pure_function_of_position():
+    a = sample_order(10, 3, 0, 25)
+    assert sorted(a[:10]) == list(range(10)) and sorted(a[10:20]) == list(range(10))
+    assert not np.array_equal(a[:10], a[10:20])                  # a new shuffle each epoch
+    np.testing.assert_array_equal(sample_order(10, 3, 7, 11), a[7:18])   # resume mid-epoch
+    assert not np.array_equal(sample_order(10, 4, 0, 10), a[:10])
+
+
+def test_labels_only_on_answer_tokens(tiny_base):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    tok.add_tokens(SID_TOKENS)
+    msgs = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "[<a_1>]"}],
+            [{"role": "user", "content": "a longer question here"},
+             {"role": "assistant", "content": "ok"}]]
+    b = encode_batch(tok, msgs, [1.0, 0.25], 1024, tok.pad_token_id or 0)
+    for r, answer in enumerate(["[<a_1>]", "ok"]):
+        lab = b["labels"][r][b["labels"][r] != -100].tolist()
+        assert tok.decode(lab) == answer + tok.eos_token          # the answer + end of turn
+        assert (b["weights"][r][b["labels"][r] != -100] == [1.0, 0.25][r]).all()
+        assert (b["weights"][r][b["labels"][r] == -100] == 0).all()
+    short = encode_batch(tok, msgs[:1], [1.0], 12, 0)             # the prompt loses its head
+    assert short["input_ids"].shape[1] == 12
+    assert tok.decode(short["labels"][0][short["labels"][0] != -100]) == "[<a_1>]" + tok.eos_token
+
+
+def test_weighted_loss_matches_hand_computation(tiny_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    msgs = [[{"role": "user", "content": "x"}, {"role": "assistant", "content": "one two"}],
+            [{"role": "user", "content": "a much longer prompt"},
+             {"role": "assistant", "content": "three"}]]
+    b = encode_batch(tok, msgs, [2.0, 0.5], 1024, 0)
+    n_target = int((b["labels"] != -100).sum())
+    with torch.no_grad():
+        got = weighted_loss(model, b, n_target + 3)              # 3 more targets elsewhere in the step
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    want = 0.0
+    for r, w in enumerate([2.0, 0.5]):
+        for t in range(1, b["input_ids"].shape[1]):
+            if b["labels"][r, t] != -100:
+                want += w * float(F.cross_entropy(logits[r, t - 1][None], b["labels"][r, t][None]))
+    assert float(got) == pytest.approx(want / (n_target + 3), rel=1e-5)
+
+
+def test_lora_trains_only_adapters_and_new_token_rows(tiny_base):
+    model, tok, new_ids = prepare_model(params(tiny_base), SID_TOKENS)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n or "token_adapter" in n for n in names)
+    assert len(tok) == len(SID_TOKENS) + min(new_ids) and len(new_ids) == len(SID_TOKENS)
+
+
+def test_training_learns_and_the_adapter_loads_the_standard_way(tiny_base, samples, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    res = train_llm(samples, SID_TOKENS, params(tiny_base, max_steps=40, log_every=5,
+                                                            lr=5e-2), tmp_path)
+    losses = [r["loss"] for r in res.history]
+    assert res.steps == 40 and losses[-1] < 0.6 * losses[0], losses
+    assert all(r["tokens_per_s"] > 0 for r in res.history)
+    # the standard user path: base resized to the saved tokenizer + PeftModel.from_pretrained
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    base.resize_token_embeddings(len(tok))
+    user_model = PeftModel.from_pretrained(base, str(tmp_path / "model")).eval()
+    ours, _, meta = load_trained(tmp_path, "cpu", merge=True)
+    ids = torch.tensor([tok.encode("After [<a_1><b_0><c_0><d_0>]?", add_special_tokens=False)])
+    with torch.no_grad():
+        a, b = user_model(input_ids=ids).logits, ours(input_ids=ids).logits
+        fresh = AutoModelForCausalLM.from_pretrained(tiny_base)
+        fresh.resize_token_embeddings(len(tok))
+        c = fresh(input_ids=ids).logits
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(a, c, atol=1e-3)                     # the adapter changed something
+    assert meta["history"][-1]["step"] == 40
+
+
+def test_killed_run_resumes_and_continues_the_loss(tiny_base, samples, tmp_path):
+    full = train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def die_at_5(step, total, row):
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "cut", progress=die_at_5)
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == \
+        ["step-0000002.pt", "step-0000004.pt"]
+    resumed = train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "cut")
+    assert resumed.resumed_from == 4 and resumed.steps == full.steps == 6
+    assert [r["step"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([r["loss"] for r in resumed.history],
+                               [r["loss"] for r in full.history], rtol=1e-5)
+
+
+def test_sigkilled_process_resumes(tiny_base, samples, tmp_path):
+    """A real kill -9 mid-run (not a Python exception): the rerun finishes from a checkpoint."""
+    out = tmp_path / "run"
+    code = ("import sys; from tasks.training import TrainParams, train_llm; "
+            f"train_llm({samples!r}, {SID_TOKENS!r}, TrainParams(base={tiny_base!r}, "
+            "max_steps=60, batch_size=4, lr=1e-2, save_every=2, log_every=1, device='cpu'), "
+            f"{str(out)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "checkpoints").glob("step-0000004.pt")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = sorted((out / "checkpoints").glob("step-*.pt"))
+    assert done, "no checkpoint before the kill"
+    last = int(done[-1].stem.split("-")[1])
+    assert last < 60
+    res = train_llm(samples, SID_TOKENS, params(tiny_base, max_steps=60, log_every=20), out)
+    assert res.resumed_from is not None and res.resumed_from >= last - 2
+    assert res.steps == 60 and res.history[-1]["step"] == 60
+
+
+def test_unknown_task_is_named(tiny_base, samples, tmp_path):
+    with pytest.raises(ValueError, match="semantic"):
+        train_llm(samples, SID_TOKENS, params(tiny_base, tasks=("semantic",)), tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
+        train_llm(tmp_path / "nowhere.parquet", SID_TOKENS, params(tiny_base), tmp_path)
