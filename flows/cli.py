@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="ml100k", help="dataset name (default ml100k)")
     demo.add_argument("--k-core", type=int, default=5)
     demo.add_argument("--as-of", help="relation snapshot as of this date (default: all training)")
+    demo.add_argument("--base", default="smollm2-135m-instruct-gguf",
+                      help="base LLM: asset name (default), local path or HF id")
+    demo.add_argument("--llm-steps", type=int, default=60,
+                      help="LoRA steps of the demo fine-tune (default 60; 0 = data only)")
+    demo.add_argument("--eval-users", type=int, default=200,
+                      help="test users the LLM and baselines are scored on (default 200; 0 = all)")
+    demo.add_argument("--sasrec-steps", type=int, default=300)
+    demo.add_argument("--tiger-steps", type=int, default=600)
 
     assets = sub.add_parser("assets", help="pull or list the embedded default assets")
     asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
@@ -337,7 +345,9 @@ def run_command(args: argparse.Namespace) -> Any:
     from flows.pipeline import pipeline_flow
 
     return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
-                         as_of=args.as_of)
+                         as_of=args.as_of, base=args.base, llm_steps=args.llm_steps,
+                         eval_users=args.eval_users, sasrec_steps=args.sasrec_steps,
+                         tiger_steps=args.tiger_steps)
 
 
 def render(args: argparse.Namespace, result: Any) -> str:
@@ -381,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quiet:
         logging.getLogger("prefect").setLevel(logging.WARNING)
+        logging.getLogger("hoprec").setLevel(logging.WARNING)
     from tasks.assets import AssetError
     from tasks.audit import LeakageError
     from tasks.ingest import IngestError

@@ -19,6 +19,7 @@ from tasks.llm_runs import find_build, promote, train_llm_task
 from tasks.warehouse import connect, resolve
 
 NEXT, IIRG = "llm-next-item", "llm-iirg"
+VARIANTS = {"next-item": NEXT, "iirg": IIRG}
 FUSION = "fusion(sasrec+llm-iirg)"
 
 
@@ -28,12 +29,20 @@ def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | Non
                  batch_size: int = 8, grad_accum: int = 1, lr: float | None = None,
                  eval_users: int = 200, decode: str = "beam", num_beams: int = 20,
                  sasrec_steps: int = 300, tiger_steps: int = 600, device: str = "auto",
-                 fusion: bool = True, promote_best: bool = True) -> dict[str, Any]:
-    """Train and evaluate everything on the same splits; one report, rows in eval_results."""
+                 fusion: bool = True, promote_best: bool = True,
+                 llms: list[str] | None = None) -> dict[str, Any]:
+    """Train and evaluate everything on the same splits; one report, rows in eval_results.
+    `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
+    the SID transformer; fusion needs the IIRG LLM."""
     from flows.compare_report import compare_report, plot_compare
     from tasks.reports import publish
 
     seeds = list(seeds or [0])
+    llms = list(llms or VARIANTS)
+    unknown = sorted(set(llms) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown LLM variant(s) {unknown}; choose from {list(VARIANTS)}")
+    fusion = fusion and "iirg" in llms
     wh = str(resolve(warehouse))
     with connect(wh) as con:
         build = find_build(con, dataset, build_id)
@@ -46,7 +55,7 @@ def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | Non
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         models = _train_all(wh, dataset, build, base, seed, steps, batch_size, grad_accum, lr,
-                            sasrec_steps, tiger_steps, device)
+                            sasrec_steps, tiger_steps, device, llms)
         splits = ("valid", "test") if fusion else ("test",)
         scores = {s: {name: score_task(wh, dataset, s, name, kind, path, snaps[s], rows[s],
                                        llm_opts)
@@ -84,26 +93,29 @@ def _n_instances(con: Any, dataset: str) -> dict[str, int]:
 
 def _train_all(wh: str, dataset: str, build: dict[str, Any], base: str, seed: int, steps: int,
                batch_size: int, grad_accum: int, lr: float | None, sasrec_steps: int,
-               tiger_steps: int, device: str) -> dict[str, tuple[str, str | None]]:
+               tiger_steps: int, device: str, llms: list[str]) -> dict[str, tuple[str, str | None]]:
     """name -> (kind, path) of every model of one seed (LLMs: same budget, different data)."""
     from tasks.sasrec import SASRecParams
+    from tasks.evaluation import train_tiger_task
     from tasks.tiger import TigerParams
-    from tasks.tiger_runs import train_tiger_task
 
     out = state_dir() / "models" / dataset
     out.mkdir(parents=True, exist_ok=True)
     sasrec = train_sasrec_task(wh, dataset, SASRecParams(max_steps=sasrec_steps, seed=seed,
                                                          device=device),
                                str(out / f"sasrec-seed{seed}-{sasrec_steps}.pt"))
-    tiger = train_tiger_task(wh, dataset, build["sid_version"],
-                             TigerParams(max_steps=tiger_steps, seed=seed, device=device),
-                             str(out / f"tiger-{build['sid_version']}-seed{seed}-{tiger_steps}.pt"))
-    next_only = [t for t in build["counts"] if t.startswith("next-item")]
-    llms = {NEXT: tuple(next_only), IIRG: ()}
     models: dict[str, tuple[str, str | None]] = {b: (b, None) for b in BASELINES}
     models["sasrec"] = ("sasrec", sasrec["path"])
-    models["tiger"] = ("tiger", tiger["path"])
-    for name, tasks in llms.items():
+    if tiger_steps:
+        tiger = train_tiger_task(
+            wh, dataset, build["sid_version"],
+            TigerParams(max_steps=tiger_steps, seed=seed, device=device),
+            str(out / f"tiger-{build['sid_version']}-seed{seed}-{tiger_steps}.pt"))
+        models["tiger"] = ("tiger", tiger["path"])
+    next_only = tuple(t for t in build["counts"] if t.startswith("next-item"))
+    variants = {"next-item": next_only, "iirg": ()}
+    for variant in llms:
+        name, tasks = VARIANTS[variant], variants[variant]
         params = train_params(base, "lora", list(tasks), steps, batch_size, grad_accum, lr, seed,
                               device, save_every=max(10, steps // 4), log_every=max(1, steps // 10))
         models[name] = ("llm", train_llm_task(wh, dataset, build["build_id"], params)["out_dir"])
@@ -116,6 +128,8 @@ def _promote(wh: str, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any
     from tasks.training import META
 
     means = _mean_metric(runs, "ndcg", 10, "all")
+    if IIRG not in means:
+        return {"promoted": None, "reason": "no IIRG model was trained"}
     rivals = {m: v for m, v in means.items() if m not in (IIRG, FUSION)}
     best_rival = max(rivals, key=rivals.get)
     if means.get(IIRG, -1) <= rivals[best_rival]:

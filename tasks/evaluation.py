@@ -191,6 +191,19 @@ def train_sasrec_task(warehouse: str, dataset: str, params: Any, out: str) -> di
             "final_loss": model.losses[-1] if model.losses else None}
 
 
+@task(name="train-tiger", tags=["gpu"], cache_policy=NO_CACHE)
+def train_tiger_task(warehouse: str, dataset: str, sid_version: str, params: Any,
+                     out: str) -> dict[str, Any]:
+    """Train the TIGER-like SID transformer on the train split; the weights go to `out`."""
+    from tasks.tiger import save, train_tiger_on
+
+    with connect(warehouse) as con:
+        model = train_tiger_on(con, dataset, sid_version, params)
+    save(model, out)
+    return {"path": out, "steps": model.steps, "best_step": model.best_step,
+            "final_loss": model.losses[-1] if model.losses else None, "seconds": model.seconds}
+
+
 @task(name="evaluate-models", task_run_name="evaluate on {split}", cache_policy=NO_CACHE)
 def evaluate_task(warehouse: str, dataset: str, split: str, models: list[str],
                   snapshots: dict[str, int], sasrec_path: str | None = None,

@@ -58,7 +58,7 @@ def promote(con: duckdb.DuckDBPyConnection, dataset: str, mid: str) -> None:
         run(con, "training/promote", {"dataset": dataset, "model_id": mid})
 
 
-@task(name="fine-tune-llm", task_run_name="fine-tune {params.mode} on {build_id}",
+@task(name="fine-tune-llm", task_run_name="fine-tune {params.mode} ({params.max_steps} steps, seed {params.seed})",
       tags=["gpu"], cache_policy=NO_CACHE)
 def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
                    params: TrainParams, force: bool = False) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The flows as a user runs them: through the CLI, with a Prefect API, leaving artifacts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -23,8 +25,18 @@ def _latest_artifact(key: str) -> str:
 
 
 def test_demo_pipeline_end_to_end(cli_wh, capsys):
-    assert main(["demo", "--warehouse", cli_wh]) == 0
+    # the real embedded SmolLM2, a token budget: 2 LoRA steps, 20 test users
+    assert main(["demo", "--warehouse", cli_wh, "--llm-steps", "2", "--eval-users", "20",
+                 "--sasrec-steps", "20", "--tiger-steps", "20"]) == 0
     out = capsys.readouterr().out
+    assert "Fine-tuned LLM vs baselines on `ml100k` (test, 20 users" in out
+    assert "| llm-iirg | all | 20 |" in out and "| tiger | non-memorization |" in out
+    with duckdb.connect(cli_wh, read_only=True) as con:
+        kind, steps, path = con.execute("SELECT kind, steps, path FROM models").fetchone()
+        models = {m for (m,) in con.execute("SELECT DISTINCT model FROM eval_results").fetchall()}
+    assert (kind, steps) == ("llm-lora", 2)
+    assert (Path(path) / "adapter_config.json").exists()
+    assert models == {"popularity", "markov", "cooc-knn", "sasrec", "tiger", "llm-iirg"}
     assert "100,000" in out and "943" in out and "1,349" in out
     with duckdb.connect(cli_wh, read_only=True) as con:
         assert con.execute("SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) "
@@ -48,7 +60,10 @@ def test_demo_pipeline_end_to_end(cli_wh, capsys):
     assert "MemGen instance categories" in out and "data:image" not in out
     assert "data:image/png;base64" in _latest_artifact("baselines-report")
     with duckdb.connect(cli_wh, read_only=True) as con:
-        assert con.execute("SELECT count(DISTINCT model) FROM eval_results").fetchone() == (3,)
+        assert con.execute(
+            "SELECT count(DISTINCT model) FROM eval_results WHERE eval_id IN (SELECT eval_id "
+            "FROM eval_results WHERE metric = 'users' AND group_name = 'all' AND value = 943)"
+        ).fetchone() == (3,)
     # a second run ingests nothing new
     assert main(["ingest", "--dataset", "ml100k", "--format", "ml-100k", "--warehouse", cli_wh]) == 0
     assert "2 skipped file(s)" in capsys.readouterr().out
