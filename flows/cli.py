@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-users", type=int, default=200,
                       help="test users the LLM and baselines are scored on (default 200; 0 = all)")
     demo.add_argument("--sasrec-steps", type=int, default=300)
-    demo.add_argument("--tiger-steps", type=int, default=600)
+    demo.add_argument("--tiger-steps", type=int, default=2000,
+                      help="TIGER-like SID transformer steps (default 2000; 0 = skip)")
 
     assets = sub.add_parser("assets", help="pull or list the embedded default assets")
     asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
@@ -196,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="LLM ranking: constrained beam search (default) or exact scoring")
     cmp_.add_argument("--beams", type=int, default=20, help="beam width (default 20)")
     cmp_.add_argument("--sasrec-steps", type=int, default=300)
-    cmp_.add_argument("--tiger-steps", type=int, default=600)
+    cmp_.add_argument("--tiger-steps", type=int, default=2000,
+                      help="TIGER-like SID transformer steps (default 2000; 0 = skip)")
     cmp_.add_argument("--no-fusion", dest="fusion", action="store_false")
     return parser
 

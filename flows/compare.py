@@ -28,7 +28,7 @@ def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | Non
                  base: str = DEFAULT_BASE, seeds: list[int] | None = None, steps: int = 60,
                  batch_size: int = 8, grad_accum: int = 1, lr: float | None = None,
                  eval_users: int = 200, decode: str = "beam", num_beams: int = 20,
-                 sasrec_steps: int = 300, tiger_steps: int = 600, device: str = "auto",
+                 sasrec_steps: int = 300, tiger_steps: int = 2000, device: str = "auto",
                  fusion: bool = True, promote_best: bool = True,
                  llms: list[str] | None = None) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.

@@ -24,7 +24,7 @@ def pipeline_flow(dataset: str = "ml100k", warehouse: str | None = None, k_core:
                   model: str = "all-minilm-l6-v2", next_item: str = "sliding",
                   max_samples: int = 0, history: int = 10, titles: bool = False,
                   base: str = DEFAULT_BASE, llm_steps: int = 60, eval_users: int = 200,
-                  sasrec_steps: int = 300, tiger_steps: int = 600) -> dict[str, Any]:
+                  sasrec_steps: int = 300, tiger_steps: int = 2000) -> dict[str, Any]:
     """ingest -> prepare -> relations -> semantic IDs -> instructions (+ leakage audit) ->
     fine-tune -> evaluate against the baselines (`llm_steps=0` stops after the data).
 
