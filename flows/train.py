@@ -50,7 +50,8 @@ def train_report(result: dict[str, Any]) -> str:
     lines = [f"# Fine-tuned `{result['model_id']}`",
              f"{result['kind']} on `{result['base']}`, instruction build `{result['build_id']}` "
              f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; {result['steps']} steps"
-             + (f" in {secs:.0f} s" if secs else " (already trained: reused)")
+             + (f" in {secs:.0f} s" if secs else "")
+             + (" (already trained: reused)" if result.get("reused") else "")
              + (f", resumed from step {resumed}" if resumed else "") + ".", "",
              md_table(rows), "",
              f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "

@@ -78,7 +78,7 @@ def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
     if is_trained(out):
         log.info("model %s already trained: %s (use --force to retrain)", mid, out)
         meta = json.loads((out / "hoprec_model.json").read_text())
-        history, seconds, resumed = meta["history"], meta.get("seconds"), None
+        history, seconds, resumed, reused = meta["history"], meta.get("seconds"), None, True
     else:
         update = _progress_reporter(mid, params.max_steps)
         result = train_llm(build["path"], sid_tokens, params, out,
@@ -88,6 +88,7 @@ def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
                                  "build_params": build["params"]},
                            progress=update)
         history, seconds, resumed = result.history, result.seconds, result.resumed_from
+        reused = False
     row = {"model_id": mid, "dataset": dataset, "kind": f"llm-{params.mode}",
            "base": params.base, "build_id": build["build_id"], "sid_version": build["sid_version"],
            "tasks": ",".join(params.tasks) or ",".join(build["counts"]),
@@ -96,7 +97,8 @@ def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
            "seconds": seconds, "path": str(out / "model")}
     with connect(warehouse) as con:
         register_model(con, row)
-    return {**row, "history": history, "resumed_from": resumed, "out_dir": str(out)}
+    return {**row, "history": history, "resumed_from": resumed, "reused": reused,
+            "out_dir": str(out)}
 
 
 def _progress_reporter(mid: str, total: int) -> Any:

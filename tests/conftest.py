@@ -54,3 +54,23 @@ def con(wh: Path):
 
     with connect(wh) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random Llama with the SmolLM2 tokenizer, saved as a local path."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tasks.basemodel import load_tokenizer
+
+    tok = load_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return str(path)

@@ -24,25 +24,6 @@ SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide random Llama with the SmolLM2 tokenizer, saved as a local path."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tasks.basemodel import load_tokenizer
-
-    tok = load_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, tie_word_embeddings=True,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return str(path)
-
-
 def sid(i: int) -> str:
     return f"[<a_{i % 4}><b_{i // 4 % 4}><c_{i // 16 % 4}><d_0>]"
 
