@@ -70,6 +70,8 @@ def llm_scorer(model: Any, tokenizer: Any, sids: dict[int, str], labels: dict[in
                                       device=device)
             out = np.full((len(histories), n_items + 1), -np.inf, np.float32)
             out[:, trie.item_ids] = exact
+            for u, h in enumerate(histories):                 # history items are not ranked
+                out[u, np.asarray(h, dtype=np.int64)] = -np.inf
         if timings is not None:
             timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
             timings["users"] = timings.get("users", 0) + len(histories)
