@@ -190,3 +190,12 @@ def test_unknown_task_is_named(tiny_base, samples, tmp_path):
         train_llm(samples, SID_TOKENS, params(tiny_base, tasks=("semantic",)), tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
         train_llm(tmp_path / "nowhere.parquet", SID_TOKENS, params(tiny_base), tmp_path)
+
+
+def test_full_fine_tuning_saves_a_whole_model(tiny_base, samples, tmp_path):
+    res = train_llm(samples, SID_TOKENS, params(tiny_base, mode="full", max_steps=2,
+                                                save_every=0), tmp_path)
+    assert res.steps == 2 and not (tmp_path / "model" / "adapter_config.json").exists()
+    model, tok, meta = load_trained(tmp_path, "cpu")
+    assert meta["mode"] == "full" and model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert all(t in tok.get_vocab() for t in SID_TOKENS)
