@@ -104,6 +104,14 @@ def plot_compare(report: dict[str, Any]) -> str:
     return str(path)
 
 
+def _variants(models: list[str]) -> str:
+    desc = {"llm-next-item": "**llm-next-item** = next-item samples only",
+            "llm-iirg": "**llm-iirg** = every task of the build (IIRG: next-item + "
+                        "collaborative + semantic)"}
+    shown = [desc[m] for m in models if m in desc]
+    return ", ".join(shown) + (". Same steps, batch and seed." if len(shown) > 1 else ".")
+
+
 def compare_report(report: dict[str, Any], embed_png: bool = True) -> str:
     runs, build = report["runs"], report["build"]
     seeds = [r["seed"] for r in runs]
@@ -113,9 +121,8 @@ def compare_report(report: dict[str, Any], embed_png: bool = True) -> str:
     lines = [f"# Compare on `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
              f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
              f"{report['batch_size']} samples on instruction build `{build['build_id']}` "
-             f"(SIDs `{build['sid_version']}`): **llm-next-item** = next-item samples only, "
-             "**llm-iirg** = next-item + collaborative + semantic (IIRG). Same steps, batch and "
-             f"seed. SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
+             f"(SIDs `{build['sid_version']}`): " + _variants(_models(runs))
+             + f" SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
              f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
              + (" (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower "
                 "bound)" if report["decode"] == "beam" else " (exact item-level scoring)")
