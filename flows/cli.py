@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks  # noqa: F401  (Prefect's environment first)
+from flows.cli_render import render
 from tasks.formats import FORMATS, TS_UNITS
 
 EPILOG = """examples:
@@ -173,9 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="fine-tune the LLM on an instruction build (LoRA + SID "
                         "tokens; resumes an interrupted run)")
-    _add_warehouse(tr)
-    tr.add_argument("--dataset", required=True)
-    tr.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
     _add_llm_params(tr, steps=100)
     tr.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     tr.add_argument("--tasks", help="comma-separated instruction tasks (default: all of the build)")
@@ -186,9 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp_ = sub.add_parser("compare", help="next-item-only vs IIRG LLM vs baselines, same budget, "
                           "per memorization group, with fusion")
-    _add_warehouse(cmp_)
-    cmp_.add_argument("--dataset", required=True)
-    cmp_.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
     _add_llm_params(cmp_, steps=60)
     cmp_.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     cmp_.add_argument("--eval-users", type=int, default=200,
@@ -204,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_llm_params(p: argparse.ArgumentParser, steps: int) -> None:
+    """What `train` and `compare` share: where the data is, the base model and the budget."""
+    _add_warehouse(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
     p.add_argument("--base", default="smollm2-135m-instruct-gguf",
                    help="base LLM: asset name (default: embedded SmolLM2-135M-Instruct), local "
                         "path or HF id")
@@ -350,43 +349,6 @@ def run_command(args: argparse.Namespace) -> Any:
                          as_of=args.as_of, base=args.base, llm_steps=args.llm_steps,
                          eval_users=args.eval_users, sasrec_steps=args.sasrec_steps,
                          tiger_steps=args.tiger_steps)
-
-
-def render(args: argparse.Namespace, result: Any) -> str:
-    """The report a person reads in the terminal after a command."""
-    if isinstance(result, str):
-        return result
-    if args.command == "ingest":
-        from flows.ingest import ingest_report
-        from tasks.warehouse import resolve
-
-        return ingest_report(args.dataset, args.format, str(resolve(args.warehouse)), result, [])
-    if args.command == "prepare":
-        from flows.prepare import prepare_report
-
-        return prepare_report(result)
-    if args.command == "relations":
-        from flows.relations import relations_report
-
-        return relations_report(args.dataset, result)
-    if args.command == "backfill":
-        from flows.backfill import backfill_report
-
-        dates = sorted({r["as_of"] for r in result if r["as_of"]})
-        return backfill_report(args.dataset, dates, args.every, result)
-    if args.command == "baselines":
-        from flows.evaluate import baselines_report
-
-        return baselines_report(result, embed_png=False)
-    if args.command == "sids":
-        from tasks.sids import sids_report
-
-        return result["report"] if "assigned" in result else sids_report(result, embed_png=False)
-    if args.command == "instructions":
-        from flows.instructions import instructions_report
-
-        return instructions_report(result)
-    return result["report"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks.basemodel import DEFAULT_BASE
+from tasks.sasrec import resolve_device  # one device rule (cuda, else mps, else cpu) for all models
 
 log = logging.getLogger("hoprec.training")
 
@@ -169,12 +170,6 @@ def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> 
 
 
 # ----------------------------------------------------------------------------------- models
-def resolve_device(name: str = "auto") -> torch.device:
-    from tasks.sasrec import resolve_device as _resolve
-
-    return _resolve(name)
-
-
 def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, Any, list[int]]:
     """(model, tokenizer, ids of the SID tokens): the base with the SID tokens added and, for
     LoRA, adapters on every projection plus trainable rows for exactly the new tokens."""
