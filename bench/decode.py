@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.decoding import SidTrie, constrained_beam_search, exact_item_scores  # noqa: E402
+from hoprec.tasks.llm.decoding import SidTrie, constrained_beam_search, exact_item_scores  # noqa: E402
 
 SMOL_VOCAB = 49152
 
@@ -68,7 +68,7 @@ def build_model(args: argparse.Namespace, sids: np.ndarray):
     if args.model:
         from transformers import AutoModelForCausalLM
 
-        from tasks.basemodel import resolve_base
+        from hoprec.tasks.llm.base import resolve_base
 
         path, kwargs = resolve_base(args.model)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     constrained_beam_search(model, prompts[:1], trie, num_beams=args.beams, top_k=args.top_k)
 
     # reference: the prompt forwards alone (last-position logits), which every method pays
-    from tasks.decoding import _run_prompt, left_pad
+    from hoprec.tasks.llm.decoding import _run_prompt, left_pad
 
     t = time.perf_counter()
     with torch.inference_mode():

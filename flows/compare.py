@@ -1,22 +1,27 @@
 """The compare flow: one base LLM fine-tuned on next-item-only data and on IIRG data, under one
 step budget and seed, next to every baseline, evaluated on the same users, per memorization
-group, plus MemGen's adaptive fusion of SASRec and the IIRG LLM; several seeds -> mean +- std."""
+group, plus MemGen's adaptive fusion of SASRec and the IIRG LLM; several seeds -> mean ± std."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from prefect import flow
 
-from flows.relations import relations_flow
-from flows.train import train_params
-from tasks.basemodel import DEFAULT_BASE
-from tasks.compare import (BASELINES, eval_rows, evaluate_scores_task, fusion_task, fused,
-                           score_task, split_inputs)
-from tasks.config import state_dir
-from tasks.evaluation import train_sasrec_task
-from tasks.llm_runs import find_build, promote, train_llm_task
-from tasks.warehouse import connect, resolve
+from hoprec.flows.relations import relations_flow
+from hoprec.flows.train import train_params
+from hoprec.tasks import defaults
+from hoprec.tasks.data.warehouse import connect, resolve
+from hoprec.tasks.evaluation.evaluate import evaluate_scores_task, sample_rows, split_inputs
+from hoprec.tasks.evaluation.report import compare_report, plot_groups
+from hoprec.tasks.evaluation.scoring import BASELINES, fused, fusion_task, score_task
+from hoprec.tasks.llm.finetune import META
+from hoprec.tasks.llm.train import find_build, promote, train_llm_task
+from hoprec.tasks.recommenders.sasrec import SASRecParams, train_sasrec_task
+from hoprec.tasks.recommenders.tiger import TigerParams, train_tiger_task
+from hoprec.tasks.reports import publish, publish_plot
 
 NEXT, IIRG = "llm-next-item", "llm-iirg"
 VARIANTS = {"next-item": NEXT, "iirg": IIRG}
@@ -25,18 +30,18 @@ FUSION = "fusion(sasrec+llm-iirg)"
 
 @flow(name="compare", flow_run_name="compare {dataset}")
 def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | None = None,
-                 base: str = DEFAULT_BASE, seeds: list[int] | None = None, steps: int = 60,
-                 batch_size: int = 8, grad_accum: int = 1, lr: float | None = None,
-                 eval_users: int = 200, decode: str = "beam", num_beams: int = 20,
-                 sasrec_steps: int = 300, tiger_steps: int = 2000, device: str = "auto",
+                 base: str = defaults.BASE_MODEL, seeds: list[int] | None = None,
+                 steps: int = defaults.COMPARE_STEPS, batch_size: int = defaults.BATCH_SIZE,
+                 grad_accum: int = defaults.GRAD_ACCUM, lr: float | None = None,
+                 eval_users: int = defaults.EVAL_USERS, decode: str = defaults.DECODE,
+                 num_beams: int = defaults.NUM_BEAMS,
+                 sasrec_steps: int = defaults.COMPARE_SASREC_STEPS,
+                 tiger_steps: int = defaults.TIGER_STEPS, device: str = defaults.DEVICE,
                  fusion: bool = True, promote_best: bool = True,
                  llms: list[str] | None = None) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
     the SID transformer; fusion needs the IIRG LLM."""
-    from flows.compare_report import compare_report, plot_compare
-    from tasks.reports import publish
-
     seeds = list(seeds or [0])
     llms = list(llms or VARIANTS)
     unknown = sorted(set(llms) - set(VARIANTS))
@@ -46,11 +51,9 @@ def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | Non
     wh = str(resolve(warehouse))
     with connect(wh) as con:
         build = find_build(con, dataset, build_id)
-        n_inst = _n_instances(con, dataset)
-    snaps = {s: {r["kind"]: r["snapshot_id"] for r in
-                 relations_flow(dataset=dataset, warehouse=warehouse, strict=s == "valid")}
+        rows = {s: sample_rows(con, dataset, s, eval_users) for s in ("valid", "test")}
+    snaps = {s: relations_flow(dataset=dataset, warehouse=warehouse, strict=s == "valid")["ids"]
              for s in ("valid", "test")}
-    rows = {s: eval_rows(n_inst[s], eval_users) for s in ("valid", "test")}
     llm_opts = {"decode": decode, "num_beams": num_beams, "device": device}
     runs: list[dict[str, Any]] = []
     for seed in seeds:
@@ -75,42 +78,29 @@ def compare_flow(dataset: str, warehouse: str | None = None, build_id: str | Non
         runs.append({"seed": seed, "eval": result, "fusion": fusion_params,
                      "models": {k: v[1] for k, v in models.items()}})
     promoted = _promote(wh, dataset, runs) if promote_best else None
-    report_in = {"dataset": dataset, "build": build, "runs": runs, "steps": steps,
-                 "batch_size": batch_size * grad_accum, "eval_users": len(rows["test"]),
-                 "decode": decode, "promoted": promoted, "base": base,
-                 "sasrec_steps": sasrec_steps, "tiger_steps": tiger_steps}
-    report_in["png"] = plot_compare(report_in)
-    publish("compare-report", compare_report(report_in), f"compare on {dataset}")
-    report_in["report"] = compare_report(report_in, embed_png=False)
-    return report_in
-
-
-def _n_instances(con: Any, dataset: str) -> dict[str, int]:
-    from tasks.evaluation import user_histories
-
-    return {s: len(user_histories(con, dataset, s)[2]) for s in ("valid", "test")}
+    out = {"dataset": dataset, "build": build, "runs": runs, "steps": steps,
+           "batch_size": batch_size * grad_accum, "eval_users": len(rows["test"]),
+           "decode": decode, "promoted": promoted, "base": base,
+           "sasrec_steps": sasrec_steps, "tiger_steps": tiger_steps}
+    out["png"] = plot_groups(runs, f"{dataset} test: NDCG@10 by one-hop memorization group "
+                                   f"({len(runs)} seed{'s' * (len(runs) > 1)})")
+    out["report"] = compare_report(out)
+    publish("compare-report", out["report"], f"compare on {dataset}")
+    publish_plot("compare-plot", out["png"], f"NDCG@10 by group, compare on {dataset}")
+    return out
 
 
 def _train_all(wh: str, dataset: str, build: dict[str, Any], base: str, seed: int, steps: int,
                batch_size: int, grad_accum: int, lr: float | None, sasrec_steps: int,
                tiger_steps: int, device: str, llms: list[str]) -> dict[str, tuple[str, str | None]]:
     """name -> (kind, path) of every model of one seed (LLMs: same budget, different data)."""
-    from tasks.sasrec import SASRecParams
-    from tasks.evaluation import train_tiger_task
-    from tasks.tiger import TigerParams
-
-    out = state_dir() / "models" / dataset
-    out.mkdir(parents=True, exist_ok=True)
     sasrec = train_sasrec_task(wh, dataset, SASRecParams(max_steps=sasrec_steps, seed=seed,
-                                                         device=device),
-                               str(out / f"sasrec-seed{seed}-{sasrec_steps}.pt"))
+                                                         device=device))
     models: dict[str, tuple[str, str | None]] = {b: (b, None) for b in BASELINES}
     models["sasrec"] = ("sasrec", sasrec["path"])
     if tiger_steps:
-        tiger = train_tiger_task(
-            wh, dataset, build["sid_version"],
-            TigerParams(max_steps=tiger_steps, seed=seed, device=device),
-            str(out / f"tiger-{build['sid_version']}-seed{seed}-{tiger_steps}.pt"))
+        tiger = train_tiger_task(wh, dataset, build["sid_version"],
+                                 TigerParams(max_steps=tiger_steps, seed=seed, device=device))
         models["tiger"] = ("tiger", tiger["path"])
     next_only = tuple(t for t in build["counts"] if t.startswith("next-item"))
     variants = {"next-item": next_only, "iirg": ()}
@@ -125,19 +115,14 @@ def _train_all(wh: str, dataset: str, build: dict[str, Any], base: str, seed: in
 def _promote(wh: str, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Promote the IIRG LLM of the best seed when its mean test NDCG@10 beats every baseline's
     and the next-item-only LLM's; otherwise say why not."""
-    from tasks.training import META
-
     means = _mean_metric(runs, "ndcg", 10, "all")
     if IIRG not in means:
         return {"promoted": None, "reason": "no IIRG model was trained"}
     rivals = {m: v for m, v in means.items() if m not in (IIRG, FUSION)}
-    best_rival = max(rivals, key=rivals.get)
+    best_rival = max(rivals, key=lambda m: rivals[m])
     if means.get(IIRG, -1) <= rivals[best_rival]:
         return {"promoted": None, "reason": f"{IIRG} NDCG@10 {means.get(IIRG, 0):.4f} does not "
                 f"beat {best_rival} ({rivals[best_rival]:.4f})"}
-    import json
-    from pathlib import Path
-
     best = max(runs, key=lambda r: _cell(r["eval"], IIRG, "ndcg", 10, "all"))
     mid = json.loads((Path(best["models"][IIRG]) / META).read_text())["model_id"]
     with connect(wh) as con:

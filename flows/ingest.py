@@ -6,11 +6,11 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.assets import ml100k_dir
-from tasks.formats import TS_UNITS, generic_source
-from tasks.ingest import IngestError, get_format, ingest_file_task, plan_files, quarantine_summary
-from tasks.reports import md_table, publish
-from tasks.warehouse import resolve
+from hoprec.tasks.data.assets import ml100k_dir
+from hoprec.tasks.data.formats import TS_UNITS, generic_source
+from hoprec.tasks.data.ingest import IngestError, get_format, ingest_file_task, plan_files, quarantine_summary
+from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.data.warehouse import resolve
 
 
 def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]:
@@ -31,11 +31,12 @@ def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]
 def ingest_flow(dataset: str, format: str, paths: list[str] | None = None,
                 warehouse: str | None = None, kind: str = "interactions",
                 mapping: dict[str, str] | list[str] | None = None, ts_unit: str | None = None,
-                delim: str | None = None, encoding: str | None = None) -> list[dict[str, Any]]:
+                delim: str | None = None, encoding: str | None = None) -> dict[str, Any]:
     """Load interaction logs and item metadata of one dataset into the warehouse.
 
     Every file is one batch: good rows append (exact duplicates dropped), bad rows go to
     `quarantine` with file, line and reason, and a file already ingested is skipped.
+    Returns {"files": one record a file, "quarantine": bad rows by reason, "report": markdown}.
     """
     fmt = get_format(format)
     if ts_unit is not None and ts_unit not in TS_UNITS:
@@ -60,28 +61,22 @@ def ingest_flow(dataset: str, format: str, paths: list[str] | None = None,
                for path, src in plan]
     loaded = [r["batch_id"] for r in results if r["status"] == "loaded"]
     bad = quarantine_summary(db, loaded)
-    publish("ingest-report", ingest_report(dataset, format, db, results, bad),
-            f"ingest of {dataset} ({format})")
-    return results
+    report = ingest_report(dataset, format, db, results, bad)
+    publish("ingest-report", report, f"ingest of {dataset} ({format})")
+    return {"files": results, "quarantine": bad, "report": report}
 
 
 def ingest_report(dataset: str, format: str, db: str, results: list[dict[str, Any]],
                   bad: list[dict[str, Any]]) -> str:
     """The markdown a person reads after an ingest."""
-    parts = [f"# Ingest of `{dataset}` ({format})", f"Warehouse: `{db}`", "",
-             *ingest_summary(results, bad)]
-    return "\n".join(parts)
-
-
-def ingest_summary(results: list[dict[str, Any]], bad: list[dict[str, Any]]) -> list[str]:
-    """Totals, the per-file table and the quarantine summary, as markdown lines."""
     total = {k: sum(r[k] for r in results) for k in
              ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")}
     rows = [{"file": Path(r["path"]).name, "kind": r["kind"], "status": r["status"],
              "batch": r["batch_id"], "read": r["rows_read"], "loaded": r["rows_loaded"],
              "quarantined": r["rows_quarantined"], "duplicates": r["rows_duplicate"],
              "seconds": round(r["seconds"], 2), "note": r["note"]} for r in results]
-    parts = [f"**{total['rows_loaded']:,}** rows loaded, **{total['rows_quarantined']:,}** "
+    parts = [f"# Ingest of `{dataset}` ({format})", f"Warehouse: `{db}`", "",
+             f"**{total['rows_loaded']:,}** rows loaded, **{total['rows_quarantined']:,}** "
              f"quarantined, {total['rows_duplicate']:,} duplicates dropped, from "
              f"{sum(r['status'] == 'loaded' for r in results)} new and "
              f"{sum(r['status'] == 'skipped' for r in results)} skipped file(s).", "",
@@ -90,4 +85,4 @@ def ingest_summary(results: list[dict[str, Any]], bad: list[dict[str, Any]]) -> 
         parts += ["", "## Quarantined rows by reason",
                   "Inspect with `SELECT * FROM quarantine WHERE batch_id = ...`.", "",
                   md_table(bad)]
-    return parts
+    return "\n".join(parts)

@@ -6,22 +6,23 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.basemodel import DEFAULT_BASE
-from tasks.instructions import (InstructionParams, instructions_task, leakage_audit_task,
+from hoprec.tasks import defaults
+from hoprec.tasks.llm.instructions import (InstructionParams, instructions_task, leakage_audit_task,
                                 sources_task, token_lengths_task)
-from tasks.reports import md_table, publish
-from tasks.warehouse import resolve
+from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.data.warehouse import resolve
 
 
 @flow(name="instructions", flow_run_name="instructions {dataset}")
-def instructions_flow(dataset: str, warehouse: str | None = None, history: int = 20,
-                      next_item: str = "sliding", neighbors: int = 5, alignment: bool = False,
+def instructions_flow(dataset: str, warehouse: str | None = None,
+                      history: int = defaults.HISTORY, next_item: str = defaults.NEXT_ITEM,
+                      neighbors: int = defaults.NEIGHBORS, alignment: bool = False,
                       weight_next: float = 1.0, weight_collaborative: float = 1.0,
                       weight_semantic: float = 1.0, weight_alignment: float = 1.0,
                       max_samples: int = 0, seed: int = 0, audit: str = "test", titles: bool = True,
                       cooccurrence_snapshot: int | None = None,
                       semantic_snapshot: int | None = None, sid_version: str | None = None,
-                      base_model: str = DEFAULT_BASE, token_stats: bool = True) -> dict[str, Any]:
+                      base_model: str = defaults.BASE_MODEL, token_stats: bool = True) -> dict[str, Any]:
     """Build, audit and describe the IIRG instruction data of `dataset`."""
     params = InstructionParams(history=history, next_item=next_item,  # type: ignore[arg-type]
                                neighbors=neighbors, alignment=alignment, weight_next=weight_next,
@@ -36,7 +37,8 @@ def instructions_flow(dataset: str, warehouse: str | None = None, history: int =
     build["audit"] = leakage_audit_task(wh, build, audit)
     if token_stats:
         build["token_lengths"] = token_lengths_task(wh, build, base_model)
-    publish("instruction-stats", instructions_report(build), f"instruction data of {dataset}")
+    build["report"] = instructions_report(build)
+    publish("instructions-report", build["report"], f"instruction data of {dataset}")
     return build
 
 

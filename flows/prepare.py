@@ -5,20 +5,22 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.prepare import PrepareParams, prepare_task
-from tasks.reports import md_table, publish
-from tasks.warehouse import resolve
+from hoprec.tasks import defaults
+from hoprec.tasks.data.prepare import PrepareParams, prepare_task
+from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.data.warehouse import resolve
 
 
 @flow(name="prepare", flow_run_name="prepare {dataset}")
-def prepare_flow(dataset: str, warehouse: str | None = None, k_core: int = 5,
-                 split: str = "loo", max_history: int = 0, valid_start: str | None = None,
+def prepare_flow(dataset: str, warehouse: str | None = None, k_core: int = defaults.K_CORE,
+                 split: str = defaults.SPLIT, max_history: int = 0, valid_start: str | None = None,
                  test_start: str | None = None) -> dict[str, Any]:
     """Turn a dataset's interactions into ordered, split user sequences (tables + Parquet)."""
     params = PrepareParams(k_core=k_core, split=split, max_history=max_history,  # type: ignore[arg-type]
                            valid_start=valid_start, test_start=test_start)
     result = prepare_task(str(resolve(warehouse)), dataset, params)
-    publish("prepare-stats", prepare_report(result), f"prepared sequences of {dataset}")
+    result["report"] = prepare_report(result)
+    publish("prepare-report", result["report"], f"prepared sequences of {dataset}")
     return result
 
 

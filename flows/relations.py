@@ -6,18 +6,11 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from tasks.relations import (COLLABORATIVE, KINDS, RelationParams, count_shard_task,
+from hoprec.tasks import defaults
+from hoprec.tasks.relations.snapshots import (COLLABORATIVE, KINDS, RelationParams, count_shard_task,
                              export_input_task, relation_snapshot_task, semantic_snapshot_task)
-from tasks.reports import fmt, md_table, publish
-from tasks.warehouse import resolve
-
-
-def relation_params(window: int = 5, weighting: str = "count", directed: bool = False,
-                    top_k: int = 10, top_up: bool = True, strict: bool = False,
-                    model: str = "all-minilm-l6-v2") -> RelationParams:
-    """Flow parameters -> validated RelationParams (one place for the relations and backfill flows)."""
-    return RelationParams(window=window, weighting=weighting, directed=directed,  # type: ignore[arg-type]
-                          top_k=top_k, top_up=top_up, strict=strict, model=model)
+from hoprec.tasks.reports import fmt, md_table, publish
+from hoprec.tasks.data.warehouse import resolve
 
 
 def check_kinds(kinds: list[str] | None) -> list[str]:
@@ -45,12 +38,16 @@ def _run_name() -> str:
 
 @flow(name="relations", flow_run_name=_run_name)
 def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None = None,
-                   kinds: list[str] | None = None, window: int = 5, weighting: str = "count",
-                   directed: bool = False, top_k: int = 10, top_up: bool = True,
-                   strict: bool = False, model: str = "all-minilm-l6-v2", shards: int = 1,
-                   force: bool = False) -> list[dict[str, Any]]:
-    """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`."""
-    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
+                   kinds: list[str] | None = None, window: int = defaults.WINDOW,
+                   weighting: str = defaults.WEIGHTING, directed: bool = False,
+                   top_k: int = defaults.TOP_K, top_up: bool = True, strict: bool = False,
+                   model: str = defaults.EMBEDDING_MODEL, shards: int = 1,
+                   force: bool = False) -> dict[str, Any]:
+    """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
+    Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
+    params = RelationParams(window=window, weighting=weighting,  # type: ignore[arg-type]
+                            directed=directed, top_k=top_k, top_up=top_up, strict=strict,
+                            model=model)
     kinds = check_kinds(kinds)
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")
@@ -69,9 +66,10 @@ def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None
                 files = [f.result() for f in futures]
         records.append(relation_snapshot_task(wh, dataset, kind, as_of, params, sem_id,
                                               force or bool(files), files))
-    publish("relations-report", relations_report(dataset, records),
-            f"relation snapshots of {dataset}")
-    return records
+    report = relations_report(dataset, records)
+    publish("relations-report", report, f"relation snapshots of {dataset}")
+    return {"snapshots": records, "ids": {r["kind"]: r["snapshot_id"] for r in records},
+            "report": report}
 
 
 def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,3 +99,16 @@ def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
                          f"{fmt(s.get('embedded_now'))} texts embedded now, "
                          f"{fmt(s.get('embeddings_cached'))} from the cache.")
     return "\n".join(lines)
+
+
+def relations_command(task_runner: str = "thread", dask_address: str | None = None,
+                      dask_workers: int = 2, **params: Any) -> dict[str, Any]:
+    """`hoprec relations`: the flow on threads here, or its shards on a Dask cluster."""
+    if task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=dask_address) if dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers,
+                                                 "threads_per_worker": 1}))
+        return relations_flow.with_options(task_runner=runner)(**params)
+    return relations_flow(**params)

@@ -5,17 +5,19 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.basemodel import DEFAULT_BASE
-from tasks.llm_runs import train_llm_task
-from tasks.reports import md_table, publish
-from tasks.training import TrainParams
-from tasks.warehouse import resolve
+from hoprec.tasks import defaults
+from hoprec.tasks.llm.train import train_llm_task
+from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.llm.finetune import TrainParams
+from hoprec.tasks.data.warehouse import resolve
 
 
-def train_params(base: str = DEFAULT_BASE, mode: str = "lora", tasks: list[str] | None = None,
-                 steps: int = 100, batch_size: int = 8, grad_accum: int = 1,
-                 lr: float | None = None, seed: int = 0, device: str = "auto",
-                 save_every: int = 50, log_every: int = 10, **extra: Any) -> TrainParams:
+def train_params(base: str = defaults.BASE_MODEL, mode: str = "lora",
+                 tasks: list[str] | None = None, steps: int = defaults.TRAIN_STEPS,
+                 batch_size: int = defaults.BATCH_SIZE, grad_accum: int = defaults.GRAD_ACCUM,
+                 lr: float | None = None, seed: int = 0, device: str = defaults.DEVICE,
+                 save_every: int = defaults.SAVE_EVERY, log_every: int = defaults.LOG_EVERY,
+                 **extra: Any) -> TrainParams:
     """TrainParams from flow/CLI arguments (one place, so `train` and `compare` agree)."""
     return TrainParams(base=base, mode=mode, tasks=tuple(tasks or ()),  # type: ignore[arg-type]
                        max_steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
@@ -25,10 +27,12 @@ def train_params(base: str = DEFAULT_BASE, mode: str = "lora", tasks: list[str] 
 
 @flow(name="train", flow_run_name="train {dataset}")
 def train_flow(dataset: str, warehouse: str | None = None, build_id: str | None = None,
-               base: str = DEFAULT_BASE, mode: str = "lora", tasks: list[str] | None = None,
-               steps: int = 100, batch_size: int = 8, grad_accum: int = 1,
-               lr: float | None = None, seed: int = 0, device: str = "auto",
-               save_every: int = 50, log_every: int = 10, force: bool = False) -> dict[str, Any]:
+               base: str = defaults.BASE_MODEL, mode: str = "lora",
+               tasks: list[str] | None = None, steps: int = defaults.TRAIN_STEPS,
+               batch_size: int = defaults.BATCH_SIZE, grad_accum: int = defaults.GRAD_ACCUM,
+               lr: float | None = None, seed: int = 0, device: str = defaults.DEVICE,
+               save_every: int = defaults.SAVE_EVERY, log_every: int = defaults.LOG_EVERY,
+               force: bool = False) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
     params = train_params(base, mode, tasks, steps, batch_size, grad_accum, lr, seed, device,
                           save_every, log_every)

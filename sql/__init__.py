@@ -1,1 +1,2 @@
-"""SQL files of hoprec, one statement set per file; read with tasks.warehouse.sql_text."""
+"""SQL files of hoprec, one statement set per file, a folder a stage; read with
+`hoprec.tasks.data.warehouse.sql_text`."""

@@ -60,3 +60,16 @@ def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str)
 
     if _in_flow_run():
         create_table_artifact(key=key, table=[dict(r) for r in rows], description=description)
+
+
+def publish_plot(key: str, png: str | Path, description: str) -> None:
+    """Attach a PNG to the current flow run, as a markdown artifact that shows the image. The
+    report itself stays plain text, so the UI and the terminal read the same words."""
+    uri = png_data_uri(png)
+    if uri:
+        publish(key, f"![{description}]({uri})\n\n`{png}`", description)
+
+
+def subsection(markdown: str) -> str:
+    """A report one heading level down, to stand inside a larger report."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())

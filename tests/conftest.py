@@ -11,7 +11,9 @@ os.environ["HOPREC_HOME"] = tempfile.mkdtemp(prefix="hoprec-test-")
 os.environ.pop("HOPREC_WAREHOUSE", None)
 os.environ.pop("PREFECT_API_URL", None)
 
-import tasks  # noqa: E402,F401  (bootstraps Prefect's environment)
+from hoprec.tasks.settings import apply_settings  # noqa: E402
+
+apply_settings()  # Prefect reads its settings at import: before any flow is imported
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,7 +39,7 @@ def prefect_api():
 
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
-    from tasks.assets import ml100k_dir as pull
+    from hoprec.tasks.data.assets import ml100k_dir as pull
 
     return pull()
 
@@ -50,7 +52,7 @@ def wh(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def con(wh: Path):
-    from tasks.warehouse import connect
+    from hoprec.tasks.data.warehouse import connect
 
     with connect(wh) as c:
         yield c
@@ -62,7 +64,7 @@ def tiny_base(tmp_path_factory) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tasks.basemodel import load_tokenizer
+    from hoprec.tasks.llm.base import load_tokenizer
 
     tok = load_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,

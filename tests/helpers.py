@@ -4,8 +4,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from tasks.formats import generic_source
-from tasks.ingest import BatchResult, get_format, ingest_file, plan_files
+from hoprec.tasks.data.formats import generic_source
+from hoprec.tasks.data.ingest import BatchResult, get_format, ingest_file, plan_files
 
 
 def write(path: Path, text: str | bytes, encoding: str = "utf-8") -> Path:
@@ -69,7 +69,7 @@ def fake_encoder(texts: list[str], dim: int = 16):
 
 def prepare_ml100k(con, ml100k_dir: Path, out_dir: Path) -> None:
     """The embedded ml-100k, ingested and prepared with the defaults (5-core, leave-one-out)."""
-    from tasks.prepare import PrepareParams, prepare
+    from hoprec.tasks.data.prepare import PrepareParams, prepare
 
     ingest(con, "ml100k", "ml-100k", ml100k_dir)
     prepare(con, "ml100k", PrepareParams(), out_dir)

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-import tasks.assets as assets
+import hoprec.tasks.data.assets as assets
 
 
 @pytest.fixture

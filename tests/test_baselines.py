@@ -1,4 +1,4 @@
-"""Baselines and the one-hop memorization analysis against hand-computed values."""
+"""Baselines against hand-computed values."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 import scipy.sparse as sp
 
 from helpers import write_sequences
-from tasks.baselines import (knn_scores, markov_scores, memorization_rate, memorization_split,
-                             popularity, popularity_scores, relation_matrix, successor_candidates)
-from tasks.metrics import mask_items, top_k
-from tasks.relations import snapshot
+from hoprec.tasks.recommenders.baselines import (knn_scores, markov_scores, popularity,
+                                                 popularity_scores, relation_matrix)
+from hoprec.tasks.evaluation.metrics import mask_items, top_k
+from hoprec.tasks.relations.snapshots import snapshot
 
 N = 5
 # transitions: 1->2 (3 times), 1->3 (1), 2->3 (2), 4->5 (1)
@@ -30,14 +30,6 @@ def test_knn_sums_over_history():
     # 3: 1 (from 1) + 2 (from 2) = 3 ties with 2: 3 (from 1); popularity puts 3 (pop 5) first
     assert top_k(mask_items(s, [np.array([])]), 2)[0].tolist() == [3, 2]
     assert popularity_scores(POP, 2).shape == (2, N + 1)
-
-
-def test_successor_candidates_and_groups():
-    cands = successor_candidates([np.array([1, 2]), np.array([4])], T, size=2)
-    assert [c.tolist() for c in cands] == [[2, 3], [5]]    # 2 and 3 tie at 3: index order
-    assert memorization_split(cands, np.array([2, 1])).tolist() == [True, False]
-    lists = np.array([[3, 1, 4, 5, 2], [1, 2, 3, 4, 5]])
-    assert memorization_rate(cands, lists, k=5) == pytest.approx((2 / 5 + 1 / 5) / 2)
 
 
 def test_relation_matrix_and_popularity_from_the_warehouse(con):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import tasks.ingest as ingest_mod
+import hoprec.tasks.data.ingest as ingest_mod
 from tests.helpers import ingest, rows, write
 
 
@@ -67,7 +67,7 @@ def test_items_later_batch_replaces(con, tmp_path):
 def test_writer_lock_times_out_with_clear_error(wh):
     from filelock import FileLock
 
-    from tasks.warehouse import WarehouseBusy, connect
+    from hoprec.tasks.data.warehouse import WarehouseBusy, connect
 
     wh.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(wh) + ".lock"):
@@ -77,7 +77,7 @@ def test_writer_lock_times_out_with_clear_error(wh):
 
 
 def test_schema_is_idempotent_and_every_table_has_dataset(wh):
-    from tasks.warehouse import connect, ensure_schema
+    from hoprec.tasks.data.warehouse import connect, ensure_schema
 
     with connect(wh) as c:
         ensure_schema(c)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.decoding import (SidTrie, cache_select, constrained_beam_search, exact_item_scores, left_pad,
+from hoprec.tasks.llm.decoding import (SidTrie, cache_select, constrained_beam_search, exact_item_scores, left_pad,
                             tree_attention_ok)
 
 BASE = 40                       # ordinary tokens 0..39, then SID tokens

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tasks.embeddings as emb
-from tasks.embeddings import cosine_topk, embed_items, item_text, resolve_model, semantic_neighbors
+import hoprec.tasks.relations.embeddings as emb
+from hoprec.tasks.relations.embeddings import cosine_topk, embed_items, item_text, resolve_model, semantic_neighbors
 
 
 def oracle(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +169,7 @@ def test_encoder_with_wrong_shape_is_an_error(con):
 
 
 def test_resolve_model(tmp_path: Path, monkeypatch):
-    import tasks.assets as assets
+    import hoprec.tasks.data.assets as assets
 
     folder = tmp_path / "minilm"
     folder.mkdir()
@@ -186,8 +186,8 @@ def test_resolve_model(tmp_path: Path, monkeypatch):
 
 def test_real_minilm_on_ml100k(con, ml100k_dir, tmp_path):
     """The embedded all-MiniLM-L6-v2, offline, over the 1,349 prepared ml-100k items."""
-    from tasks.assets import pull
-    from tasks.prepare import PrepareParams, prepare
+    from hoprec.tasks.data.assets import pull
+    from hoprec.tasks.data.prepare import PrepareParams, prepare
     from tests.helpers import ingest
 
     assert resolve_model(emb.DEFAULT_MODEL) == str(pull(emb.DEFAULT_MODEL))

@@ -1,11 +1,14 @@
 """Evaluation rows, memorization groups and gain shares on a hand-made case."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tasks.evaluation import evaluate, gain_table, metric_table, store
+from hoprec.tasks.evaluation.evaluate import evaluate, store
+from hoprec.tasks.evaluation.report import gain_rows, metric_rows
 
 N = 4
 # training successors: 1 -> 2 only
@@ -25,8 +28,9 @@ def fixed(order: list[int]):
 
 
 def test_groups_metrics_and_gains(con):
-    res = evaluate("toy", "test", HIST, TARGETS, {"memorizer": fixed([2, 3, 4, 1]),
-                                                   "generalizer": fixed([4, 2, 3, 1])}, T, ks=(1, 5))
+    res = evaluate("toy", "test", HIST, TARGETS, {"memorizer": fixed([2, 3, 4, 1])(HIST),
+                                                   "generalizer": fixed([4, 2, 3, 1])(HIST)}, T,
+                   ks=(1, 5, 10))
     assert res.group_sizes == {"all": 3, "memorization": 1, "non-memorization": 2}
     cell = {(r["model"], r["group"], r["metric"], r["k"]): r["value"] for r in res.rows}
     # memorizer: user 0 hits 2 at rank 1; users 1/2 find 4 at rank 2 (1 is history) / rank 3
@@ -36,14 +40,17 @@ def test_groups_metrics_and_gains(con):
     assert cell[("generalizer", "non-memorization", "recall", 1)] == 1
     # memorization rate: share of the top-5 inside C(u) = {2} for users 0, 1 and {} for user 2
     assert cell[("memorizer", "all", "memorization_rate", 5)] == pytest.approx((1 / 5 + 1 / 5 + 0) / 3)
-    rows = metric_table(res, k=5)
+    runs = [{"eval": asdict(res)}]                        # one run: plain values, no spread
+    rows = metric_rows(runs)
     assert {r["model"] for r in rows} == {"memorizer", "generalizer"} and len(rows) == 6
-    gains = gain_table(res, "memorizer", k=1)[0]
-    ndcg1 = {("memorizer", "all"): 1 / 3, ("generalizer", "all"): 2 / 3}
-    assert gains["gain all"] == pytest.approx(ndcg1[("generalizer", "all")] - ndcg1[("memorizer", "all")])
-    # the generalizer's whole gain comes from the non-memorization users
-    assert gains["share non-memorization"] == pytest.approx(2.0)
-    assert gains["share memorization"] == pytest.approx(-1.0)
+    [gains] = gain_rows(runs, "memorizer")
+    # NDCG@10: memorizer 1, 1/log2(4), 1/log2(3) (users 0, 1, 2); generalizer 1/log2(3), 1, 1
+    # -> gain all = (1/log2(3) - 1 + 1 - 1/2 + 1 - 1/log2(3)) / 3 = 1/6, a total of 3/6 = 1/2
+    assert gains["gain all"] == f"{1 / 6:.4f}"
+    # the non-memorization users carry more than the whole gain; the memorization user loses
+    non_memo = (1 - 1 / 2) + (1 - 1 / np.log2(3))
+    assert gains["share non-memorization"] == f"{non_memo / 0.5:.0%}"            # 174%
+    assert gains["share memorization"] == f"{(1 / np.log2(3) - 1) / 0.5:.0%}"     # -74%
     store(con, res)
     store(con, res)                                                # a rerun replaces its rows
     assert con.execute("SELECT count(*) FROM eval_results").fetchone()[0] == len(res.rows)

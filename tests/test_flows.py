@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.cli import build_parser, main
+from hoprec.flows.cli import build_parser, main
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_demo_pipeline_end_to_end(cli_wh, tiny_base, capsys):
     assert main(["demo", "--warehouse", cli_wh, "--llm-steps", "2", "--eval-users", "20",
                  "--sasrec-steps", "20", "--tiger-steps", "20"]) == 0
     out = capsys.readouterr().out
-    assert "Fine-tuned LLM vs baselines on `ml100k` (test, 20 users" in out
+    assert "## Compare on `ml100k` (test, 20 users" in out
     assert "| llm-iirg | all | 20 |" in out and "| tiger | non-memorization |" in out
     with duckdb.connect(cli_wh, read_only=True) as con:
         kind, steps, path = con.execute("SELECT kind, steps, path FROM models").fetchone()
@@ -42,11 +42,12 @@ def test_demo_pipeline_end_to_end(cli_wh, tiny_base, capsys):
         assert con.execute("SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) "
                            "FROM interactions WHERE dataset = 'ml100k'").fetchone() == (100000, 943, 1682)
         assert con.execute("SELECT count(*) FROM sequences WHERE split = 'test'").fetchone() == (943,)
-    report = _latest_artifact("pipeline-report")
-    assert "Prepared `ml100k`" in report and "Relation snapshots of `ml100k`" in report
-    assert "Semantic IDs of `ml100k`" in report and "sid-diagnostics" in report
+    report = _latest_artifact("demo-report")
+    assert report.strip() == out.strip()              # the UI and the terminal read the same text
+    assert "## Prepared `ml100k`" in report and "## Relation snapshots of `ml100k`" in report
+    assert "## Semantic IDs of `ml100k`" in report and "## Ingest of `ml100k`" in report
     assert "| next-item | 96,458 |" in report and "Leakage audit (`test` mode): passed" in report
-    assert "data:image/png;base64" in _latest_artifact("sid-diagnostics")
+    assert "data:image/png;base64" in _latest_artifact("sids-plot")
     assert "| cooccurrence | all |" in out and "| semantic | all |" in out
     with duckdb.connect(cli_wh, read_only=True) as con:
         kinds = con.execute("SELECT kind, rows FROM relation_snapshots ORDER BY kind").fetchall()
@@ -54,14 +55,15 @@ def test_demo_pipeline_end_to_end(cli_wh, tiny_base, capsys):
     assert [k for k, _ in kinds] == ["cooccurrence", "cooccurrence", "semantic", "transitions",
                                      "transitions"]
     assert {r for k, r in kinds if k != "transitions"} == {13490}
-    assert "Sequence length" in _latest_artifact("prepare-stats")
+    assert "Sequence length" in _latest_artifact("prepare-report")
     # the baselines on the same warehouse (relations are cache hits), grouped by memorization
     assert main(["baselines", "--dataset", "ml100k", "--models", "popularity,markov,cooc-knn",
                  "--warehouse", cli_wh]) == 0
     out = capsys.readouterr().out
     assert "Baselines on `ml100k` (test, 943 users)" in out and "| markov | non-memorization |" in out
     assert "MemGen instance categories" in out and "data:image" not in out
-    assert "data:image/png;base64" in _latest_artifact("baselines-report")
+    assert _latest_artifact("baselines-report").strip() == out.strip()
+    assert "data:image/png;base64" in _latest_artifact("baselines-plot")
     with duckdb.connect(cli_wh, read_only=True) as con:
         assert con.execute(
             "SELECT count(DISTINCT model) FROM eval_results WHERE eval_id IN (SELECT eval_id "
@@ -92,7 +94,8 @@ def _train_and_compare(wh: str, tiny_base: str, capsys) -> None:
     assert "| llm-next-item | non-memorization | " in out and " ± " in out
     assert "## Adaptive fusion" in out and "| fusion(sasrec+llm-iirg) | all |" in out
     assert "| 1-gram |" in out and "Promotion:" in out
-    assert "data:image/png;base64" in _latest_artifact("compare-report")
+    assert _latest_artifact("compare-report").strip() == out.strip()
+    assert "data:image/png;base64" in _latest_artifact("compare-plot")
     with duckdb.connect(wh, read_only=True) as con:
         runs = con.execute("SELECT count(*) FROM models WHERE base = ?", [tiny_base]).fetchone()
         evals = con.execute("SELECT count(DISTINCT eval_id) FROM eval_results "

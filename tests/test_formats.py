@@ -130,8 +130,8 @@ def test_p5_layout(con, tmp_path):
 
 def test_generic_csv_with_mapping(con, tmp_path):
     write(tmp_path / "events.csv", "when;who;what\n2024-01-02 03:04:05;u1;i1\n")
-    from tasks.formats import FORMATS, generic_source
-    from tasks.ingest import ingest_file
+    from hoprec.tasks.data.formats import FORMATS, generic_source
+    from hoprec.tasks.data.ingest import ingest_file
 
     src = generic_source(FORMATS["csv"], "interactions",
                          {"user_id": "who", "item_id": "what", "ts": "when"}, "iso", ";", None)
@@ -160,7 +160,7 @@ def test_generic_items_csv(con, tmp_path):
 @pytest.mark.parametrize("fmt", ["ml-100k", "ml-1m", "ml-latest", "amazon-2014", "amazon-2018",
                                  "amazon-2023", "p5"])
 def test_file_the_format_does_not_read_is_named(con, tmp_path, fmt):
-    from tasks.ingest import IngestError
+    from hoprec.tasks.data.ingest import IngestError
 
     bogus = write(tmp_path / "notes.pdf", "x")
     with pytest.raises(IngestError, match="notes.pdf"):

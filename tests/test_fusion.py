@@ -1,7 +1,6 @@
 """Adaptive ID/GR fusion and SID-prefix memorization: hand values and literal oracles."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -9,11 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.fusion import (GRID_KS, GRID_TAUS, fuse, grid_search, last_items, max_softmax_prob,
-                          prefix_memorization, prefix_memorized, top_normalized,
-                          transitions_from_sequences)
-from tasks.memgen import categorize
-from tasks.metrics import grouped_metrics, top_k
+from hoprec.tasks.evaluation.fusion import (GRID_KS, GRID_TAUS, fuse, grid_search, max_softmax_prob,
+                                           top_normalized)
+from hoprec.tasks.evaluation.metrics import grouped_metrics, top_k
 
 INF = np.inf
 # 2 users, items 1..5, top 3
@@ -145,75 +142,3 @@ def test_normalised_msp_and_grid_equal_the_definitions(case, top):
             assert not set(listed.tolist()) & set(hists[u])
             assert 0 not in listed.tolist()
     assert res["ndcg@10"] == max(g["ndcg@10"] for g in res["grid"])
-
-
-# --- token-level prefix memorization ---------------------------------------------------------
-
-# items 1..5 with 3-code SIDs
-CODES = np.array([[9, 9, 9],
-                  [0, 0, 0],      # 1
-                  [0, 0, 1],      # 2
-                  [0, 1, 0],      # 3
-                  [1, 0, 0],      # 4
-                  [1, 1, 1]])     # 5
-
-
-def test_transitions_from_sequences():
-    src, dst = transitions_from_sequences([np.array([1, 2, 2, 3]), np.array([4]), np.array([])])
-    assert src.tolist() == [1, 2] and dst.tolist() == [2, 3]          # 2 -> 2 dropped
-    src, dst = transitions_from_sequences([np.array([1, 1])], self_loops=True)
-    assert src.tolist() == [1] and dst.tolist() == [1]
-    assert last_items([np.array([3, 4]), np.array([])]).tolist() == [4, 0]
-
-
-def test_prefix_memorization_by_hand():
-    src, dst = transitions_from_sequences([np.array([1, 4])])         # 000 -> 100
-    last = np.array([1, 2, 3, 2, 0])
-    targets = np.array([4, 4, 5, 1, 4])
-    memo = prefix_memorization(last, targets, src, dst, CODES)
-    assert memo[1].tolist() == [True, True, True, False, False]       # 0.. -> 1.. ; empty: no
-    assert memo[2].tolist() == [True, True, False, False, False]      # 00 -> 10
-    assert memo[3].tolist() == [True, False, False, False, False]     # item level
-    assert prefix_memorization(last, targets, src, dst, CODES, max_n=2).keys() == {1, 2}
-    with pytest.raises(ValueError):
-        prefix_memorized(last, targets, src, dst, CODES, 4)
-
-
-def oracle_prefix(last, targets, seqs, codes, n):
-    pairs = {(tuple(codes[a][:n]), tuple(codes[b][:n]))
-             for s in seqs for a, b in itertools.pairwise(s) if a != b}
-    return [bool(u > 0 and (tuple(codes[u][:n]), tuple(codes[v][:n])) in pairs)
-            for u, v in zip(last, targets)]
-
-
-@settings(max_examples=80, deadline=None)
-@given(st.integers(1, 8).flatmap(lambda m: st.tuples(
-    st.lists(st.lists(st.integers(0, 2), min_size=3, max_size=3), min_size=m + 1, max_size=m + 1),
-    st.lists(st.lists(st.integers(1, m), max_size=6), max_size=5),
-    st.lists(st.tuples(st.integers(0, m), st.integers(1, m)), min_size=1, max_size=8))))
-def test_prefix_memorization_equals_the_definition(case):
-    codes, seqs, inst = np.array(case[0]), case[1], case[2]
-    last, targets = np.array([i[0] for i in inst]), np.array([i[1] for i in inst])
-    src, dst = transitions_from_sequences([np.array(s, dtype=np.int64) for s in seqs])
-    memo = prefix_memorization(last, targets, src, dst, codes)
-    assert sorted(memo) == [1, 2, 3]
-    for n in (1, 2, 3):
-        assert memo[n].tolist() == oracle_prefix(last, targets, seqs, codes, n)
-        if n > 1:
-            assert not (memo[n] & ~memo[n - 1]).any()                # monotone in n
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.integers(1, 5), min_size=1, max_size=6), min_size=1, max_size=5),
-       st.lists(st.tuples(st.lists(st.integers(1, 5), max_size=4), st.integers(1, 5)),
-                min_size=1, max_size=6))
-def test_full_prefix_is_item_level_memorization(seqs, instances):
-    """Unique SIDs: n = L agrees with memgen's memorization label."""
-    users = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)])
-    items = np.concatenate([np.array(s) for s in seqs])
-    hists = [np.array(h, dtype=np.int64) for h, _ in instances]
-    targets = np.array([t for _, t in instances])
-    labels, _ = categorize(hists, targets, users, items, 5)
-    src, dst = transitions_from_sequences([np.array(s) for s in seqs])
-    memo = prefix_memorized(last_items(hists), targets, src, dst, CODES, 3)
-    assert memo.tolist() == [lab == "memorization" for lab in labels]

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import fake_encoder, write_sequences
-from tasks.audit import LeakageError, audit_build, enforce
-from tasks.instructions import InstructionParams, build_instructions
-from tasks.relations import RelationParams, snapshot
-from tasks.sids import SidParams, build_sids, load_sids
+from hoprec.tasks.llm.audit import LeakageError, audit_build, enforce
+from hoprec.tasks.llm.instructions import InstructionParams, build_instructions
+from hoprec.tasks.relations.snapshots import RelationParams, snapshot
+from hoprec.tasks.sids.versions import SidParams, build_sids, load_sids
 
 
 rng = np.random.default_rng(11)
@@ -126,9 +126,9 @@ def test_validation_mode_rejects_relations_that_saw_validation_targets(con, buil
 
 
 def test_planted_target_fails_the_flow(wh, prefect_api, monkeypatch):
-    import tasks.instructions as ins
-    from flows.instructions import instructions_flow
-    from tasks.warehouse import connect
+    import hoprec.tasks.llm.instructions as ins
+    from hoprec.flows.instructions import instructions_flow
+    from hoprec.tasks.data.warehouse import connect
 
     with connect(wh) as con:
         make_built(con)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flows.compare_report import gain_rows, mean_std, metric_rows
-from tasks.compare import eval_rows, sid_codes
-from tasks.instructions import PROMPTS, item_label
-from tasks.llm_eval import history_prompts, item_trie, llm_scorer
-from tasks.training import encode_sample
+from hoprec.tasks.evaluation.report import gain_rows, mean_std, metric_rows
+from hoprec.tasks.evaluation.evaluate import eval_rows
+from hoprec.tasks.sids.versions import code_matrix
+from hoprec.tasks.llm.prompts import PROMPTS, item_label
+from hoprec.tasks.llm.scoring import history_prompts, item_trie, llm_scorer
+from hoprec.tasks.llm.prompts import encode_sample
 
 SIDS = {i: f"<a_{i % 3}><b_{i // 3}><c_0><d_0>" for i in range(1, 8)}
 LABELS = {i: item_label(s, None) for i, s in SIDS.items()}
@@ -66,7 +67,7 @@ def test_eval_rows_and_codes():
     rows = eval_rows(100, 20)
     assert len(rows) == 20 and np.array_equal(rows, np.sort(rows))
     assert np.array_equal(rows, eval_rows(100, 20))             # the same users every time
-    codes = sid_codes(SIDS, 7)
+    codes = code_matrix(SIDS, 7)
     assert codes.shape == (8, 4) and codes[5].tolist() == [2, 1, 0, 0]
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.metrics import (entropy_bits, grouped_metrics, mask_items, ranking_metrics,
+from hoprec.tasks.evaluation.metrics import (entropy_bits, grouped_metrics, mask_items, ranking_metrics,
                            target_ranks, top_k)
 
 # 3 users, items 1..5 (column 0 = padding)

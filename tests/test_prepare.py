@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.prepare import PrepareParams, prepare
-from tasks.warehouse import connect
+from hoprec.tasks.data.prepare import PrepareParams, prepare
+from hoprec.tasks.data.warehouse import connect
 
 T0 = datetime(2020, 1, 1)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.ingest import IngestError
+from hoprec.tasks.data.ingest import IngestError
 from tests.helpers import ingest, rows, write
 
 

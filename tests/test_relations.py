@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import fake_encoder, write_sequences
-from tasks.relations import (RelationParams, count_pairs, count_shard, export_input,
+from hoprec.tasks.relations.snapshots import (RelationParams, count_pairs, count_shard, export_input,
                              load_input, snapshot)
-from tasks.warehouse import connect
+from hoprec.tasks.data.warehouse import connect
 
 
 def oracle_pairs(seqs: list[list[int]], window: int, inverse: bool,
@@ -150,7 +150,7 @@ def test_failed_recompute_keeps_the_old_snapshot(con, monkeypatch):
     write_sequences(con, "syn", [[1, 2, 3, 1, 2]])
     p = RelationParams(top_up=False)
     old = snapshot(con, "syn", "cooccurrence", None, p)
-    import tasks.relations as rel
+    import hoprec.tasks.relations.snapshots as rel
 
     real_run = rel.run
 

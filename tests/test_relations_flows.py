@@ -8,8 +8,8 @@ import pytest
 
 from helpers import prepare_ml100k
 from test_relations import oracle_pairs
-from tasks.relations import RelationParams, count_pairs, load_input
-from tasks.warehouse import connect
+from hoprec.tasks.relations.snapshots import RelationParams, count_pairs, load_input
+from hoprec.tasks.data.warehouse import connect
 
 NO_TOP_UP = {"top_up": False, "kinds": ["transitions", "cooccurrence"]}
 
@@ -47,16 +47,16 @@ def test_no_test_target_contributes_on_ml100k(ml_wh, strict):
 
 
 def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
-    from flows.backfill import backfill_flow
+    from hoprec.flows.backfill import backfill_flow
 
     args = dict(dataset="ml100k", start="1998-02-01", end="1998-03-22", every="1w",
                 warehouse=ml_wh, **NO_TOP_UP)
-    first = backfill_flow(**args)
+    first = backfill_flow(**args)["snapshots"]
     assert len(first) == 16 and {r["status"] for r in first} == {"computed"}
     assert len({r["as_of"] for r in first}) == 8
     events = [r["stats"]["events"] for r in first if r["kind"] == "transitions"]
     assert events == sorted(events) and events[0] < events[-1]     # later dates see more events
-    second = backfill_flow(**args)
+    second = backfill_flow(**args)["snapshots"]
     assert {r["status"] for r in second} == {"cached"}
     assert [r["snapshot_id"] for r in second] == [r["snapshot_id"] for r in first]
     with duckdb.connect(ml_wh, read_only=True) as con:
@@ -65,8 +65,8 @@ def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
 
 
 def test_backfill_resumes_after_a_crash(ml_wh, prefect_api, monkeypatch):
-    import tasks.relations as rel
-    from flows.backfill import backfill_flow
+    import hoprec.tasks.relations.snapshots as rel
+    from hoprec.flows.backfill import backfill_flow
 
     args = dict(dataset="ml100k", start="1997-10-05", end="1997-10-26", every="1w",
                 warehouse=ml_wh, kinds=["transitions"], top_up=False)
@@ -81,7 +81,7 @@ def test_backfill_resumes_after_a_crash(ml_wh, prefect_api, monkeypatch):
     with pytest.raises(Exception):
         backfill_flow(**args)
     monkeypatch.undo()
-    records = backfill_flow(**args)
+    records = backfill_flow(**args)["snapshots"]
     status = {r["as_of"][:10]: r["status"] for r in records}
     assert status["1997-10-19"] == "computed"
     assert sum(s == "computed" for s in status.values()) < 4         # the others were kept
@@ -101,16 +101,17 @@ def _rows(wh: str, ids: list[int]) -> list[tuple]:
 def test_sharded_and_dask_runs_equal_single_run(ml_wh, prefect_api, tmp_path: Path):
     from prefect_dask import DaskTaskRunner
 
-    from flows.relations import relations_flow
+    from hoprec.flows.relations import relations_flow
 
     args = dict(dataset="ml100k", as_of="1998-04-01", warehouse=ml_wh, **NO_TOP_UP)
-    single = relations_flow(**args, force=True)
+    single = relations_flow(**args, force=True)["snapshots"]
     expected = _rows(ml_wh, [r["snapshot_id"] for r in single])
-    sharded = relations_flow(**args, shards=4, force=True)
+    sharded = relations_flow(**args, shards=4, force=True)["snapshots"]
     assert [r["stats"]["shards"] for r in sharded] == [4, 4]
     assert _rows(ml_wh, [r["snapshot_id"] for r in sharded]) == expected
     runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1,
                                             "processes": True, "dashboard_address": None})
-    on_dask = relations_flow.with_options(task_runner=runner)(**args, shards=3, force=True)
+    on_dask = relations_flow.with_options(task_runner=runner)(**args, shards=3,
+                                                              force=True)["snapshots"]
     assert [r["stats"]["shards"] for r in on_dask] == [3, 3]
     assert _rows(ml_wh, [r["snapshot_id"] for r in on_dask]) == expected

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from helpers import prepare_ml100k, write_sequences
-from tasks.metrics import grouped_metrics
-from tasks.evaluation import user_histories
-from tasks.sasrec import SASRecNet, SASRecParams, load, save, score, train_sasrec
+from hoprec.tasks.evaluation.metrics import grouped_metrics
+from hoprec.tasks.data.sequences import user_histories
+from hoprec.tasks.recommenders.sasrec import SASRecNet, SASRecParams, load, save, score, train_sasrec
 
 # Small enough to train in seconds on 2 busy cores; the defaults are METHODS.md's.
 TINY = SASRecParams(dim=32, max_len=16, dropout=0.1, batch_size=32, eval_every=0)
@@ -43,7 +43,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory):
     """One read-only synthetic dataset for the module (writing it costs seconds)."""
-    from tasks.warehouse import connect
+    from hoprec.tasks.data.warehouse import connect
 
     with connect(tmp_path_factory.mktemp("syn") / "wh.duckdb") as c:
         write_sequences(c, "syn", interleaved())
@@ -151,7 +151,7 @@ def test_early_stopping_keeps_the_best(syn):
 
 @pytest.mark.slow
 def test_ml100k_beats_popularity(con, ml100k_dir, tmp_path):
-    from tasks.baselines import popularity, popularity_scores
+    from hoprec.tasks.recommenders.baselines import popularity, popularity_scores
 
     prepare_ml100k(con, ml100k_dir, tmp_path)
     _, hist, tgt = user_histories(con, "ml100k", "test")

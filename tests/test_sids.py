@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import tasks.sids as sids_mod
+import hoprec.tasks.sids.versions as sids_mod
 from helpers import prepare_ml100k, write_sequences
-from tasks.embeddings import embed_items
-from tasks.rq import diagnostics, disambiguate, effective_codebook, encode, rq_kmeans
-from tasks.sids import (SidParams, all_sid_tokens, as_record, assign_new_items, build_sids,
+from hoprec.tasks.relations.embeddings import embed_items
+from hoprec.tasks.sids.rq import diagnostics, disambiguate, effective_codebook, encode, rq_kmeans
+from hoprec.tasks.sids.versions import (SidParams, all_sid_tokens, as_record, assign_new_items, build_sids,
                         load_codebooks, load_sids, sid_provenance, sid_tokens, sids_report)
-from tasks.warehouse import connect
+from hoprec.tasks.data.warehouse import connect
 
 MODEL = "fake-sid"
 SID = re.compile(r"^<a_(\d+)><b_(\d+)><c_(\d+)><d_(\d+)>$")
@@ -94,7 +94,7 @@ def test_kmeans_runs_on_one_thread(monkeypatch):
     """More than one OpenMP thread sums centroids in lock order: results could differ run to run."""
     from threadpoolctl import threadpool_info
 
-    import tasks.rq as rq
+    import hoprec.tasks.sids.rq as rq
 
     seen = []
     real = rq.KMeans.fit
@@ -172,8 +172,8 @@ def test_report_has_tables_and_plot(ml_wh):
         assert not sid_provenance(con, "ml100k", "ml100k-rq3x48-00000000")[0]
     md = sids_report(res)
     assert "collision rate" in md and "entropy (bits)" in md and "## Bucket sizes" in md
-    assert "](data:image/png;base64," in md and res.png in md
-    assert "data:image" not in sids_report(as_record(res), embed_png=False)
+    assert res.png in md and "data:image" not in md     # the flow attaches the image itself
+    assert sids_report(as_record(res)) == md
     assert res.png.endswith(f"sids/{res.sid_version}/diagnostics.png")
     with open(res.png, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -248,11 +248,13 @@ def test_flow_publishes_diagnostics(ml_wh, prefect_api):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.sids import sids_flow
+    from hoprec.flows.sids import sids_flow
 
     record = sids_flow("ml100k", warehouse=ml_wh, model=MODEL)
     assert record["status"] == "cached" and record["codebook"] == 48
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sid-diagnostics"])))
-    assert arts and record["sid_version"] in max(arts, key=lambda a: a.created).data
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sids-plot"])))
+    plot = max(arts, key=lambda a: a.created).data
+    assert record["sid_version"] in plot and "data:image/png;base64," in plot
+    assert record["report"].startswith("# Semantic IDs of `ml100k`")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.tiger import (
+from hoprec.tasks.recommenders.tiger import (
     BOS,
     TigerParams,
     batch_tensors,

@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tasks.instructions import SCHEMA
-from tasks.training import (TrainParams, encode_batch, load_trained, prepare_model,
+from hoprec.tasks.llm.instructions import SCHEMA
+from hoprec.tasks.llm.finetune import (TrainParams, encode_batch, load_trained, prepare_model,
                             sample_order, train_llm, weighted_loss)
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
@@ -165,7 +165,7 @@ def test_killed_run_resumes_and_continues_the_loss(tiny_base, samples, tmp_path)
 def test_sigkilled_process_resumes(tiny_base, samples, tmp_path):
     """A real kill -9 mid-run (not a Python exception): the rerun finishes from a checkpoint."""
     out = tmp_path / "run"
-    code = ("import sys; from tasks.training import TrainParams, train_llm; "
+    code = ("import sys; from hoprec.tasks.llm.finetune import TrainParams, train_llm; "
             f"train_llm({samples!r}, {SID_TOKENS!r}, TrainParams(base={tiny_base!r}, "
             "max_steps=60, batch_size=4, lr=1e-2, save_every=2, log_every=1, device='cpu'), "
             f"{str(out)!r})")

@@ -1,0 +1,164 @@
+"""The DuckDB warehouse: one file, a schema built from `sql/schema/*.sql`, one writer at a time.
+
+DuckDB allows one writing process per file. A file lock next to the database serializes hoprec
+writers and, after a timeout, fails with a message that names the file instead of retrying.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from filelock import FileLock, Timeout
+
+from ..settings import default_warehouse
+
+LOCK_TIMEOUT_S = 600.0
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse's writer lock."""
+
+
+def sql_text(name: str) -> str:
+    """The text of `sql/<name>.sql`: every statement hoprec runs lives there."""
+    return resources.files("hoprec.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def sql_names(folder: str) -> list[str]:
+    """Names (without .sql) of the SQL files in `sql/<folder>/`, sorted."""
+    root = resources.files("hoprec.sql").joinpath(folder)
+    return sorted(f"{folder}/{p.name[:-4]}" for p in root.iterdir() if p.name.endswith(".sql"))
+
+
+def ident(name: str, allowed: set[str] | None = None) -> str:
+    """Check an identifier that must be formatted into SQL: whitelist if given, else a safe shape."""
+    if (allowed is not None and name not in allowed) or not _IDENT.match(name):
+        raise ValueError(f"identifier {name!r} is not allowed here")
+    return name
+
+
+def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None,
+        **fmt: str) -> duckdb.DuckDBPyConnection:
+    """Execute `sql/<name>.sql` with bound `$params`; `fmt` fills whitelisted `{identifiers}`.
+
+    A file may hold several statements (each ending with `;` at a line end); each gets the
+    parameters it uses, since DuckDB binds parameters one statement at a time.
+    """
+    text = sql_text(name)
+    if fmt:
+        text = text.format(**{k: ident(v) for k, v in fmt.items()})
+    params = params or {}
+    cur = con
+    for stmt in _STATEMENT_END.split(text):
+        body = "\n".join(line for line in stmt.splitlines() if not line.lstrip().startswith("--"))
+        if not body.strip():
+            continue
+        used = set(re.findall(r"\$([A-Za-z_]\w*)", body))
+        missing = used - params.keys()
+        if missing:
+            raise ValueError(f"sql/{name}.sql needs parameters {sorted(missing)}")
+        bound = {k: params[k] for k in used}
+        cur = con.execute(stmt, bound) if bound else con.execute(stmt)
+    return cur
+
+
+def fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """All rows of a result as dicts keyed by column name."""
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def fetch_dict(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The single row of a result (a stats query) as a dict."""
+    return fetch_dicts(cur)[0]
+
+
+COUNTABLE = {"interactions", "items", "quarantine", "ingest_batches", "sequences", "item_index",
+             "raw_rejects", "rejected", "new_items", "kc"}
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = None) -> int:
+    """Rows of a (whitelisted) table, optionally of one dataset."""
+    sql = f"SELECT count(*) FROM {ident(table, COUNTABLE)}"
+    if dataset is None:
+        return con.execute(sql).fetchone()[0]
+    return con.execute(sql + " WHERE dataset = ?", [dataset]).fetchone()[0]
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
+                   params: Mapping[str, Any] | None = None) -> Path:
+    """Stream a query's result to Parquet via a temp file and an atomic rename (never half a file)."""
+    import pyarrow.parquet as pq
+
+    tmp = target.with_name(target.name + ".tmp")
+    reader = con.execute(query, dict(params or {})).to_arrow_reader()
+    with pq.ParquetWriter(tmp, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    os.replace(tmp, target)
+    return target
+
+
+def resolve(path: str | Path | None) -> Path:
+    """The warehouse path to use: the given one, else HOPREC_WAREHOUSE, else the default."""
+    return Path(path).expanduser().absolute() if path else default_warehouse()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table, sequence and view idempotently from `sql/schema/`."""
+    for name in sql_names("schema"):
+        run(con, name)
+
+
+@contextmanager
+def connect(path: str | Path | None = None, *, read_only: bool = False,
+            lock_timeout: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating it and its schema), holding the writer lock unless read-only."""
+    db = resolve(path)
+    if read_only:
+        if not db.exists():
+            raise FileNotFoundError(f"warehouse {db} does not exist; run `hoprec ingest` first")
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(db) + ".lock")
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout as exc:
+        raise WarehouseBusy(
+            f"warehouse {db} is locked by another hoprec writer (waited {lock_timeout:.0f} s); "
+            f"wait for it to finish or remove {db}.lock if no hoprec process is running"
+        ) from exc
+    try:
+        con = duckdb.connect(str(db))
+        try:
+            ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+    finally:
+        lock.release()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, rolled back on any error, so a batch lands whole or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,411 @@
+"""Decoding over semantic IDs: a trie of valid SIDs, constrained beam search, exact item scoring.
+
+Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces:
+
+* `SidTrie` (tasks.sid_trie) - the trie of all items' token sequences, dense per-level tables so the
+  tokens allowed after a batch of prefixes are one gather (no per-beam Python).
+* `constrained_beam_search` - batched beam search (prompt run once, then L steps on the KV cache)
+  whose logits are restricted, at every step, to the tokens the trie allows after each beam's
+  prefix. Two equivalent ways of carrying the beams: ``method="batch"`` flattens them into the
+  batch dimension and reorders the cache (`cache_select`) every step; ``method="tree"`` keeps one
+  cache row per user and appends each step's beam tokens as a packed sequence with a 4D mask, so
+  the prompt KV is never copied (2-4x faster on CPU at 20 beams and 300-token prompts). Scores are true log-probabilities (log-softmax
+  over the full vocabulary, then masking), so only real items can come out. History items are
+  removed at the last step (their leaves are masked before the final top-k, so no beam is spent
+  on them).
+* `exact_item_scores` - log P(SID | prompt) of every item, exactly (the SimGR argument: beam
+  search prunes, so the ranking it gives is biased). The prompt is run once; then the trie is
+  walked level by level, and each distinct prefix is evaluated once, so the cost is about the
+  number of trie nodes, not items x L forwards. Two ways of doing a level:
+
+  - ``method="tree"`` (default): all prefixes of a level are appended to the *one* cached prompt
+    as a packed sequence with a custom 4D attention mask (each node sees the prompt, its own
+    ancestors and itself; positions = prompt length + depth), i.e. tree attention. The prompt KV
+    is never copied; one token is fed per trie node (the deepest fed level is cropped from the
+    cache after each chunk, since it is nobody's ancestor).
+  - ``method="expand"``: the cached prompt KV is expanded to one row per (user, prefix), chunked,
+    and the l prefix tokens are fed on it. Works with any attention implementation (the tree
+    method needs one that honours a 4D float mask: eager and sdpa do, flash-attention does not;
+    ``method="auto"``, the default, checks with `tree_attention_ok`).
+
+Caches: transformers 5.x `DynamicCache` (anything with ``reorder_cache``) or legacy tuples of
+(key, value) per layer; `cache_select` reorders/expands them along the batch dimension.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..sids.trie import SidTrie
+
+__all__ = [
+    "SidTrie",
+    "tree_attention_ok",
+    "cache_select",
+    "constrained_beam_search",
+    "exact_item_scores",
+    "left_pad",
+]
+
+
+# ---------------------------------------------------------------------------------- kv caches
+def cache_select(cache: Any, index: torch.Tensor, inplace: bool = False) -> Any:
+    """Rows `index` of a KV cache along the batch dimension (reorder for beams, or expand by repeats).
+
+    Works on transformers `Cache` objects (`DynamicCache` etc.: via their ``reorder_cache``, an
+    ``index_select`` on every layer's keys and values) and on legacy tuples ((k, v), ...). With
+    ``inplace=False`` the given cache is left untouched (its tensors are shared, not copied: a
+    layer's reorder assigns new tensors, it does not write into the old ones).
+    """
+    index = index.reshape(-1).long()
+    if isinstance(cache, (tuple, list)):
+        return type(cache)(tuple(t.index_select(0, index.to(t.device)) for t in layer) for layer in cache)
+    if hasattr(cache, "reorder_cache") and hasattr(cache, "layers"):
+        out = cache
+        if not inplace:
+            out = copy.copy(cache)
+            out.layers = [copy.copy(layer) for layer in cache.layers]
+        out.reorder_cache(index)
+        return out
+    if hasattr(cache, "reorder_cache"):           # some other cache object: no safe copy
+        if not inplace:
+            cache = copy.deepcopy(cache)
+        cache.reorder_cache(index)
+        return cache
+    raise TypeError(f"cannot reorder a cache of type {type(cache).__name__}")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int = 0, device: torch.device | str = "cpu"
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, position_ids), each [batch, max_len], prompts left-padded.
+
+    Positions count real tokens only (0 at the first real token), as for an unpadded prompt.
+    """
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), pos.to(device)
+
+
+@contextlib.contextmanager
+def _inference(model: Any) -> Iterator[None]:
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def _pad_id(model: Any) -> int:
+    pad = getattr(getattr(model, "config", None), "pad_token_id", None)
+    return int(pad) if isinstance(pad, int) and pad >= 0 else 0
+
+
+def _run_prompt(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> Any:
+    """The prompt forward; logits of the last position only where the model supports it."""
+    kwargs = {}
+    try:
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            kwargs["logits_to_keep"] = 1
+    except (TypeError, ValueError):
+        pass
+    return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kwargs)
+
+
+def _vocab_size(model: Any, logits: torch.Tensor, trie: SidTrie) -> int:
+    if trie.max_token >= logits.shape[-1]:
+        raise ValueError(f"SID token {trie.max_token} outside the model's vocabulary of {logits.shape[-1]}")
+    return logits.shape[-1]
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    if size < 1:
+        raise ValueError("batch_size must be >= 1")
+    for a in range(0, n, size):
+        yield slice(a, min(n, a + size))
+
+
+# ------------------------------------------------------------------------- tree attention
+def tree_attention_ok(model: Any) -> bool:
+    """Whether `model` honours a custom 4D additive attention mask over a plain growing KV cache.
+
+    True for eager and sdpa attention without sliding-window layers (Llama, Qwen2/3 without
+    sliding window, ...); False for flash-attention, flex and hybrid/sliding-window caches, where
+    the "tree" methods would be wrong, so "auto" picks the batch / expand methods there.
+    """
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "_attn_implementation", None) not in ("eager", "sdpa"):
+        return False
+    if getattr(cfg, "is_encoder_decoder", False):
+        return False
+    types = getattr(cfg, "layer_types", None) or []
+    if any(t != "full_attention" for t in types):
+        return False
+    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+        return False
+    return True
+
+
+def _method(model: Any, method: str, fallback: str) -> str:
+    if method not in ("auto", "tree", fallback):
+        raise ValueError(f"method must be 'auto', 'tree' or {fallback!r}, not {method!r}")
+    if method == "auto":
+        return "tree" if tree_attention_ok(model) else fallback
+    return method
+
+
+def _tree_mask(prompt_bias: torch.Tensor, kv_len: int, cols: torch.Tensor) -> torch.Tensor:
+    """Additive 4D mask [users, 1, c, kv_len] for c packed query tokens on a cached prompt.
+
+    Query j of user u sees the user's real prompt tokens (`prompt_bias` [users, T]: 0 or min) and
+    the cache columns ``cols[u, j, :]`` (its ancestors and itself); everything else is masked.
+    """
+    n_users, width = prompt_bias.shape
+    c = cols.shape[-2]
+    attn = torch.full((n_users, 1, c, kv_len), torch.finfo(prompt_bias.dtype).min,
+                      dtype=prompt_bias.dtype, device=prompt_bias.device)
+    attn[:, 0, :, :width] = prompt_bias[:, None, :]
+    attn[:, 0].scatter_(2, cols.expand(n_users, c, cols.shape[-1]), 0.0)
+    return attn
+
+
+def _prompt_bias(model: Any, mask: torch.Tensor) -> torch.Tensor:
+    dtype = next(model.parameters()).dtype
+    if not dtype.is_floating_point:
+        dtype = torch.float32
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        mask == 0, torch.finfo(dtype).min)
+
+
+# ------------------------------------------------------------------------- constrained beams
+def constrained_beam_search(model: Any, prompt_ids: Sequence[Sequence[int]], trie: SidTrie,
+                            num_beams: int = 20, top_k: int = 10,
+                            exclude: Sequence[Iterable[int] | None] | None = None,
+                            batch_size: int = 8, device: torch.device | str = "cpu",
+                            method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Trie-constrained beam search: (items [n_users, top_k] int64, scores [n_users, top_k] float32).
+
+    Each user's prompt is run once (left-padded, `batch_size` users at a time), then L steps on
+    the KV cache. At each step the next-token log-softmax over the full vocabulary is added to
+    each beam's score and restricted to the trie's children of that beam's prefix; the best
+    `num_beams` of each user survive. Excluded (history) items are masked at the last step, so no
+    beam is spent on them. Rows are sorted by score (the true log-probability of the SID given the
+    prompt); when fewer than `top_k` items survive, the row is padded with item -1 and score -inf.
+    Only items in the trie can come out.
+
+    ``method="batch"``: the beams are flattened into the batch dimension ([users * beams] rows)
+    and the cache is reordered after every step (`cache_select`). ``"tree"``: the prompt cache
+    stays one row per user and each step's beam tokens are appended to it as a packed sequence
+    with a 4D mask (each beam sees the prompt, its own earlier tokens and itself), so the prompt
+    KV is never copied. Same results; ``"auto"`` = tree where `tree_attention_ok(model)`.
+    """
+    if num_beams < 1 or top_k < 1:
+        raise ValueError("num_beams and top_k must be >= 1")
+    method = _method(model, method, "batch")
+    n = len(prompt_ids)
+    if exclude is not None and len(exclude) != n:
+        raise ValueError("exclude needs one entry (a set of item ids, or None) per prompt")
+    items = np.full((n, top_k), -1, np.int64)
+    scores = np.full((n, top_k), -np.inf, np.float32)
+    with _inference(model):
+        for sl in _batches(n, batch_size):
+            ex = None if exclude is None else exclude[sl]
+            it, sc = _beam_batch(model, prompt_ids[sl], trie, num_beams, ex, torch.device(device),
+                                 method == "tree")
+            k = min(top_k, it.shape[1])
+            items[sl, :k], scores[sl, :k] = it[:, :k], sc[:, :k]
+    return items, scores
+
+
+def _excluded_leaves(trie: SidTrie, exclude: Sequence[Iterable[int] | None] | None, n_users: int,
+                     dev: torch.device) -> torch.Tensor | None:
+    if exclude is None or not any(e for e in exclude):
+        return None
+    excluded = torch.zeros(n_users, trie.n_items, dtype=torch.bool)
+    for u, e in enumerate(exclude):
+        if e:
+            excluded[u, torch.as_tensor(trie.leaves_of(e), dtype=torch.long)] = True
+    return excluded.to(dev)
+
+
+def _beam_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, num_beams: int,
+                exclude: Sequence[Iterable[int] | None] | None, dev: torch.device, tree: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    n_users = len(prompts)
+    ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
+    out = _run_prompt(model, ids, mask, pos)
+    cache = out.past_key_values
+    logits = out.logits[:, -1]
+    vocab = _vocab_size(model, logits, trie)
+    logp = torch.log_softmax(logits.float(), -1)            # [users * width, vocab]
+    del out, logits
+    width = ids.shape[1]
+    n_prompt = mask.sum(1)
+    if tree:
+        prompt_bias = _prompt_bias(model, mask)
+        anc = torch.zeros(n_users, 1, 0, dtype=torch.long, device=dev)   # cache columns per beam
+        fed = 0
+    beam_scores = torch.zeros(n_users, 1, device=dev)        # width 1 at the root
+    nodes = torch.zeros(n_users, 1, dtype=torch.long, device=dev)
+    excluded = _excluded_leaves(trie, exclude, n_users, dev)
+    user = torch.arange(n_users, device=dev)
+    for level in range(trie.depth):
+        beams = nodes.shape[1]
+        tok = trie.t("tokens", level, dev)                  # [K]
+        child = trie.children_of(level, nodes)              # [users, beams, K]
+        if level == trie.depth - 1 and excluded is not None:
+            hit = excluded[user[:, None, None], child.clamp(min=0)]
+            child = child.masked_fill(hit, -1)
+        cand = beam_scores.unsqueeze(-1) + logp.view(n_users, beams, vocab)[:, :, tok]
+        cand = cand.masked_fill(child < 0, -torch.inf).view(n_users, -1)
+        top_s, top_i = cand.topk(min(num_beams, cand.shape[1]), dim=1)   # sorted, best first
+        new_nodes = child.view(n_users, -1).gather(1, top_i)
+        new_nodes = new_nodes.masked_fill(~torch.isfinite(top_s), -1)
+        beam_scores, nodes = top_s, new_nodes
+        if level == trie.depth - 1:
+            break
+        origin = top_i // len(tok)
+        step_ids = tok[top_i % len(tok)]                    # [users, new beams]
+        if tree:
+            w = step_ids.shape[1]
+            anc = anc.gather(1, origin[:, :, None].expand(n_users, w, anc.shape[2]))
+            self_col = width + fed + torch.arange(w, device=dev)
+            anc = torch.cat([anc, self_col.expand(n_users, w)[:, :, None]], 2)
+            fed += w
+            attn = _tree_mask(prompt_bias, width + fed, anc)
+            position = (n_prompt + level)[:, None].expand(n_users, w)
+            out = model(input_ids=step_ids, attention_mask=attn, position_ids=position,
+                        past_key_values=cache, use_cache=True)
+            logp = torch.log_softmax(out.logits.float(), -1).reshape(-1, vocab)
+        else:
+            rows = (user[:, None] * beams + origin).reshape(-1)
+            cache = cache_select(cache, rows, inplace=True)
+            mask = torch.cat([mask.index_select(0, rows), mask.new_ones(len(rows), 1)], 1)
+            position = (n_prompt + level)[:, None].expand_as(step_ids).reshape(-1, 1)
+            out = model(input_ids=step_ids.reshape(-1, 1), attention_mask=mask,
+                        position_ids=position, past_key_values=cache, use_cache=True)
+            logp = torch.log_softmax(out.logits[:, -1].float(), -1)
+        cache = out.past_key_values
+        del out
+    leaf_item = trie.t("leaf_item", None, dev)
+    items = torch.where(nodes >= 0, leaf_item[nodes.clamp(min=0)], -1)
+    scores = beam_scores.masked_fill(nodes < 0, -torch.inf)
+    return items.cpu().numpy(), scores.float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------- exact scoring
+def exact_item_scores(model: Any, prompt_ids: Sequence[Sequence[int]], trie: SidTrie,
+                      batch_size: int = 4, device: torch.device | str = "cpu",
+                      method: str = "auto", max_tokens: int = 1024) -> np.ndarray:
+    """log P(item's SID | prompt) for every user and item: float32 [n_users, n_items], exact.
+
+    Columns follow the order of the items given to `SidTrie.from_token_ids` (``trie.item_ids``).
+    Users go `batch_size` at a time; the prompt is run once, then every distinct prefix of length
+    1..L-1 is evaluated once (``method="tree"``: packed on the shared prompt cache with tree
+    attention, one token per trie node; ``"expand"``: on per-prefix copies of the prompt cache;
+    ``"auto"``: tree where `tree_attention_ok(model)`), in chunks of about `max_tokens`
+    (users x fed tokens) per forward, which bounds the memory of the logits and the attention.
+    """
+    method = _method(model, method, "expand")
+    n = len(prompt_ids)
+    result = np.empty((n, trie.n_items), np.float32)
+    with _inference(model):
+        for sl in _batches(n, batch_size):
+            leaf = _exact_batch(model, prompt_ids[sl], trie, torch.device(device), method, max_tokens)
+            result[sl] = leaf[:, trie.item_leaf]
+    return result
+
+
+def _exact_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, dev: torch.device,
+                 method: str, max_tokens: int) -> np.ndarray:
+    n_users = len(prompts)
+    ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
+    out = _run_prompt(model, ids, mask, pos)
+    cache = out.past_key_values
+    logits = out.logits[:, -1]
+    _vocab_size(model, logits, trie)
+    logp0 = torch.log_softmax(logits.float(), -1)
+    del out, logits
+    # node_score: [users, n_d] log P(prefix) of every depth-d node
+    node_score = logp0[:, trie.t("node_token", 1, dev)]
+    n_prompt = mask.sum(1)                                   # real prompt lengths
+    width = ids.shape[1]
+    if method == "tree":
+        prompt_bias = _prompt_bias(model, mask)
+    fed = 0                                                  # trie nodes appended to the cache (tree)
+    for d in range(1, trie.depth):
+        n_d = trie.num_nodes(d)
+        parent_next = trie.node_parent[d + 1]                # sorted (nodes are in prefix order)
+        tok_next = trie.t("node_token", d + 1, dev)
+        par_next = trie.t("node_parent", d + 1, dev)
+        next_score = torch.empty(n_users, trie.num_nodes(d + 1), device=dev)
+        if method == "tree":
+            # cache column of every depth-j node: the prompt first, then depths 1, 2, ... in order
+            # (the last fed level is cropped after each chunk, so it never needs a column)
+            starts = [width + sum(trie.num_nodes(j) for j in range(1, k)) for k in range(1, d + 1)]
+            anc_cols = trie.t("ancestors", d, dev) + torch.as_tensor(starts, device=dev)
+            chunk = max(1, max_tokens // n_users)
+        else:
+            prefixes = trie.t("prefixes", d, dev)
+            chunk = max(1, max_tokens // (n_users * d))
+        for a in range(0, n_d, chunk):
+            b = min(n_d, a + chunk)
+            c = b - a
+            if method == "tree":
+                cols = anc_cols[a:b].clone()
+                cols[:, -1] = width + fed + torch.arange(c, device=dev)      # the chunk itself
+                attn = _tree_mask(prompt_bias, width + fed + c, cols[None])
+                step = trie.t("node_token", d, dev)[a:b].expand(n_users, c)
+                position = (n_prompt + d - 1)[:, None].expand(n_users, c)
+                out = model(input_ids=step, attention_mask=attn, position_ids=position,
+                            past_key_values=cache, use_cache=True)
+                cache = out.past_key_values
+                if d == trie.depth - 1 and hasattr(cache, "crop"):
+                    cache.crop(-c)      # last fed level: never an ancestor, keep the kv short
+                else:
+                    fed += c
+                logp = torch.log_softmax(out.logits.float(), -1)          # [users, c, vocab]
+            else:
+                rep = torch.arange(n_users, device=dev).repeat_interleave(c)
+                sub = cache_select(cache, rep, inplace=False)
+                step = prefixes[a:b].repeat(n_users, 1)                  # [users * c, d]
+                am = torch.cat([mask.index_select(0, rep), mask.new_ones(len(rep), d)], 1)
+                position = n_prompt.index_select(0, rep)[:, None] + torch.arange(d, device=dev)
+                out = model(input_ids=step, attention_mask=am, position_ids=position,
+                            past_key_values=sub, use_cache=True)
+                del sub
+                logp = torch.log_softmax(out.logits[:, -1].float(), -1).view(n_users, c, -1)
+            del out
+            lo, hi = np.searchsorted(parent_next, [a, b])
+            par = par_next[lo:hi]
+            next_score[:, lo:hi] = node_score[:, par] + logp[:, par - a, tok_next[lo:hi]]
+            del logp
+        node_score = next_score
+    return node_score.cpu().numpy()
+
+
+def beam_scores(items: np.ndarray, scores: np.ndarray, n_items: int) -> np.ndarray:
+    """A beam's top-K as a full-catalogue score matrix [users, n_items + 1] (item_idx columns,
+    column 0 = padding): the K found items keep their log-probabilities, every other item gets
+    -inf (beam search does not rank them; metrics break those ties by item index)."""
+    out = np.full((len(items), n_items + 1), -np.inf, np.float32)
+    rows, cols = np.nonzero(items >= 0)
+    out[rows, items[rows, cols]] = scores[rows, cols]
+    return out

@@ -1,0 +1,363 @@
+"""LLM fine-tuning on IIRG instruction data: LoRA (peft) with trainable SID-token rows by
+default, full fine-tuning as an option.
+
+A plain PyTorch loop rather than `transformers.Trainer`, for three things Trainer does not do as
+such: per-sample loss weights with the loss divided by the number of target tokens of the whole
+accumulated step (METHODS.md), a data order that is a pure function of (seed, step) so that a
+resumed run sees exactly the batches the killed one would have, and logits computed only where
+there is a target (the 49k-word LM head is a fifth of the model's compute; the prompt needs
+none). Samples are tokenized batch by batch, so a short run on a large build encodes only what
+it uses.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+
+from .. import defaults
+from .base import DEFAULT_BASE
+from ..devices import resolve_device
+from .prompts import encode_sample
+
+log = logging.getLogger("hoprec.training")
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+META = "hoprec_model.json"
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What a fine-tuning run depends on (besides its instruction build and SID tokens)."""
+
+    base: str = DEFAULT_BASE            # asset name, local path or HF id
+    mode: Literal["lora", "full"] = "lora"
+    tasks: tuple[str, ...] = ()         # instruction tasks trained on; () = all of the build
+    max_steps: int = defaults.TRAIN_STEPS  # optimizer steps
+    batch_size: int = defaults.BATCH_SIZE  # samples per micro-batch
+    grad_accum: int = defaults.GRAD_ACCUM  # micro-batches per optimizer step
+    lr: float | None = None             # None: 1e-3 for LoRA, 1e-4 for full fine-tuning
+    warmup: float = 0.1                 # share of the steps with linear warmup, then cosine
+    weight_decay: float = 0.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_len: int = 1024                 # longer samples lose prompt tokens from the left
+    seed: int = 0
+    device: str = defaults.DEVICE       # auto = cuda, else mps, else cpu
+    save_every: int = defaults.SAVE_EVERY  # checkpoint every N steps (0 = only at the end)
+    log_every: int = defaults.LOG_EVERY
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("lora", "full"):
+            raise ValueError(f"mode must be 'lora' or 'full', got {self.mode!r}")
+        for name in ("max_steps", "batch_size", "grad_accum", "lora_r", "max_len", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-3 if self.mode == "lora" else 1e-4)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change the trained weights (not where or how it is logged)."""
+        d = asdict(self)
+        for k in ("device", "save_every", "log_every"):
+            d.pop(k)
+        d["lr"] = self.learning_rate
+        return d
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    steps: int
+    resumed_from: int | None
+    history: list[dict[str, float]] = field(default_factory=list)   # one row per logged step
+    seconds: float = 0.0
+    samples: int = 0
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.history[-1]["loss"] if self.history else None
+
+
+# --------------------------------------------------------------------------------- encoding
+def encode_batch(tokenizer: Any, messages: Sequence[Sequence[dict[str, str]]], weights: Sequence[float],
+                 max_len: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask, labels (-100 outside answers) and per-token weights."""
+    rows = []
+    for msgs in messages:
+        p, a = encode_sample(tokenizer, msgs)
+        a = a[:max_len]
+        rows.append((p[max(0, len(p) + len(a) - max_len):], a))
+    width = max(len(p) + len(a) for p, a in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    tok_w = torch.zeros((len(rows), width), dtype=torch.float32)
+    for r, ((p, a), w) in enumerate(zip(rows, weights)):
+        n = len(p) + len(a)
+        ids[r, :n] = torch.tensor(p + a)
+        mask[r, :n] = 1
+        labels[r, len(p):n] = torch.tensor(a)
+        tok_w[r, len(p):n] = float(w)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": tok_w}
+
+
+def sample_order(n: int, seed: int, start: int, count: int) -> np.ndarray:
+    """Sample indices `start .. start+count` of the endless stream of seeded epoch shuffles:
+    a pure function of (n, seed, position), which is what makes resume replay the same data."""
+    out = []
+    pos = start
+    while pos < start + count:
+        epoch, off = divmod(pos, n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        take = min(n - off, start + count - pos)
+        out.append(perm[off:off + take])
+        pos += take
+    return np.concatenate(out) if out else np.empty(0, np.int64)
+
+
+def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> torch.Tensor:
+    """Sum of the weighted token cross-entropy of this micro-batch / target tokens of the step.
+    Logits are computed only at positions whose next token is a target (`logits_to_keep`)."""
+    labels = batch["labels"]
+    nxt = labels[:, 1:] != -100                            # position t predicts token t + 1
+    keep = torch.nonzero(nxt.any(0)).view(-1)              # union over the batch
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                logits_to_keep=keep, use_cache=False)
+    logits = out.logits.float()                            # [B, len(keep), V]
+    target = labels[:, keep + 1]
+    ce = F.cross_entropy(logits.transpose(1, 2), target.clamp_min(0), reduction="none")
+    w = batch["weights"][:, keep + 1] * (target != -100)
+    return (ce * w).sum() / max(n_target, 1)
+
+
+# ----------------------------------------------------------------------------------- models
+def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, Any, list[int]]:
+    """(model, tokenizer, ids of the SID tokens): the base with the SID tokens added and, for
+    LoRA, adapters on every projection plus trainable rows for exactly the new tokens."""
+    from .base import load_base_model, load_tokenizer
+
+    tokenizer = load_tokenizer(params.base)
+    tokenizer.add_tokens(list(sid_tokens))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    new_ids = tokenizer.convert_tokens_to_ids(list(sid_tokens))
+    torch.manual_seed(params.seed)                  # new rows are drawn around the old mean
+    model = load_base_model(params.base)
+    model.resize_token_embeddings(len(tokenizer))
+    if params.mode == "full":
+        return model, tokenizer, new_ids
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha,
+                     lora_dropout=params.lora_dropout, target_modules=list(LORA_TARGETS),
+                     trainable_token_indices={"embed_tokens": list(new_ids)},
+                     task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg), tokenizer, new_ids
+
+
+def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step-*.pt"))
+
+
+def save_checkpoint(out: Path, step: int, model: Any, opt: Any, sched: Any,
+                    history: list[dict[str, float]], keep: int = 2) -> Path:
+    """Trainable weights, optimizer, schedule, RNG and the log so far; written to a temporary
+    name and renamed, so a kill mid-write leaves the previous checkpoint whole."""
+    path = out / "checkpoints" / f"step-{step:07d}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"step": step, "trainable": {n: p.detach().cpu() for n, p in _trainable(model).items()},
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "rng": torch.get_rng_state(), "history": history}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in _checkpoints(out)[:-keep]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any] | None:
+    """Restore the newest readable checkpoint; None when there is none."""
+    for path in reversed(_checkpoints(out)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:                      # a torn file: fall back to the one before
+            log.warning("checkpoint %s unreadable (%s); trying an older one", path.name, exc)
+            continue
+        params = _trainable(model)
+        missing = set(params) ^ set(state["trainable"])
+        if missing:
+            raise ValueError(f"checkpoint {path} does not match the model: {sorted(missing)[:3]}")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(state["trainable"][n])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        return state
+    return None
+
+
+# ---------------------------------------------------------------------------------- training
+def load_samples(path: str | Path, tasks: Sequence[str] = ()) -> tuple[list[Any], np.ndarray, list[str]]:
+    """(messages, loss weights, task) of the build's samples, filtered to `tasks`."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"instruction data not found: {path}")
+    table = pq.read_table(path, columns=["task", "messages", "loss_weight"])
+    names = table["task"].to_pylist()
+    if tasks:
+        unknown = sorted(set(tasks) - set(names))
+        if unknown:
+            raise ValueError(f"task(s) {unknown} not in {path} (it has {sorted(set(names))})")
+        keep = [i for i, t in enumerate(names) if t in tasks]
+        table = table.take(keep)
+        names = [names[i] for i in keep]
+    return (table["messages"].to_pylist(), table["loss_weight"].to_numpy().astype(np.float32),
+            names)
+
+
+def train_llm(samples_path: str | Path, sid_tokens: Sequence[str], params: TrainParams,
+              out_dir: str | Path, meta: dict[str, Any] | None = None,
+              progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Fine-tune, checkpointing every `save_every` steps; a rerun on the same `out_dir` resumes
+    from its newest checkpoint with the same data order. The result is saved as a PEFT adapter
+    (or a full model) with its tokenizer, and `hoprec_model.json` describing it."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    out = Path(out_dir)
+    messages, weights, names = load_samples(samples_path, params.tasks)
+    if not messages:
+        raise ValueError(f"no training samples in {samples_path}")
+    dev = resolve_device(params.device)
+    torch.manual_seed(params.seed)
+    model, tokenizer, _ = prepare_model(params, sid_tokens)
+    model.to(dev).train()
+    bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    opt = torch.optim.AdamW(list(_trainable(model).values()), lr=params.learning_rate,
+                            weight_decay=params.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(params.warmup * params.max_steps),
+                                            params.max_steps)
+    state = load_checkpoint(out, model, opt, sched)
+    start = state["step"] if state else 0
+    result = TrainResult(str(out), start, start or None, list(state["history"]) if state else [],
+                         samples=len(messages))
+    per_step = params.batch_size * params.grad_accum
+    log.info("training %s (%s) on %d samples for %d steps (%d samples a step) on %s%s%s",
+             params.base, params.mode, len(messages), params.max_steps, per_step, dev,
+             " bf16" if bf16 else "", f", resuming at step {start}" if start else "")
+    started = t0 = time.perf_counter()
+    tokens, targets, window = 0, 0, []
+    for step in range(start, params.max_steps):
+        order = sample_order(len(messages), params.seed, step * per_step, per_step)
+        micro = [encode_batch(tokenizer, [messages[i] for i in idx], weights[idx],
+                              params.max_len, tokenizer.pad_token_id)
+                 for idx in np.array_split(order, params.grad_accum)]
+        n_target = sum(int((b["labels"] != -100).sum()) for b in micro)
+        loss_sum = 0.0
+        for b in micro:
+            b = {k: v.to(dev) for k, v in b.items()}
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = weighted_loss(model, b, n_target)
+            loss.backward()
+            loss_sum += float(loss.detach())
+            tokens += int(b["attention_mask"].sum())
+        targets += n_target
+        torch.nn.utils.clip_grad_norm_(list(_trainable(model).values()), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        window.append(loss_sum)
+        done = step + 1
+        if done % params.log_every == 0 or done == params.max_steps:
+            secs = time.perf_counter() - t0
+            row = {"step": done, "loss": float(np.mean(window)), "lr": sched.get_last_lr()[0],
+                   "tokens_per_s": tokens / secs, "target_tokens_per_s": targets / secs}
+            result.history.append(row)
+            log.info("step %d/%d loss %.4f lr %.2e %.0f tokens/s (%.0f target tokens/s)", done,
+                     params.max_steps, row["loss"], row["lr"], row["tokens_per_s"],
+                     row["target_tokens_per_s"])
+            if progress is not None:
+                progress(done, params.max_steps, row)
+            t0, tokens, targets, window = time.perf_counter(), 0, 0, []
+        if params.save_every and done % params.save_every == 0 and done < params.max_steps:
+            save_checkpoint(out, done, model, opt, sched, result.history)
+    result.steps = params.max_steps
+    result.seconds = time.perf_counter() - started
+    save_trained(model, tokenizer, out, params, {**(meta or {}), "history": result.history,
+                                                 "seconds": result.seconds,
+                                                 "samples": len(messages)})
+    return result
+
+
+def save_trained(model: Any, tokenizer: Any, out: Path, params: TrainParams,
+                 meta: dict[str, Any]) -> None:
+    """The adapter (or full model) + tokenizer under out/model, then the meta file, last: its
+    presence marks a finished run."""
+    from .base import base_source
+
+    target = out / "model"
+    if params.mode == "lora":   # new rows live in the token adapter: no 100 MB embedding copy
+        model.save_pretrained(str(target), save_embedding_layers=False)
+    else:
+        model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    info = {"params": params.identity(), "mode": params.mode, "base": params.base,
+            "base_source": base_source(params.base), "vocab_size": len(tokenizer), **meta}
+    (out / META).write_text(json.dumps(info, indent=1, default=str))
+
+
+def is_trained(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / META).exists()
+
+
+def load_trained(out_dir: str | Path, device: str = "auto",
+                 merge: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode, tokenizer, meta) of a finished run: the base resized to the saved
+    tokenizer, then `PeftModel.from_pretrained` (LoRA) - the standard way a user loads it.
+    `merge` folds the adapter into the weights: a plain model, several times faster to decode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out_dir)
+    if not is_trained(out):
+        raise FileNotFoundError(f"no finished training run in {out} (missing {META})")
+    meta = json.loads((out / META).read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
+    if meta["mode"] == "full":
+        model = AutoModelForCausalLM.from_pretrained(str(out / "model"))
+    else:
+        from peft import PeftModel
+
+        from .base import load_base_model
+
+        base = load_base_model(meta["base"])
+        base.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        model = PeftModel.from_pretrained(base, str(out / "model"))
+        if merge:
+            model = model.merge_and_unload()
+    return model.to(resolve_device(device)).eval(), tokenizer, meta
+

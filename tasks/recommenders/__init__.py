@@ -1,0 +1,1 @@
+"""Recommenders trained from scratch: non-neural baselines, SASRec and the SID transformer."""

@@ -1,0 +1,1 @@
+"""Item-item relations: one-hop transitions, multi-hop co-occurrence, semantic neighbours."""

@@ -1,0 +1,59 @@
+"""Where hoprec keeps its state, and the settings a command applies when it starts.
+
+Everything a run writes lives under one state directory (default `.hoprec/` in the working
+directory, override with HOPREC_HOME), so a checkout is self-contained and Prefect never writes
+into the user's home unless asked to.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """The project state directory (HOPREC_HOME, default ./.hoprec)."""
+    return Path(os.environ.get("HOPREC_HOME", ".hoprec")).expanduser().absolute()
+
+
+def default_warehouse() -> Path:
+    """The warehouse path: HOPREC_WAREHOUSE, else <state>/warehouse.duckdb."""
+    env = os.environ.get("HOPREC_WAREHOUSE")
+    return Path(env).expanduser().absolute() if env else state_dir() / "warehouse.duckdb"
+
+
+def cache_dir() -> Path:
+    """User cache for embedded assets (HOPREC_CACHE, else the platform's user cache dir)."""
+    env = os.environ.get("HOPREC_CACHE")
+    if env:
+        return Path(env).expanduser().absolute()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("hoprec"))
+
+
+def apply_settings() -> None:
+    """Point Prefect at the project state dir, keep it offline and let hoprec's progress logs
+    through, unless the user said otherwise.
+
+    Called when a command (or the test session) starts, never at import. It must run before
+    `prefect` is imported: Prefect reads its settings at import time.
+    """
+    os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # hoprec's own loggers (training progress, ...) also reach the run logs in the UI
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "hoprec")
+    # a fresh state dir migrates Prefect's database first; on 2 busy cores that can take
+    # longer than Prefect's 20 s default before the ephemeral API answers
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # progress of long work (training steps, ...) at INFO; Prefect copies its handlers onto the
+    # `hoprec` logger (PREFECT_LOGGING_EXTRA_LOGGERS), so the lines reach the console and the UI
+    if logging.getLogger("hoprec").level == logging.NOTSET:
+        logging.getLogger("hoprec").setLevel(logging.INFO)
+    # DuckDB's Arrow results of `con.execute(...)` warn that con.sql() would skip a copy; con.sql()
+    # refuses to run while a caller's result is open, so the copy stays and its warning is noise
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result",
+                            category=UserWarning)

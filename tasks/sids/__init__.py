@@ -1,0 +1,1 @@
+"""Semantic IDs: residual quantization of item embeddings, versions, and the SID trie."""
