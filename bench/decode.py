@@ -23,6 +23,7 @@ Beam search is timed for both methods of `tasks.decoding.constrained_beam_search
 cache row per user, beam tokens packed with a 4D mask; "batch": beams flattened into the batch,
 cache reordered every step), and next to the prompt forwards alone, which every method pays.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def random_sids(n_items: int, codes: int, rng: np.random.Generator) -> np.ndarra
     s = abc[order]
     same = np.r_[False, (s[1:] == s[:-1]).all(1)]
     run = 0
-    for i in range(n_items):            # running count within each group of equal (a, b, c)
+    for i in range(n_items):  # running count within each group of equal (a, b, c)
         run = run + 1 if same[i] else 0
         d[order[i]] = run
     return np.concatenate([abc, d[:, None]], 1)
@@ -78,9 +79,17 @@ def build_model(args: argparse.Namespace, sids: np.ndarray):
         return model.eval(), base, tok, f"{args.model} (+{end - base} SID tokens)"
     tok, end = sid_token_ids(sids, SMOL_VOCAB, args.codes)
     torch.manual_seed(args.seed)
-    cfg = LlamaConfig(vocab_size=end, hidden_size=576, intermediate_size=1536,
-                      num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                      max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0)
+    cfg = LlamaConfig(
+        vocab_size=end,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        rope_theta=100000.0,
+    )
     model = LlamaForCausalLM(cfg).eval()
     return model, SMOL_VOCAB, tok, f"random Llama, SmolLM2-135M shape, vocab {end}"
 
@@ -90,7 +99,9 @@ def _split(methods: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--users", type=int, default=16, help="users for beam search")
     ap.add_argument("--exact-users", type=int, default=2, help="users for exact scoring")
     ap.add_argument("--items", type=int, default=1349)
@@ -102,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--exact-batch-size", type=int, default=2, help="users per exact-scoring batch")
     ap.add_argument("--beam-methods", default="tree,batch", help="beam-search methods: tree, batch")
     ap.add_argument("--exact-methods", default="tree", help="exact-scoring methods: tree, expand")
-    ap.add_argument("--max-tokens", type=int, default=1024, help="exact scoring: rows x tokens per forward")
+    ap.add_argument(
+        "--max-tokens", type=int, default=1024, help="exact scoring: rows x tokens per forward"
+    )
     ap.add_argument("--model", default=None, help="real weights: asset name, local path or HF id")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -118,11 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     trie = SidTrie.from_token_ids(np.arange(args.items), tok)
     n_users = max(args.users, args.exact_users)
     lo, hi = int(0.9 * args.prompt_len), int(1.1 * args.prompt_len)
-    prompts = [rng.integers(0, base, int(rng.integers(lo, hi + 1))).tolist() for _ in range(n_users)]
+    prompts = [
+        rng.integers(0, base, int(rng.integers(lo, hi + 1))).tolist() for _ in range(n_users)
+    ]
     history = [set(rng.choice(args.items, 20, replace=False).tolist()) for _ in range(n_users)]
     fed = sum(trie.num_nodes(d) for d in range(1, trie.depth))
-    print(f"model: {desc} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, "
-          f"built in {build_s:.1f}s)")
+    print(
+        f"model: {desc} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, "
+        f"built in {build_s:.1f}s)"
+    )
     print(f"catalogue: {args.items} items, {trie}; exact scoring feeds {fed} trie nodes per user")
     print(f"prompts: {lo}-{hi} tokens; torch threads {torch.get_num_threads()}; device cpu")
 
@@ -135,35 +152,55 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     with torch.inference_mode():
         for a in range(0, args.users, args.batch_size):
-            _run_prompt(model, *left_pad(prompts[a:a + args.batch_size]))
+            _run_prompt(model, *left_pad(prompts[a : a + args.batch_size]))
     prompt_s = time.perf_counter() - t
-    print(f"prompt forwards alone (batch {args.batch_size}): {args.users} users in {prompt_s:.1f}s "
-          f"= {args.users / prompt_s:.2f} users/s")
+    print(
+        f"prompt forwards alone (batch {args.batch_size}): {args.users} users in {prompt_s:.1f}s "
+        f"= {args.users / prompt_s:.2f} users/s"
+    )
 
     items = None
     for method in _split(args.beam_methods):
         t = time.perf_counter()
-        got, _ = constrained_beam_search(model, prompts[:args.users], trie, num_beams=args.beams,
-                                         top_k=args.top_k, exclude=history[:args.users],
-                                         batch_size=args.batch_size, method=method)
+        got, _ = constrained_beam_search(
+            model,
+            prompts[: args.users],
+            trie,
+            num_beams=args.beams,
+            top_k=args.top_k,
+            exclude=history[: args.users],
+            batch_size=args.batch_size,
+            method=method,
+        )
         beam_s = time.perf_counter() - t
         assert (got >= 0).all()
-        print(f"beam search, method {method} ({args.beams} beams, top-{args.top_k}, batch "
-              f"{args.batch_size}): {args.users} users in {beam_s:.1f}s = {args.users / beam_s:.2f} users/s")
+        print(
+            f"beam search, method {method} ({args.beams} beams, top-{args.top_k}, batch "
+            f"{args.batch_size}): {args.users} users in {beam_s:.1f}s = "
+            f"{args.users / beam_s:.2f} users/s"
+        )
         if items is not None:
             print(f"  same items as the previous method: {(got == items).mean():.3f}")
         items = got
 
     exact = None
     for method in _split(args.exact_methods):
-        users = prompts[:args.exact_users]
+        users = prompts[: args.exact_users]
         t = time.perf_counter()
-        scores = exact_item_scores(model, users, trie, batch_size=args.exact_batch_size,
-                                   method=method, max_tokens=args.max_tokens)
+        scores = exact_item_scores(
+            model,
+            users,
+            trie,
+            batch_size=args.exact_batch_size,
+            method=method,
+            max_tokens=args.max_tokens,
+        )
         ex_s = time.perf_counter() - t
-        print(f"exact scoring, method {method} (batch {args.exact_batch_size}, max_tokens "
-              f"{args.max_tokens}): {args.exact_users} users x {args.items} items in {ex_s:.1f}s = "
-              f"{args.exact_users / ex_s:.3f} users/s")
+        print(
+            f"exact scoring, method {method} (batch {args.exact_batch_size}, max_tokens "
+            f"{args.max_tokens}): {args.exact_users} users x {args.items} items in {ex_s:.1f}s = "
+            f"{args.exact_users / ex_s:.3f} users/s"
+        )
         if exact is not None:
             print(f"  max |{method} - previous| = {np.abs(scores - exact).max():.2e}")
         exact = scores
@@ -175,8 +212,10 @@ def main(argv: list[str] | None = None) -> None:
             s = exact[u].copy()
             s[list(history[u])] = -np.inf
             agree.append(len(set(np.argsort(-s)[:k].tolist()) & set(items[u].tolist())) / k)
-        print(f"beam top-{k} overlap with exact top-{k}: {np.mean(agree):.2f} "
-              f"(over {len(agree)} users; random weights, so only a sanity figure)")
+        print(
+            f"beam top-{k} overlap with exact top-{k}: {np.mean(agree):.2f} "
+            f"(over {len(agree)} users; random weights, so only a sanity figure)"
+        )
 
 
 if __name__ == "__main__":

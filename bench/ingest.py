@@ -6,6 +6,7 @@ Both are measured in the same run, on the same file; the figure is their ratio (
 hoprec's time covers the whole batch: sha256, line numbering, validation, quarantine, dedup and
 the committed insert into a fresh warehouse.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import duckdb
 
-from hoprec.tasks.settings import apply_settings
 from hoprec.tasks.data.formats import FORMATS, generic_source
 from hoprec.tasks.data.ingest import ingest_file
 from hoprec.tasks.data.warehouse import connect
+from hoprec.tasks.settings import apply_settings
 
 
 def make_csv(path: Path, rows: int, seed: int = 7) -> None:
@@ -49,7 +50,9 @@ def hoprec_ingest(path: Path, workdir: Path) -> tuple[float, int]:
 
 def main() -> None:
     apply_settings()
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -60,7 +63,10 @@ def main() -> None:
     if not csv.exists():
         t = time.perf_counter()
         make_csv(csv, args.rows)
-        print(f"generated {csv} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {csv} ({csv.stat().st_size / 2**20:.0f} MiB) in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
     bare, mine = [], []
     for _ in range(args.repeat):
         bare.append(bare_read(csv))

@@ -13,6 +13,7 @@ Both produce the same pair counts; the parent checks that the top-K lists (and c
 identical, then prints times, peak memory and the ratios. `--semantic` also runs
 bench/semantic.py (semantic top-20 over 100k random 384-d vectors vs a numpy full matrix).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def synth(rows: int, seed: int = 0, n_items: int = 100_000, mean_len: int = 20,
-          alpha: float = 1.0) -> pa.Table:
+def synth(
+    rows: int, seed: int = 0, n_items: int = 100_000, mean_len: int = 20, alpha: float = 1.0
+) -> pa.Table:
     """user_idx, pos, item_idx: Zipf(alpha) item popularity, 3 + geometric sequence lengths."""
     rng = np.random.default_rng(seed)
     lengths = 3 + rng.geometric(1.0 / (mean_len - 2), size=int(rows / mean_len * 1.3) + 10)
@@ -43,7 +45,7 @@ def synth(rows: int, seed: int = 0, n_items: int = 100_000, mean_len: int = 20,
     lengths[-1] -= ends[users - 1] - rows
     lengths = lengths[lengths > 0]
     p = 1.0 / np.arange(1, n_items + 1) ** alpha
-    ids = rng.permutation(n_items) + 1                       # popularity rank -> item index
+    ids = rng.permutation(n_items) + 1  # popularity rank -> item index
     items = ids[rng.choice(n_items, size=int(lengths.sum()), p=p / p.sum())].astype(np.int32)
     user = np.repeat(np.arange(1, len(lengths) + 1, dtype=np.int32), lengths)
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -58,13 +60,20 @@ def setup(events: pa.Table, workdir: Path, n_items: int) -> tuple[Path, Path]:
     wh, parquet = workdir / "bench.duckdb", workdir / "events.parquet"
     pq.write_table(events, parquet)
     with connect(wh) as con:
-        con.execute("""INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos,
+        con.execute(
+            """INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos,
                        item_idx, TIMESTAMP '2000-01-01' + to_seconds(pos), 'train'
-                       FROM read_parquet(?)""", [str(parquet)])
-        con.execute("INSERT INTO item_index SELECT 'synth', i::VARCHAR, i FROM range(1, ?) t(i)",
-                    [n_items + 1])
-        con.execute("INSERT INTO prepare_runs VALUES ('synth', '{}', ?, '', now()::TIMESTAMP)",
-                    [json.dumps({"fingerprint": f"bench-{events.num_rows}"})])
+                       FROM read_parquet(?)""",
+            [str(parquet)],
+        )
+        con.execute(
+            "INSERT INTO item_index SELECT 'synth', i::VARCHAR, i FROM range(1, ?) t(i)",
+            [n_items + 1],
+        )
+        con.execute(
+            "INSERT INTO prepare_runs VALUES ('synth', '{}', ?, '', now()::TIMESTAMP)",
+            [json.dumps({"fingerprint": f"bench-{events.num_rows}"})],
+        )
     return wh, parquet
 
 
@@ -88,17 +97,23 @@ def scipy_cooccurrence(parquet: Path, window: int, k: int) -> tuple[pa.Table, in
     m = sp.coo_matrix((np.ones(len(r), np.int64), (r, c)), shape=(n, n)).tocsr()
     m.sum_duplicates()
     pop = np.bincount(item, minlength=n)
-    prank = np.empty(n, np.int64)                   # position in (popularity desc, index) order
+    prank = np.empty(n, np.int64)  # position in (popularity desc, index) order
     prank[np.lexsort((np.arange(n), -pop))] = np.arange(n)
     src = np.repeat(np.arange(n), np.diff(m.indptr))
     top = int(m.data.max())
     assert n * (top + 1) * n < 2**62, "sort key would overflow"
     key = (src.astype(np.int64) * (top + 1) + (top - m.data)) * n + prank[m.indices]
-    order = np.argsort(key)                        # keys are unique: no stability needed
+    order = np.argsort(key)  # keys are unique: no stability needed
     rank = np.arange(len(order)) - np.repeat(m.indptr[:-1], np.diff(m.indptr))
-    sel = order[rank < k]                           # rank is per position in sorted order
-    out = pa.table({"src": src[sel].astype(np.int32), "dst": m.indices[sel].astype(np.int32),
-                    "n": m.data[sel], "rank": (rank[rank < k] + 1).astype(np.int32)})
+    sel = order[rank < k]  # rank is per position in sorted order
+    out = pa.table(
+        {
+            "src": src[sel].astype(np.int32),
+            "dst": m.indices[sel].astype(np.int32),
+            "n": m.data[sel],
+            "rank": (rank[rank < k] + 1).astype(np.int32),
+        }
+    )
     return out, int(m.nnz)
 
 
@@ -111,14 +126,19 @@ def child(method: str, args: argparse.Namespace) -> None:
         pq.write_table(out, args.out)
         extra = {"pairs": nnz, "rows": out.num_rows}
     else:
-        from hoprec.tasks.relations.snapshots import RelationParams, snapshot
         from hoprec.tasks.data.warehouse import connect
+        from hoprec.tasks.relations.snapshots import RelationParams, snapshot
 
         with connect(args.warehouse) as con:
             started = time.perf_counter()
-            snap = snapshot(con, "synth", "cooccurrence", None,
-                            RelationParams(window=args.window, top_k=args.top_k, top_up=False),
-                            force=True)
+            snap = snapshot(
+                con,
+                "synth",
+                "cooccurrence",
+                None,
+                RelationParams(window=args.window, top_k=args.top_k, top_up=False),
+                force=True,
+            )
             seconds = time.perf_counter() - started
         extra = {"snapshot_id": snap.snapshot_id, "rows": snap.rows}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -126,8 +146,16 @@ def child(method: str, args: argparse.Namespace) -> None:
 
 
 def measure(method: str, args: argparse.Namespace, **kw: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", method, "--window", str(args.window),
-           "--top-k", str(args.top_k)] + [x for k, v in kw.items() for x in (f"--{k}", v)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        "--window",
+        str(args.window),
+        "--top-k",
+        str(args.top_k),
+    ] + [x for k, v in kw.items() for x in (f"--{k}", v)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
@@ -138,12 +166,14 @@ def same_result(wh: Path, snapshot_id: int, ref: str) -> bool:
     import duckdb
 
     with duckdb.connect(str(wh), read_only=True) as con:
-        diff = con.execute("""
+        diff = con.execute(
+            """
             WITH h AS (SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?),
                  r AS (SELECT src, dst, n, rank FROM read_parquet(?))
             SELECT (SELECT count(*) FROM (SELECT * FROM h EXCEPT SELECT * FROM r)) +
                    (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM h))""",
-                           [snapshot_id, ref]).fetchone()[0]
+            [snapshot_id, ref],
+        ).fetchone()[0]
     return diff == 0
 
 
@@ -153,32 +183,43 @@ def run_size(rows: int, args: argparse.Namespace) -> bool:
         t0 = time.perf_counter()
         events = synth(rows, args.seed, args.items)
         wh, parquet = setup(events, work, args.items)
-        print(f"\n{rows:,} interactions, {events['user_idx'][-1].as_py():,} users, "
-              f"{args.items:,} items (setup {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"\n{rows:,} interactions, {events['user_idx'][-1].as_py():,} users, "
+            f"{args.items:,} items (setup {time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
         del events
         results: dict[str, list[dict]] = {"hoprec": [], "scipy": []}
         for _ in range(args.repeat):
-            results["scipy"].append(measure("scipy", args, parquet=str(parquet),
-                                            out=str(work / "ref.parquet")))
+            results["scipy"].append(
+                measure("scipy", args, parquet=str(parquet), out=str(work / "ref.parquet"))
+            )
             results["hoprec"].append(measure("hoprec", args, warehouse=str(wh)))
         best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
         # each forced run replaces the last one's snapshot: check the one that is stored
         ok = same_result(wh, results["hoprec"][-1]["snapshot_id"], str(work / "ref.parquet"))
         h, s = best["hoprec"], best["scipy"]
-        print(f"  scipy reference : {s['seconds']:7.2f} s  peak {s['peak_mib']:8.0f} MiB  "
-              f"({s['pairs']:,} pairs, {s['rows']:,} top-{args.top_k} rows)")
-        print(f"  hoprec snapshot : {h['seconds']:7.2f} s  peak {h['peak_mib']:8.0f} MiB  "
-              f"({h['rows']:,} rows written)")
-        print(f"  ratio hoprec/scipy: time {h['seconds'] / s['seconds']:.2f}x, "
-              f"peak memory {h['peak_mib'] / s['peak_mib']:.2f}x "
-              f"(best of {args.repeat}; target <= 1.0x both)")
+        print(
+            f"  scipy reference : {s['seconds']:7.2f} s  peak {s['peak_mib']:8.0f} MiB  "
+            f"({s['pairs']:,} pairs, {s['rows']:,} top-{args.top_k} rows)"
+        )
+        print(
+            f"  hoprec snapshot : {h['seconds']:7.2f} s  peak {h['peak_mib']:8.0f} MiB  "
+            f"({h['rows']:,} rows written)"
+        )
+        print(
+            f"  ratio hoprec/scipy: time {h['seconds'] / s['seconds']:.2f}x, "
+            f"peak memory {h['peak_mib'] / s['peak_mib']:.2f}x "
+            f"(best of {args.repeat}; target <= 1.0x both)"
+        )
         print(f"  same top-{args.top_k} lists and counts: {'OK' if ok else 'MISMATCH'}")
         return ok
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--window", type=int, default=5)

@@ -11,6 +11,7 @@ alone also runs at the full `--n`. Every measurement runs in its own child proce
 memory (ru_maxrss) is its own; "extra" is the peak above that process's state just before timing
 (Python, libraries and the vectors).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-REF_BYTES_PER_PAIR = 12          # float32 score + int64 argpartition index per (row, column)
-GEN_CHUNK = 4096                 # rows drawn at a time: any prefix of the vectors is the same
+REF_BYTES_PER_PAIR = 12  # float32 score + int64 argpartition index per (row, column)
+GEN_CHUNK = 4096  # rows drawn at a time: any prefix of the vectors is the same
 
 
 def unit_vectors(n: int, d: int, seed: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def unit_vectors(n: int, d: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     v = np.empty((n, d), np.float32)
     for a in range(0, n, GEN_CHUNK):
-        v[a:a + GEN_CHUNK] = rng.standard_normal((min(GEN_CHUNK, n - a), d), dtype=np.float32)
+        v[a : a + GEN_CHUNK] = rng.standard_normal((min(GEN_CHUNK, n - a), d), dtype=np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return v
 
@@ -54,7 +55,7 @@ def numpy_reference(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def child(method: str, n: int, d: int, k: int, block: int, seed: int, out: str | None) -> None:
@@ -71,21 +72,43 @@ def child(method: str, n: int, d: int, k: int, block: int, seed: int, out: str |
     secs = time.perf_counter() - t
     if out:
         np.savez(out, nbrs=nbrs, scores=scores)
-    print(json.dumps({"method": method, "n": n, "seconds": secs, "peak_mb": maxrss_mb(),
-                      "base_mb": base}))
+    print(
+        json.dumps(
+            {"method": method, "n": n, "seconds": secs, "peak_mb": maxrss_mb(), "base_mb": base}
+        )
+    )
 
 
 def measure(method: str, args: argparse.Namespace, n: int, out: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", method, "--n", str(n), "--d", str(args.d),
-           "--k", str(args.k), "--block", str(args.block), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        "--n",
+        str(n),
+        "--d",
+        str(args.d),
+        "--k",
+        str(args.k),
+        "--block",
+        str(args.block),
+        "--seed",
+        str(args.seed),
+    ]
     if out:
         cmd += ["--out", out]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{method} at n={n} failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{method} at n={n} failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {method:<7} n={n:>7,}  {res['seconds']:8.2f} s   peak RSS {res['peak_mb']:8.0f} MB"
-          f"   extra {res['peak_mb'] - res['base_mb']:8.0f} MB", flush=True)
+    print(
+        f"  {method:<7} n={n:>7,}  {res['seconds']:8.2f} s   peak RSS {res['peak_mb']:8.0f} MB"
+        f"   extra {res['peak_mb'] - res['base_mb']:8.0f} MB",
+        flush=True,
+    )
     return res
 
 
@@ -97,7 +120,9 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def same_up_to_ties(v: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> tuple[int, int]:
+def same_up_to_ties(
+    v: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float = 1e-6
+) -> tuple[int, int]:
     """(rows with identical neighbour sets, rows differing only among ties at the k-th score);
     any other row is a real disagreement."""
     same = (np.sort(a, axis=1) == np.sort(b, axis=1)).all(axis=1)
@@ -110,13 +135,17 @@ def same_up_to_ties(v: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float = 1e
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--d", type=int, default=384)
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--block", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ref-n", type=int, default=0, help="n for the comparison (0: largest that fits)")
+    p.add_argument(
+        "--ref-n", type=int, default=0, help="n for the comparison (0: largest that fits)"
+    )
     p.add_argument("--child", choices=["hoprec", "numpy"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -127,14 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     avail = available_bytes()
     fits = int((0.6 * avail / REF_BYTES_PER_PAIR) ** 0.5) // 1000 * 1000
     ref_n = min(args.n, args.ref_n or fits)
-    need = REF_BYTES_PER_PAIR * args.n ** 2 / 1e9
-    print(f"semantic top-{args.k}: {args.n:,} x {args.d} float32 unit vectors, seed {args.seed}, "
-          f"block {args.block}, {len(os.sched_getaffinity(0))} CPU cores, "
-          f"{avail / 2**30:.1f} GiB available")
+    need = REF_BYTES_PER_PAIR * args.n**2 / 1e9
+    print(
+        f"semantic top-{args.k}: {args.n:,} x {args.d} float32 unit vectors, seed {args.seed}, "
+        f"block {args.block}, {len(os.sched_getaffinity(0))} CPU cores, "
+        f"{avail / 2**30:.1f} GiB available"
+    )
     if ref_n < args.n:
         why = "does not fit" if need * 1e9 > 0.6 * avail else "--ref-n given"
-        print(f"numpy full matrix at n={args.n:,} needs ~{need:.1f} GB ({why}): comparing both "
-              f"at n={ref_n:,} (~{REF_BYTES_PER_PAIR * ref_n ** 2 / 1e9:.1f} GB)")
+        print(
+            f"numpy full matrix at n={args.n:,} needs ~{need:.1f} GB ({why}): comparing both "
+            f"at n={ref_n:,} (~{REF_BYTES_PER_PAIR * ref_n**2 / 1e9:.1f} GB)"
+        )
     with tempfile.TemporaryDirectory(prefix="hoprec-bench-") as tmp:
         outs = {m: str(Path(tmp) / f"{m}.npz") for m in ("hoprec", "numpy")}
         mine = measure("hoprec", args, ref_n, outs["hoprec"])
@@ -145,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
         same, tied = same_up_to_ties(v, a["nbrs"], b["nbrs"])
         close = np.allclose(a["scores"], b["scores"], atol=1e-5)
     ok = same + tied == ref_n and close
-    print(f"\nat n={ref_n:,}: hoprec {mine['seconds']:.2f} s vs numpy {ref['seconds']:.2f} s "
-          f"-> ratio {mine['seconds'] / ref['seconds']:.2f}x (hoprec / numpy); extra memory "
-          f"{mine['peak_mb'] - mine['base_mb']:.0f} MB vs {ref['peak_mb'] - ref['base_mb']:.0f} MB")
-    print(f"neighbour sets: {same:,} rows identical, {tied:,} differ only among ties at the k-th "
-          f"score, {ref_n - same - tied:,} disagree; scores equal within 1e-5: {close}")
-    print(f"hoprec at n={args.n:,}: {full['seconds']:.2f} s, peak RSS {full['peak_mb']:.0f} MB "
-          f"(extra {full['peak_mb'] - full['base_mb']:.0f} MB)")
+    print(
+        f"\nat n={ref_n:,}: hoprec {mine['seconds']:.2f} s vs numpy {ref['seconds']:.2f} s "
+        f"-> ratio {mine['seconds'] / ref['seconds']:.2f}x (hoprec / numpy); extra memory "
+        f"{mine['peak_mb'] - mine['base_mb']:.0f} MB vs {ref['peak_mb'] - ref['base_mb']:.0f} MB"
+    )
+    print(
+        f"neighbour sets: {same:,} rows identical, {tied:,} differ only among ties at the k-th "
+        f"score, {ref_n - same - tied:,} disagree; scores equal within 1e-5: {close}"
+    )
+    print(
+        f"hoprec at n={args.n:,}: {full['seconds']:.2f} s, peak RSS {full['peak_mb']:.0f} MB "
+        f"(extra {full['peak_mb'] - full['base_mb']:.0f} MB)"
+    )
     print("OK" if ok else "MISMATCH")
     return 0 if ok else 1
 

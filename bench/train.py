@@ -15,6 +15,7 @@ runs alternate (reference, hoprec) `--repeat` times and the medians are compared
 Samples: synthetic next-item prompts like the demo's (the last `--history` items as 4-token
 SIDs, no titles), so the benchmark needs no warehouse.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hoprec.tasks.devices import resolve_device  # noqa: E402
+from hoprec.tasks.llm.finetune import (  # noqa: E402
+    TrainParams,
+    encode_batch,
+    prepare_model,
+    sample_order,
+    train_llm,
+)
 from hoprec.tasks.llm.instructions import SCHEMA  # noqa: E402
 from hoprec.tasks.llm.prompts import PROMPTS  # noqa: E402
-from hoprec.tasks.devices import resolve_device  # noqa: E402
-from hoprec.tasks.llm.finetune import (TrainParams, encode_batch, prepare_model,  # noqa: E402
-                                       sample_order, train_llm)
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abc" for i in range(48)] + [f"<d_{i}>" for i in range(6)]
 
@@ -46,14 +52,26 @@ def synthetic_samples(n: int, history: int, seed: int = 0) -> list[dict]:
     def sid() -> str:
         a, b, c = rng.integers(0, 48, 3)
         return f"[<a_{a}><b_{b}><c_{c}><d_{rng.integers(0, 6)}>]"
+
     rows = []
     for i in range(n):
         prompt = PROMPTS["next-item"].format(input="\n".join(sid() for _ in range(history)))
-        rows.append({"task": "next-item", "key": f"b:{i}", "user_idx": i, "input_items": [1],
-                     "input_pos": [0], "target_items": [2], "target_pos": [1],
-                     "messages": [{"role": "user", "content": prompt},
-                                  {"role": "assistant", "content": sid()}],
-                     "loss_weight": 1.0})
+        rows.append(
+            {
+                "task": "next-item",
+                "key": f"b:{i}",
+                "user_idx": i,
+                "input_items": [1],
+                "input_pos": [0],
+                "target_items": [2],
+                "target_pos": [1],
+                "messages": [
+                    {"role": "user", "content": prompt},
+                    {"role": "assistant", "content": sid()},
+                ],
+                "loss_weight": 1.0,
+            }
+        )
     return rows
 
 
@@ -67,17 +85,22 @@ def plain_loop(params: TrainParams, messages: list, steps: int) -> float:
     model.to(dev).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=params.learning_rate)
-    sched = get_cosine_schedule_with_warmup(opt, int(params.warmup * params.max_steps),
-                                            params.max_steps)
+    sched = get_cosine_schedule_with_warmup(
+        opt, int(params.warmup * params.max_steps), params.max_steps
+    )
     tokens, t0 = 0, 0.0
     for step in range(params.max_steps):
-        if step == steps:                              # the first `steps` steps are warm-up
+        if step == steps:  # the first `steps` steps are warm-up
             tokens, t0 = 0, time.perf_counter()
         idx = sample_order(len(messages), params.seed, step * params.batch_size, params.batch_size)
-        b = encode_batch(tok, [messages[i] for i in idx], [1.0] * len(idx), params.max_len,
-                         tok.pad_token_id)
-        out = model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev),
-                    labels=b["labels"].to(dev))
+        b = encode_batch(
+            tok, [messages[i] for i in idx], [1.0] * len(idx), params.max_len, tok.pad_token_id
+        )
+        out = model(
+            input_ids=b["input_ids"].to(dev),
+            attention_mask=b["attention_mask"].to(dev),
+            labels=b["labels"].to(dev),
+        )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
@@ -89,12 +112,13 @@ def plain_loop(params: TrainParams, messages: list, steps: int) -> float:
 
 def hoprec_loop(params: TrainParams, path: str, steps: int, out: str) -> float:
     res = train_llm(path, SID_TOKENS, params, out)
-    return res.history[-1]["tokens_per_s"]             # the window after the warm-up steps
+    return res.history[-1]["tokens_per_s"]  # the window after the warm-up steps
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default="smollm2-135m-instruct-gguf")
     ap.add_argument("--steps", type=int, default=6, help="warm-up steps, then as many timed")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -105,8 +129,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    params = TrainParams(base=args.model, max_steps=2 * args.steps, batch_size=args.batch_size,
-                         save_every=0, log_every=args.steps, device=args.device)
+    params = TrainParams(
+        base=args.model,
+        max_steps=2 * args.steps,
+        batch_size=args.batch_size,
+        save_every=0,
+        log_every=args.steps,
+        device=args.device,
+    )
     rows = synthetic_samples(args.batch_size * 2 * args.steps, args.history)
     messages = [r["messages"] for r in rows]
     ref, ours = [], []
@@ -116,12 +146,17 @@ def main(argv: list[str] | None = None) -> None:
         for r in range(args.repeat):
             ref.append(plain_loop(params, messages, args.steps))
             ours.append(hoprec_loop(params, path, args.steps, str(Path(tmp) / f"run{r}")))
-            print(f"run {r + 1}: plain transformers loop {ref[-1]:,.0f} tokens/s, "
-                  f"hoprec train_llm {ours[-1]:,.0f} tokens/s", flush=True)
+            print(
+                f"run {r + 1}: plain transformers loop {ref[-1]:,.0f} tokens/s, "
+                f"hoprec train_llm {ours[-1]:,.0f} tokens/s",
+                flush=True,
+            )
     a, b = statistics.median(ref), statistics.median(ours)
-    print(f"\nmodel {args.model}, batch {args.batch_size}, {args.steps} timed steps after "
-          f"{args.steps} warm-up, device {resolve_device(args.device)}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"\nmodel {args.model}, batch {args.batch_size}, {args.steps} timed steps after "
+        f"{args.steps} warm-up, device {resolve_device(args.device)}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"plain transformers loop: {a:,.0f} tokens/s (median of {len(ref)})")
     print(f"hoprec train_llm:        {b:,.0f} tokens/s (median of {len(ours)})")
     print(f"ratio hoprec / plain:    {b / a:.2f}  (target >= 0.9)")

@@ -3,6 +3,7 @@
 Idempotent and resumable: every date's snapshots commit on their own and the registry answers
 repeats, so a rerun after a crash computes only the dates that are missing.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,49 +13,88 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from hoprec.flows.relations import check_kinds, semantic_step, snapshot_rows
 from hoprec.tasks import defaults
-from hoprec.tasks.relations.snapshots import (COLLABORATIVE, RelationParams, as_of_dates,
-                                              dated_snapshots_task)
-from hoprec.tasks.reports import md_table, publish, publish_table
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.relations.snapshots import (
+    COLLABORATIVE,
+    RelationParams,
+    as_of_dates,
+    dated_snapshots_task,
+)
+from hoprec.tasks.reports import md_table, publish, publish_table
 
 
 # One worker: the warehouse has one writer at a time, so dates run one after another (each
 # still shows as its own task run in the UI).
-@flow(name="backfill", flow_run_name="backfill {dataset} {start}..{end} every {every}",
-      task_runner=ThreadPoolTaskRunner(max_workers=1))
-def backfill_flow(dataset: str, start: str, end: str, every: str = defaults.BACKFILL_EVERY,
-                  warehouse: str | None = None, kinds: list[str] | None = None,
-                  window: int = defaults.WINDOW, weighting: str = defaults.WEIGHTING,
-                  directed: bool = False, top_k: int = defaults.TOP_K, top_up: bool = True,
-                  strict: bool = False, model: str = defaults.EMBEDDING_MODEL,
-                  force: bool = False) -> dict[str, Any]:
+@flow(
+    name="backfill",
+    flow_run_name="backfill {dataset} {start}..{end} every {every}",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
+def backfill_flow(
+    dataset: str,
+    start: str,
+    end: str,
+    every: str = defaults.BACKFILL_EVERY,
+    warehouse: str | None = None,
+    kinds: list[str] | None = None,
+    window: int = defaults.WINDOW,
+    weighting: str = defaults.WEIGHTING,
+    directed: bool = False,
+    top_k: int = defaults.TOP_K,
+    top_up: bool = True,
+    strict: bool = False,
+    model: str = defaults.EMBEDDING_MODEL,
+    force: bool = False,
+) -> dict[str, Any]:
     """Relation snapshots of `dataset` as of every date from `start` to `end`.
     Returns {"dates": the as-of dates, "snapshots": one record a snapshot, "report"}."""
-    params = RelationParams(window=window, weighting=weighting,  # type: ignore[arg-type]
-                            directed=directed, top_k=top_k, top_up=top_up, strict=strict,
-                            model=model)
+    params = RelationParams(
+        window=window,
+        weighting=weighting,  # type: ignore[arg-type]
+        directed=directed,
+        top_k=top_k,
+        top_up=top_up,
+        strict=strict,
+        model=model,
+    )
     kinds = check_kinds(kinds or list(COLLABORATIVE))
     dates = [d.isoformat(sep=" ") for d in as_of_dates(start, end, every)]
     wh = str(resolve(warehouse))
     sem = semantic_step(wh, dataset, params, kinds, force)
     collab = [k for k in COLLABORATIVE if k in kinds]
-    futures = dated_snapshots_task.map(unmapped(wh), unmapped(dataset), dates, unmapped(params),
-                                       unmapped(sem["snapshot_id"] if sem else None),
-                                       unmapped(collab), unmapped(force))
+    futures = dated_snapshots_task.map(
+        unmapped(wh),
+        unmapped(dataset),
+        dates,
+        unmapped(params),
+        unmapped(sem["snapshot_id"] if sem else None),
+        unmapped(collab),
+        unmapped(force),
+    )
     records = ([sem] if sem and "semantic" in kinds else []) + [
-        r for f in futures for r in f.result()]
+        r for f in futures for r in f.result()
+    ]
     report = backfill_report(dataset, dates, every, records)
     publish("backfill-report", report, f"backfill of {dataset}")
-    publish_table("backfill-snapshots", snapshot_rows(records),
-                  f"relation snapshots of {dataset}, one row each")
+    publish_table(
+        "backfill-snapshots",
+        snapshot_rows(records),
+        f"relation snapshots of {dataset}, one row each",
+    )
     return {"dates": dates, "snapshots": records, "report": report}
 
 
-def backfill_report(dataset: str, dates: list[str], every: str,
-                    records: list[dict[str, Any]]) -> str:
+def backfill_report(
+    dataset: str, dates: list[str], every: str, records: list[dict[str, Any]]
+) -> str:
     """The markdown a person reads after a backfill."""
     computed = sum(r["status"] == "computed" for r in records)
-    return "\n".join([
-        f"# Backfill of `{dataset}`: {len(dates)} as-of dates, every {every}",
-        f"{dates[0]} .. {dates[-1]}; {computed} snapshots computed, "
-        f"{len(records) - computed} already there.", "", md_table(snapshot_rows(records))])
+    return "\n".join(
+        [
+            f"# Backfill of `{dataset}`: {len(dates)} as-of dates, every {every}",
+            f"{dates[0]} .. {dates[-1]}; {computed} snapshots computed, "
+            f"{len(records) - computed} already there.",
+            "",
+            md_table(snapshot_rows(records)),
+        ]
+    )

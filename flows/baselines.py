@@ -1,6 +1,7 @@
 """The baselines flow: popularity, one-hop Markov, co-occurrence kNN and SASRec, scored on one
 split and evaluated through the same path as `compare` (a run list of length one): full-catalogue
 metrics per IIRG memorization group and MemGen category, gains over SASRec, a plot."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,10 +21,16 @@ MODELS = (*BASELINES, "sasrec")
 
 
 @flow(name="baselines", flow_run_name="baselines {dataset} on {split}")
-def baselines_flow(dataset: str, warehouse: str | None = None, split: str = "test",
-                   models: list[str] | None = None,
-                   sasrec_steps: int = defaults.BASELINE_SASREC_STEPS, seed: int = 0,
-                   history: int = defaults.HISTORY, eval_users: int = 0) -> dict[str, Any]:
+def baselines_flow(
+    dataset: str,
+    warehouse: str | None = None,
+    split: str = "test",
+    models: list[str] | None = None,
+    sasrec_steps: int = defaults.BASELINE_SASREC_STEPS,
+    seed: int = 0,
+    history: int = defaults.HISTORY,
+    eval_users: int = 0,
+) -> dict[str, Any]:
     """Train and evaluate the baselines; the report shows where each model's hits come from."""
     models = list(models or MODELS)
     bad = sorted(set(models) - set(MODELS))

@@ -6,6 +6,7 @@ user leaves out is not passed at all, so the flow's own default applies: default
 is what the command prints. Flows run against the Prefect API the user configured
 (PREFECT_API_URL), else Prefect's ephemeral API; Prefect's home defaults to `<state dir>/prefect`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,9 @@ def csv_ints(text: str) -> list[int]:
     return [int(x) for x in csv(text)]
 
 
-def opt(p: argparse.ArgumentParser, *flags: str, default: Any = None, help: str = "",
-        **kw: Any) -> argparse.Action:
+def opt(
+    p: argparse.ArgumentParser, *flags: str, default: Any = None, help: str = "", **kw: Any
+) -> argparse.Action:
     """An option passed to the flow only when given. `default` is the flow's own default as
     --help states it (tests hold it against the flow's signature)."""
     shown = f" (default {default})" if default is not None else ""
@@ -72,8 +74,12 @@ def opt(p: argparse.ArgumentParser, *flags: str, default: Any = None, help: str 
 
 
 def _warehouse(p: argparse.ArgumentParser) -> None:
-    opt(p, "--warehouse", metavar="PATH",
-        help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)")
+    opt(
+        p,
+        "--warehouse",
+        metavar="PATH",
+        help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)",
+    )
 
 
 def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -86,28 +92,57 @@ def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hoprec", description="IIRG generative-recommendation pipeline as Prefect flows.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="hoprec",
+        description="IIRG generative-recommendation pipeline as Prefect flows.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final report")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _demo(sub.add_parser("demo", help="run the main job on the embedded ml-100k"))
     _assets(sub.add_parser("assets", help="pull or list the embedded default assets"))
     fmt_help = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
-    _ingest(sub.add_parser("ingest", help="load interaction logs and item metadata",
-                           description="Load files into the warehouse. Formats: " + fmt_help))
+    _ingest(
+        sub.add_parser(
+            "ingest",
+            help="load interaction logs and item metadata",
+            description="Load files into the warehouse. Formats: " + fmt_help,
+        )
+    )
     _prepare(sub.add_parser("prepare", help="k-core, order, index and split a dataset"))
-    _relations(sub.add_parser("relations", help="relation snapshots (transitions, co-occurrence, "
-                              "semantic neighbours) as of a date"))
+    _relations(
+        sub.add_parser(
+            "relations",
+            help="relation snapshots (transitions, co-occurrence, "
+            "semantic neighbours) as of a date",
+        )
+    )
     _backfill(sub.add_parser("backfill", help="relation snapshots for a range of past dates"))
     _sids(sub.add_parser("sids", help="semantic IDs by residual quantization of item embeddings"))
-    _instructions(sub.add_parser("instructions",
-                                 help="IIRG instruction data (Parquet) + leakage audit"))
-    _baselines(sub.add_parser("baselines", help="train and evaluate popularity, Markov, "
-                              "co-occurrence kNN and SASRec, per memorization group"))
-    _train(sub.add_parser("train", help="fine-tune the LLM on an instruction build (LoRA + SID "
-                          "tokens; resumes an interrupted run)"))
-    _compare(sub.add_parser("compare", help="next-item-only vs IIRG LLM vs baselines, same "
-                            "budget, per memorization group, with fusion"))
+    _instructions(
+        sub.add_parser("instructions", help="IIRG instruction data (Parquet) + leakage audit")
+    )
+    _baselines(
+        sub.add_parser(
+            "baselines",
+            help="train and evaluate popularity, Markov, "
+            "co-occurrence kNN and SASRec, per memorization group",
+        )
+    )
+    _train(
+        sub.add_parser(
+            "train",
+            help="fine-tune the LLM on an instruction build (LoRA + SID "
+            "tokens; resumes an interrupted run)",
+        )
+    )
+    _compare(
+        sub.add_parser(
+            "compare",
+            help="next-item-only vs IIRG LLM vs baselines, same "
+            "budget, per memorization group, with fusion",
+        )
+    )
     return parser
 
 
@@ -116,13 +151,28 @@ def _demo(p: argparse.ArgumentParser) -> None:
     opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
     opt(p, "--as-of", help="relation snapshot as of this date (default: all training)")
     opt(p, "--base", default=D.BASE_MODEL, help="base LLM: asset name, local path or HF id")
-    opt(p, "--llm-steps", type=int, default=D.DEMO_LLM_STEPS,
-        help="LoRA steps of the demo fine-tune (0 = data only)")
-    opt(p, "--eval-users", type=int, default=D.EVAL_USERS,
-        help="test users the LLM and baselines are scored on (0 = all)")
+    opt(
+        p,
+        "--llm-steps",
+        type=int,
+        default=D.DEMO_LLM_STEPS,
+        help="LoRA steps of the demo fine-tune (0 = data only)",
+    )
+    opt(
+        p,
+        "--eval-users",
+        type=int,
+        default=D.EVAL_USERS,
+        help="test users the LLM and baselines are scored on (0 = all)",
+    )
     opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
-    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS,
-        help="TIGER-like SID transformer steps (0 = skip)")
+    opt(
+        p,
+        "--tiger-steps",
+        type=int,
+        default=D.TIGER_STEPS,
+        help="TIGER-like SID transformer steps (0 = skip)",
+    )
 
 
 def _assets(p: argparse.ArgumentParser) -> None:
@@ -135,16 +185,36 @@ def _assets(p: argparse.ArgumentParser) -> None:
 
 def _ingest(p: argparse.ArgumentParser) -> None:
     _dataset(p)
-    p.add_argument("--format", required=True, choices=sorted(FORMATS), metavar="FMT",
-                   help="input format: " + ", ".join(sorted(FORMATS)))
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=sorted(FORMATS),
+        metavar="FMT",
+        help="input format: " + ", ".join(sorted(FORMATS)),
+    )
     opt(p, "paths", nargs="*", help="files or directories (ml-100k: default embedded)")
-    opt(p, "--kind", choices=("interactions", "items"), default="interactions",
-        help="generic formats: what the files hold")
-    opt(p, "--map", dest="mapping", action="append", metavar="FIELD=COLUMN",
+    opt(
+        p,
+        "--kind",
+        choices=("interactions", "items"),
+        default="interactions",
+        help="generic formats: what the files hold",
+    )
+    opt(
+        p,
+        "--map",
+        dest="mapping",
+        action="append",
+        metavar="FIELD=COLUMN",
         help="generic formats: source column of a field (user_id, item_id, ts, rating; items: "
-             "item_id, title, description, categories)")
-    opt(p, "--ts-unit", choices=TS_UNITS,
-        help="timestamp unit: epoch s/ms/us or iso text (generic default s)")
+        "item_id, title, description, categories)",
+    )
+    opt(
+        p,
+        "--ts-unit",
+        choices=TS_UNITS,
+        help="timestamp unit: epoch s/ms/us or iso text (generic default s)",
+    )
     opt(p, "--delim", help="generic csv: field delimiter (default ',')")
     opt(p, "--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
 
@@ -152,8 +222,13 @@ def _ingest(p: argparse.ArgumentParser) -> None:
 def _prepare(p: argparse.ArgumentParser) -> None:
     _dataset(p)
     opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
-    opt(p, "--split", choices=("loo", "temporal"), default=D.SPLIT,
-        help="leave-one-out or a global temporal cut")
+    opt(
+        p,
+        "--split",
+        choices=("loo", "temporal"),
+        default=D.SPLIT,
+        help="leave-one-out or a global temporal cut",
+    )
     opt(p, "--max-history", type=int, default=0, help="keep each user's last N events (0: all)")
     opt(p, "--valid-start", help="temporal split: first validation timestamp")
     opt(p, "--test-start", help="temporal split: first test timestamp")
@@ -162,31 +237,63 @@ def _prepare(p: argparse.ArgumentParser) -> None:
 def _relation_params(p: argparse.ArgumentParser, kinds: str) -> None:
     opt(p, "--kinds", type=csv, default=kinds, help="comma-separated relation kinds")
     opt(p, "--window", type=int, default=D.WINDOW, help="co-occurrence window W in hops each way")
-    opt(p, "--weighting", choices=("count", "inverse-hop"), default=D.WEIGHTING,
-        help="co-occurrence weight: raw count or 1/hop")
-    opt(p, "--directed", action="store_true",
-        help="co-occurrence counts only a -> b with b after a")
+    opt(
+        p,
+        "--weighting",
+        choices=("count", "inverse-hop"),
+        default=D.WEIGHTING,
+        help="co-occurrence weight: raw count or 1/hop",
+    )
+    opt(
+        p, "--directed", action="store_true", help="co-occurrence counts only a -> b with b after a"
+    )
     opt(p, "--top-k", type=int, default=D.TOP_K, help="neighbours kept per item")
-    opt(p, "--no-top-up", dest="top_up", action="store_false",
-        help="do not top up short co-occurrence lists from semantic neighbours")
-    opt(p, "--strict", action="store_true",
-        help="also leave validation targets out of the relations")
-    opt(p, "--model", default=D.EMBEDDING_MODEL, help="sentence-transformers model: embedded "
-        "asset name, local path or Hugging Face id")
+    opt(
+        p,
+        "--no-top-up",
+        dest="top_up",
+        action="store_false",
+        help="do not top up short co-occurrence lists from semantic neighbours",
+    )
+    opt(
+        p,
+        "--strict",
+        action="store_true",
+        help="also leave validation targets out of the relations",
+    )
+    opt(
+        p,
+        "--model",
+        default=D.EMBEDDING_MODEL,
+        help="sentence-transformers model: embedded asset name, local path or Hugging Face id",
+    )
     opt(p, "--force", action="store_true", help="recompute even if the snapshot exists")
 
 
 def _relations(p: argparse.ArgumentParser) -> None:
     _dataset(p)
-    opt(p, "--as-of", help="use events strictly before this date/time (default: all training "
-        "events)")
+    opt(
+        p,
+        "--as-of",
+        help="use events strictly before this date/time (default: all training events)",
+    )
     _relation_params(p, "transitions,cooccurrence,semantic")
-    opt(p, "--shards", type=int, default=1,
-        help="count pairs in N user shards and merge by summing")
-    opt(p, "--task-runner", choices=("thread", "dask"), default="thread",
-        help="where shards run: threads here or a Dask cluster")
-    opt(p, "--dask-address", metavar="ADDR",
-        help="scheduler of an existing Dask cluster (default: a local cluster)")
+    opt(
+        p, "--shards", type=int, default=1, help="count pairs in N user shards and merge by summing"
+    )
+    opt(
+        p,
+        "--task-runner",
+        choices=("thread", "dask"),
+        default="thread",
+        help="where shards run: threads here or a Dask cluster",
+    )
+    opt(
+        p,
+        "--dask-address",
+        metavar="ADDR",
+        help="scheduler of an existing Dask cluster (default: a local cluster)",
+    )
     opt(p, "--dask-workers", type=int, default=2, help="workers of the local Dask cluster")
 
 
@@ -201,51 +308,94 @@ def _backfill(p: argparse.ArgumentParser) -> None:
 def _sids(p: argparse.ArgumentParser) -> None:
     _dataset(p)
     opt(p, "--levels", type=int, default=D.SID_LEVELS, help="code levels L")
-    opt(p, "--codebook", type=int, default=D.SID_CODEBOOK,
-        help="codes per level C (shrunk for small catalogues)")
+    opt(
+        p,
+        "--codebook",
+        type=int,
+        default=D.SID_CODEBOOK,
+        help="codes per level C (shrunk for small catalogues)",
+    )
     opt(p, "--seed", type=int, default=0, help="k-means seed")
     opt(p, "--model", default=D.EMBEDDING_MODEL, help="item-text embedding model")
     opt(p, "--force", action="store_true", help="recompute even if the version exists")
-    opt(p, "--assign-new", metavar="SID_VERSION",
+    opt(
+        p,
+        "--assign-new",
+        metavar="SID_VERSION",
         help="give the dataset's items that have no SID in this version one by nearest centroid "
-             "(no re-quantizing; existing SIDs never change)")
+        "(no re-quantizing; existing SIDs never change)",
+    )
 
 
 def _instructions(p: argparse.ArgumentParser) -> None:
     _dataset(p)
     opt(p, "--history", type=int, default=D.HISTORY, help="input history length")
-    opt(p, "--next-item", choices=("sliding", "all-remaining", "both"), default=D.NEXT_ITEM,
-        help="next-item form: sliding history -> next, IIRG's first item -> all remaining, "
-             "or both")
-    opt(p, "--neighbors", type=int, default=D.NEIGHBORS,
-        help="targets of the collaborative and semantic tasks")
+    opt(
+        p,
+        "--next-item",
+        choices=("sliding", "all-remaining", "both"),
+        default=D.NEXT_ITEM,
+        help="next-item form: sliding history -> next, IIRG's first item -> all remaining, or both",
+    )
+    opt(
+        p,
+        "--neighbors",
+        type=int,
+        default=D.NEIGHBORS,
+        help="targets of the collaborative and semantic tasks",
+    )
     opt(p, "--alignment", action="store_true", help="add SID <-> title tasks")
     for t in ("next", "collaborative", "semantic", "alignment"):
         opt(p, f"--weight-{t}", type=float, default=1.0, help=f"loss weight of {t} samples")
     opt(p, "--max-samples", type=int, default=0, help="cap per task (0: all)")
-    opt(p, "--no-titles", dest="titles", action="store_false",
-        help="items as `[<sid>]` only (shorter prompts), not `[<sid>] Title: ..`")
+    opt(
+        p,
+        "--no-titles",
+        dest="titles",
+        action="store_false",
+        help="items as `[<sid>]` only (shorter prompts), not `[<sid>] Title: ..`",
+    )
     opt(p, "--seed", type=int, default=0, help="seed of the capped draws")
-    opt(p, "--audit", choices=("test", "validation"), default="test",
-        help="held-out targets the audit forbids: test, or test + validation")
+    opt(
+        p,
+        "--audit",
+        choices=("test", "validation"),
+        default="test",
+        help="held-out targets the audit forbids: test, or test + validation",
+    )
     opt(p, "--sid-version", help="SID version (default: the newest)")
     opt(p, "--cooccurrence-snapshot", type=int, help="snapshot id (default: newest)")
     opt(p, "--semantic-snapshot", type=int, help="snapshot id (default: newest)")
-    opt(p, "--base-model", default=D.BASE_MODEL,
-        help="tokenizer for length statistics: asset name, path or HF id")
+    opt(
+        p,
+        "--base-model",
+        default=D.BASE_MODEL,
+        help="tokenizer for length statistics: asset name, path or HF id",
+    )
     opt(p, "--no-token-stats", dest="token_stats", action="store_false")
 
 
 def _baselines(p: argparse.ArgumentParser) -> None:
     _dataset(p)
     opt(p, "--split", choices=("valid", "test"), default="test")
-    opt(p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec",
-        help="comma-separated")
-    opt(p, "--sasrec-steps", type=int, default=D.BASELINE_SASREC_STEPS,
-        help="SASRec optimizer steps")
+    opt(
+        p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec", help="comma-separated"
+    )
+    opt(
+        p,
+        "--sasrec-steps",
+        type=int,
+        default=D.BASELINE_SASREC_STEPS,
+        help="SASRec optimizer steps",
+    )
     opt(p, "--seed", type=int, default=0)
-    opt(p, "--history", type=int, default=D.HISTORY,
-        help="input items behind the memorization groups")
+    opt(
+        p,
+        "--history",
+        type=int,
+        default=D.HISTORY,
+        help="input items behind the memorization groups",
+    )
     opt(p, "--eval-users", type=int, default=0, help="a seeded sample of users (0 = all)")
 
 
@@ -253,8 +403,12 @@ def _llm_params(p: argparse.ArgumentParser, steps: int) -> None:
     """What `train` and `compare` share: where the data is, the base model and the budget."""
     _dataset(p)
     opt(p, "--build", dest="build_id", help="instruction build id (default: newest)")
-    opt(p, "--base", default=D.BASE_MODEL,
-        help="base LLM: asset name (embedded SmolLM2-135M-Instruct), local path or HF id")
+    opt(
+        p,
+        "--base",
+        default=D.BASE_MODEL,
+        help="base LLM: asset name (embedded SmolLM2-135M-Instruct), local path or HF id",
+    )
     opt(p, "--steps", type=int, default=steps, help="optimizer steps")
     opt(p, "--batch-size", type=int, default=D.BATCH_SIZE, help="samples a micro-batch")
     opt(p, "--grad-accum", type=int, default=D.GRAD_ACCUM, help="micro-batches a step")
@@ -264,9 +418,17 @@ def _llm_params(p: argparse.ArgumentParser, steps: int) -> None:
 
 def _train(p: argparse.ArgumentParser) -> None:
     _llm_params(p, D.TRAIN_STEPS)
-    opt(p, "--full", dest="mode", action="store_const", const="full",
-        help="full fine-tuning instead of LoRA")
-    opt(p, "--tasks", type=csv, help="comma-separated instruction tasks (default: all of the build)")
+    opt(
+        p,
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="full fine-tuning instead of LoRA",
+    )
+    opt(
+        p, "--tasks", type=csv, help="comma-separated instruction tasks (default: all of the build)"
+    )
     opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
     opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
     opt(p, "--seed", type=int, default=0)
@@ -276,14 +438,29 @@ def _train(p: argparse.ArgumentParser) -> None:
 def _compare(p: argparse.ArgumentParser) -> None:
     _llm_params(p, D.COMPARE_STEPS)
     opt(p, "--seeds", type=csv_ints, help="comma-separated seeds (default 0)")
-    opt(p, "--eval-users", type=int, default=D.EVAL_USERS,
-        help="test/valid users evaluated, a seeded sample (0 = all)")
-    opt(p, "--decode", choices=("beam", "exact"), default=D.DECODE,
-        help="LLM ranking: constrained beam search or exact scoring")
+    opt(
+        p,
+        "--eval-users",
+        type=int,
+        default=D.EVAL_USERS,
+        help="test/valid users evaluated, a seeded sample (0 = all)",
+    )
+    opt(
+        p,
+        "--decode",
+        choices=("beam", "exact"),
+        default=D.DECODE,
+        help="LLM ranking: constrained beam search or exact scoring",
+    )
     opt(p, "--beams", dest="num_beams", type=int, default=D.NUM_BEAMS, help="beam width")
     opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
-    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS,
-        help="TIGER-like SID transformer steps (0 = skip)")
+    opt(
+        p,
+        "--tiger-steps",
+        type=int,
+        default=D.TIGER_STEPS,
+        help="TIGER-like SID transformer steps (0 = skip)",
+    )
     opt(p, "--no-fusion", dest="fusion", action="store_false")
 
 
@@ -305,8 +482,11 @@ def _assets_command(args: argparse.Namespace) -> str:
     from hoprec.tasks.data.assets import ASSETS, asset_dir, is_cached, pull
 
     if args.assets_command == "list":
-        rows = [f"{a.name:28} {'cached' if is_cached(a) else 'missing':8} {a.requirement:28} "
-                f"{asset_dir(a.name)}" for a in ASSETS.values()]
+        rows = [
+            f"{a.name:28} {'cached' if is_cached(a) else 'missing':8} {a.requirement:28} "
+            f"{asset_dir(a.name)}"
+            for a in ASSETS.values()
+        ]
         return "\n".join(rows)
     names = args.names or list(ASSETS)
     if args.wheel and len(names) != 1:
@@ -317,7 +497,7 @@ def _assets_command(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     from hoprec.tasks.settings import apply_settings
 
-    apply_settings()                     # before Prefect is imported (it reads them at import)
+    apply_settings()  # before Prefect is imported (it reads them at import)
     args = build_parser().parse_args(argv)
     if args.quiet:
         logging.getLogger("prefect").setLevel(logging.WARNING)
@@ -329,11 +509,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         text = run_command(args)
-    except (IngestError, AssetError, WarehouseBusy, LeakageError, ValueError,
-            FileNotFoundError) as exc:
+    except (
+        IngestError,
+        AssetError,
+        WarehouseBusy,
+        LeakageError,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:
         print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
-        exc.__traceback__ = None       # frames holding DuckDB objects would outlive the module
-        gc.collect()                   # (DuckDB's bindings then print "leaked" noise at exit)
+        exc.__traceback__ = None  # frames holding DuckDB objects would outlive the module
+        gc.collect()  # (DuckDB's bindings then print "leaked" noise at exit)
         return 2
     print(text)
     return 0

@@ -1,4 +1,5 @@
 """The ingest flow: plan the files, load each as one batch, report what loaded and what did not."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,15 @@ from prefect import flow
 
 from hoprec.tasks.data.assets import ml100k_dir
 from hoprec.tasks.data.formats import TS_UNITS, generic_source
-from hoprec.tasks.data.ingest import IngestError, get_format, ingest_file_task, plan_files, quarantine_summary
-from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.data.ingest import (
+    IngestError,
+    get_format,
+    ingest_file_task,
+    plan_files,
+    quarantine_summary,
+)
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.reports import md_table, publish
 
 
 def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]:
@@ -28,10 +35,17 @@ def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]
 
 
 @flow(name="ingest", flow_run_name="ingest {dataset}")
-def ingest_flow(dataset: str, format: str, paths: list[str] | None = None,
-                warehouse: str | None = None, kind: str = "interactions",
-                mapping: dict[str, str] | list[str] | None = None, ts_unit: str | None = None,
-                delim: str | None = None, encoding: str | None = None) -> dict[str, Any]:
+def ingest_flow(
+    dataset: str,
+    format: str,
+    paths: list[str] | None = None,
+    warehouse: str | None = None,
+    kind: str = "interactions",
+    mapping: dict[str, str] | list[str] | None = None,
+    ts_unit: str | None = None,
+    delim: str | None = None,
+    encoding: str | None = None,
+) -> dict[str, Any]:
     """Load interaction logs and item metadata of one dataset into the warehouse.
 
     Every file is one batch: good rows append (exact duplicates dropped), bad rows go to
@@ -45,20 +59,24 @@ def ingest_flow(dataset: str, format: str, paths: list[str] | None = None,
         raise IngestError(f"--kind must be interactions or items, got {kind!r}")
     if not paths:
         if format != "ml-100k":
-            raise IngestError(f"format {format} needs input paths; only ml-100k has an "
-                              "embedded copy")
+            raise IngestError(
+                f"format {format} needs input paths; only ml-100k has an embedded copy"
+            )
         paths = [str(ml100k_dir())]
     override = None
     if fmt.generic:
-        override = generic_source(fmt, kind, _parse_mapping(mapping), ts_unit or "s",
-                                  delim, encoding)
+        override = generic_source(
+            fmt, kind, _parse_mapping(mapping), ts_unit or "s", delim, encoding
+        )
     elif mapping or delim:
-        raise IngestError(f"--map and --delim are for the generic formats (csv, jsonl, parquet), "
-                          f"not {format}")
+        raise IngestError(
+            f"--map and --delim are for the generic formats (csv, jsonl, parquet), not {format}"
+        )
     plan = plan_files(fmt, [Path(p).expanduser() for p in paths], override)
     db = str(resolve(warehouse))
-    results = [ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit)
-               for path, src in plan]
+    results = [
+        ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit) for path, src in plan
+    ]
     loaded = [r["batch_id"] for r in results if r["status"] == "loaded"]
     bad = quarantine_summary(db, loaded)
     report = ingest_report(dataset, format, db, results, bad)
@@ -66,23 +84,46 @@ def ingest_flow(dataset: str, format: str, paths: list[str] | None = None,
     return {"files": results, "quarantine": bad, "report": report}
 
 
-def ingest_report(dataset: str, format: str, db: str, results: list[dict[str, Any]],
-                  bad: list[dict[str, Any]]) -> str:
+def ingest_report(
+    dataset: str, format: str, db: str, results: list[dict[str, Any]], bad: list[dict[str, Any]]
+) -> str:
     """The markdown a person reads after an ingest."""
-    total = {k: sum(r[k] for r in results) for k in
-             ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")}
-    rows = [{"file": Path(r["path"]).name, "kind": r["kind"], "status": r["status"],
-             "batch": r["batch_id"], "read": r["rows_read"], "loaded": r["rows_loaded"],
-             "quarantined": r["rows_quarantined"], "duplicates": r["rows_duplicate"],
-             "seconds": round(r["seconds"], 2), "note": r["note"]} for r in results]
-    parts = [f"# Ingest of `{dataset}` ({format})", f"Warehouse: `{db}`", "",
-             f"**{total['rows_loaded']:,}** rows loaded, **{total['rows_quarantined']:,}** "
-             f"quarantined, {total['rows_duplicate']:,} duplicates dropped, from "
-             f"{sum(r['status'] == 'loaded' for r in results)} new and "
-             f"{sum(r['status'] == 'skipped' for r in results)} skipped file(s).", "",
-             md_table(rows)]
+    total = {
+        k: sum(r[k] for r in results)
+        for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")
+    }
+    rows = [
+        {
+            "file": Path(r["path"]).name,
+            "kind": r["kind"],
+            "status": r["status"],
+            "batch": r["batch_id"],
+            "read": r["rows_read"],
+            "loaded": r["rows_loaded"],
+            "quarantined": r["rows_quarantined"],
+            "duplicates": r["rows_duplicate"],
+            "seconds": round(r["seconds"], 2),
+            "note": r["note"],
+        }
+        for r in results
+    ]
+    parts = [
+        f"# Ingest of `{dataset}` ({format})",
+        f"Warehouse: `{db}`",
+        "",
+        f"**{total['rows_loaded']:,}** rows loaded, **{total['rows_quarantined']:,}** "
+        f"quarantined, {total['rows_duplicate']:,} duplicates dropped, from "
+        f"{sum(r['status'] == 'loaded' for r in results)} new and "
+        f"{sum(r['status'] == 'skipped' for r in results)} skipped file(s).",
+        "",
+        md_table(rows),
+    ]
     if bad:
-        parts += ["", "## Quarantined rows by reason",
-                  "Inspect with `SELECT * FROM quarantine WHERE batch_id = ...`.", "",
-                  md_table(bad)]
+        parts += [
+            "",
+            "## Quarantined rows by reason",
+            "Inspect with `SELECT * FROM quarantine WHERE batch_id = ...`.",
+            "",
+            md_table(bad),
+        ]
     return "\n".join(parts)

@@ -1,4 +1,5 @@
 """The prepare flow: k-core, ordering, dense item index and splits, then a stats report."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,17 +8,28 @@ from prefect import flow
 
 from hoprec.tasks import defaults
 from hoprec.tasks.data.prepare import PrepareParams, prepare_task
-from hoprec.tasks.reports import md_table, publish
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.reports import md_table, publish
 
 
 @flow(name="prepare", flow_run_name="prepare {dataset}")
-def prepare_flow(dataset: str, warehouse: str | None = None, k_core: int = defaults.K_CORE,
-                 split: str = defaults.SPLIT, max_history: int = 0, valid_start: str | None = None,
-                 test_start: str | None = None) -> dict[str, Any]:
+def prepare_flow(
+    dataset: str,
+    warehouse: str | None = None,
+    k_core: int = defaults.K_CORE,
+    split: str = defaults.SPLIT,
+    max_history: int = 0,
+    valid_start: str | None = None,
+    test_start: str | None = None,
+) -> dict[str, Any]:
     """Turn a dataset's interactions into ordered, split user sequences (tables + Parquet)."""
-    params = PrepareParams(k_core=k_core, split=split, max_history=max_history,  # type: ignore[arg-type]
-                           valid_start=valid_start, test_start=test_start)
+    params = PrepareParams(
+        k_core=k_core,
+        split=split,
+        max_history=max_history,  # type: ignore[arg-type]
+        valid_start=valid_start,
+        test_start=test_start,
+    )
     result = prepare_task(str(resolve(warehouse)), dataset, params)
     result["report"] = prepare_report(result)
     publish("prepare-report", result["report"], f"prepared sequences of {dataset}")
@@ -27,15 +39,31 @@ def prepare_flow(dataset: str, warehouse: str | None = None, k_core: int = defau
 def prepare_report(result: dict[str, Any]) -> str:
     """The markdown a person reads after prepare."""
     s = result["stats"]
-    overview = [{"users": s["users"], "items": s["items"], "interactions": s["interactions"],
-                 "density": s["density"], "k-core passes": result["kcore_passes"]}]
+    overview = [
+        {
+            "users": s["users"],
+            "items": s["items"],
+            "interactions": s["interactions"],
+            "density": s["density"],
+            "k-core passes": result["kcore_passes"],
+        }
+    ]
     lengths = [{"min": s["len_min"], **s["len_quantiles"], "max": s["len_max"]}]
     splits = [{"train": s["train_events"], "valid": s["valid_events"], "test": s["test_events"]}]
     p = result["params"]
-    return "\n".join([
-        f"# Prepared `{result['dataset']}`",
-        f"{p['k_core']}-core, split `{p['split']}`, history cap "
-        f"{p['max_history'] or 'none'}.", "", md_table(overview), "",
-        "## Sequence length", md_table(lengths), "", "## Events per split", md_table(splits), "",
-        f"Parquet: `{result['files']['sequences']}`, `{result['files']['items']}`",
-    ])
+    return "\n".join(
+        [
+            f"# Prepared `{result['dataset']}`",
+            f"{p['k_core']}-core, split `{p['split']}`, history cap {p['max_history'] or 'none'}.",
+            "",
+            md_table(overview),
+            "",
+            "## Sequence length",
+            md_table(lengths),
+            "",
+            "## Events per split",
+            md_table(splits),
+            "",
+            f"Parquet: `{result['files']['sequences']}`, `{result['files']['items']}`",
+        ]
+    )

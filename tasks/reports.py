@@ -1,4 +1,5 @@
 """Readable reports: markdown tables for Prefect artifacts and the terminal."""
+
 from __future__ import annotations
 
 import base64

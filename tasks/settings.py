@@ -4,6 +4,7 @@ Everything a run writes lives under one state directory (default `.hoprec/` in t
 directory, override with HOPREC_HOME), so a checkout is self-contained and Prefect never writes
 into the user's home unless asked to.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,5 +56,6 @@ def apply_settings() -> None:
         logging.getLogger("hoprec").setLevel(logging.INFO)
     # DuckDB's Arrow results of `con.execute(...)` warn that con.sql() would skip a copy; con.sql()
     # refuses to run while a caller's result is open, so the copy stays and its warning is noise
-    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result",
-                            category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message="Arrow output on a DB-API result", category=UserWarning
+    )

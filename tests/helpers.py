@@ -1,4 +1,5 @@
 """Small helpers for tests: write fixture files and ingest them with the plain functions."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,13 +18,24 @@ def write(path: Path, text: str | bytes, encoding: str = "utf-8") -> Path:
     return path
 
 
-def ingest(con, dataset: str, fmt: str, *paths: Path, kind: str = "interactions",
-           mapping: dict[str, str] | None = None, ts_unit: str | None = None) -> list[BatchResult]:
+def ingest(
+    con,
+    dataset: str,
+    fmt: str,
+    *paths: Path,
+    kind: str = "interactions",
+    mapping: dict[str, str] | None = None,
+    ts_unit: str | None = None,
+) -> list[BatchResult]:
     """Plan and ingest like the flow does, without Prefect."""
     f = get_format(fmt)
-    override = generic_source(f, kind, mapping or {}, ts_unit or "s", None, None) if f.generic else None
-    return [ingest_file(con, dataset, fmt, src, p, ts_unit=ts_unit)
-            for p, src in plan_files(f, list(paths), override)]
+    override = (
+        generic_source(f, kind, mapping or {}, ts_unit or "s", None, None) if f.generic else None
+    )
+    return [
+        ingest_file(con, dataset, fmt, src, p, ts_unit=ts_unit)
+        for p, src in plan_files(f, list(paths), override)
+    ]
 
 
 def rows(con, sql: str, *params) -> list[tuple]:
@@ -43,17 +55,33 @@ def write_sequences(con, dataset: str, seqs: list[list[int]], n_items: int | Non
     for u, seq in enumerate(seqs, start=1):
         n = len(seq)
         for p, item in enumerate(seq, start=1):
-            split = ("test" if p == n else "valid" if p == n - 1 else "train") if n >= 3 else "train"
-            rows.append((dataset, f"u{u}", u, p, item, f"2000-01-{p:02d}" if p <= 28 else
-                         f"2000-02-{p - 28:02d}", split))
+            split = (
+                ("test" if p == n else "valid" if p == n - 1 else "train") if n >= 3 else "train"
+            )
+            rows.append(
+                (
+                    dataset,
+                    f"u{u}",
+                    u,
+                    p,
+                    item,
+                    f"2000-01-{p:02d}" if p <= 28 else f"2000-02-{p - 28:02d}",
+                    split,
+                )
+            )
     if rows:
-        con.executemany("INSERT INTO sequences VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMP), ?)", rows)
+        con.executemany(
+            "INSERT INTO sequences VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMP), ?)", rows
+        )
     top = n_items or max((i for s in seqs for i in s), default=0)
-    con.executemany("INSERT INTO item_index VALUES (?, ?, ?)",
-                    [(dataset, str(i), i) for i in range(1, top + 1)])
+    con.executemany(
+        "INSERT INTO item_index VALUES (?, ?, ?)", [(dataset, str(i), i) for i in range(1, top + 1)]
+    )
     fp = hashlib.md5(json.dumps(seqs).encode()).hexdigest()
-    con.execute("INSERT INTO prepare_runs VALUES (?, '{}', ?, '', now()::TIMESTAMP)",
-                [dataset, json.dumps({"fingerprint": fp})])
+    con.execute(
+        "INSERT INTO prepare_runs VALUES (?, '{}', ?, '', now()::TIMESTAMP)",
+        [dataset, json.dumps({"fingerprint": fp})],
+    )
 
 
 def fake_encoder(texts: list[str], dim: int = 16):

@@ -1,4 +1,5 @@
 """Embedded assets: fetched once from a wheel, verified by sha256, clear errors otherwise."""
+
 from __future__ import annotations
 
 import zipfile
@@ -22,7 +23,9 @@ def _fake_wheel(path, files: dict[str, bytes]):
 
 
 def _asset(monkeypatch, data: bytes) -> assets.Asset:
-    a = assets.Asset("toy", "toy==1.0", "toy/data/", {"f.txt": assets.hashlib.sha256(data).hexdigest()}, "t")
+    a = assets.Asset(
+        "toy", "toy==1.0", "toy/data/", {"f.txt": assets.hashlib.sha256(data).hexdigest()}, "t"
+    )
     monkeypatch.setitem(assets.ASSETS, "toy", a)
     return a
 
@@ -33,13 +36,14 @@ def test_pull_extracts_checks_and_caches(cache, monkeypatch):
 
     def fake_download(asset, dest):
         calls.append(asset.name)
-        return _fake_wheel(dest / "toy-1.0-py3-none-any.whl", {"toy/data/f.txt": b"hello",
-                                                                "toy/other.py": b""})
+        return _fake_wheel(
+            dest / "toy-1.0-py3-none-any.whl", {"toy/data/f.txt": b"hello", "toy/other.py": b""}
+        )
 
     monkeypatch.setattr(assets, "_download_wheel", fake_download)
     root = assets.pull("toy")
     assert (root / "f.txt").read_bytes() == b"hello" and not (root / "other.py").exists()
-    assert assets.pull("toy") == root and calls == ["toy"]   # cached: no second fetch
+    assert assets.pull("toy") == root and calls == ["toy"]  # cached: no second fetch
 
 
 def test_checksum_mismatch_is_an_error(cache, monkeypatch):

@@ -1,28 +1,36 @@
 """Baselines against hand-computed values."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from helpers import write_sequences
-from hoprec.tasks.recommenders.baselines import (knn_scores, markov_scores, popularity,
-                                                 popularity_scores, relation_matrix)
+
 from hoprec.tasks.evaluation.metrics import mask_items, top_k
+from hoprec.tasks.recommenders.baselines import (
+    knn_scores,
+    markov_scores,
+    popularity,
+    popularity_scores,
+    relation_matrix,
+)
 from hoprec.tasks.relations.snapshots import snapshot
 
 N = 5
 # transitions: 1->2 (3 times), 1->3 (1), 2->3 (2), 4->5 (1)
-T = sp.csr_matrix((np.array([3.0, 1, 2, 1]), (np.array([1, 1, 2, 4]), np.array([2, 3, 3, 5]))),
-                  shape=(N + 1, N + 1))
+T = sp.csr_matrix(
+    (np.array([3.0, 1, 2, 1]), (np.array([1, 1, 2, 4]), np.array([2, 3, 3, 5]))),
+    shape=(N + 1, N + 1),
+)
 POP = np.array([0, 4.0, 3, 5, 1, 2])
 
 
 def test_markov_backs_off_to_popularity():
     s = markov_scores([np.array([4, 1]), np.array([5])], T, POP)
     lists = top_k(mask_items(s, [np.array([4, 1]), np.array([5])]), 3)
-    assert lists[0].tolist() == [2, 3, 5]        # successors of 1: 2 (3), 3 (1); then popularity
-    assert lists[1].tolist() == [3, 1, 2]        # 5 has no successor: pure popularity
+    assert lists[0].tolist() == [2, 3, 5]  # successors of 1: 2 (3), 3 (1); then popularity
+    assert lists[1].tolist() == [3, 1, 2]  # 5 has no successor: pure popularity
 
 
 def test_knn_sums_over_history():

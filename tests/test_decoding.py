@@ -1,4 +1,5 @@
 """Trie, constrained beam search and exact item scoring on tiny random Llama models."""
+
 from __future__ import annotations
 
 import functools
@@ -9,22 +10,35 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hoprec.tasks.llm.decoding import (SidTrie, cache_select, constrained_beam_search, exact_item_scores, left_pad,
-                            tree_attention_ok)
+from hoprec.tasks.llm.decoding import (
+    SidTrie,
+    cache_select,
+    constrained_beam_search,
+    exact_item_scores,
+    left_pad,
+    tree_attention_ok,
+)
 
-BASE = 40                       # ordinary tokens 0..39, then SID tokens
-CODES = 4                       # codes per level in the tests (so SIDs share prefixes)
+BASE = 40  # ordinary tokens 0..39, then SID tokens
+CODES = 4  # codes per level in the tests (so SIDs share prefixes)
 L = 4
-VOCAB = BASE + L * CODES + 4    # a few spare ids no SID uses
+VOCAB = BASE + L * CODES + 4  # a few spare ids no SID uses
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_model(attn: str = "sdpa", seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     cfg._attn_implementation = attn
     model = LlamaForCausalLM(cfg).eval()
     # random init is small: sharpen the output so scores differ clearly (fewer near-ties)
@@ -37,7 +51,9 @@ def sid_tokens(codes: np.ndarray) -> np.ndarray:
     return BASE + codes + CODES * np.arange(codes.shape[1])
 
 
-def random_trie(rng: np.random.Generator, n_items: int, codes: int = CODES) -> tuple[SidTrie, np.ndarray]:
+def random_trie(
+    rng: np.random.Generator, n_items: int, codes: int = CODES
+) -> tuple[SidTrie, np.ndarray]:
     seen: set[tuple[int, ...]] = set()
     while len(seen) < n_items:
         seen.add(tuple(int(x) for x in rng.integers(0, codes, L)))
@@ -82,7 +98,9 @@ def test_trie_tables():
             k = int(np.searchsorted(trie.tokens[level], token))
             node = int(trie.children[level][node, k])
         assert node == trie.item_leaf[i] and trie.leaf_item[node] == [30, 31, 32, 33, 34][i]
-    assert sorted(trie.leaves_of([34, 30, 999]).tolist()) == sorted([trie.item_leaf[4], trie.item_leaf[0]])
+    assert sorted(trie.leaves_of([34, 30, 999]).tolist()) == sorted(
+        [trie.item_leaf[4], trie.item_leaf[0]]
+    )
     with pytest.raises(ValueError, match="share a SID"):
         SidTrie.from_token_ids([1, 2], np.array([[1, 2], [1, 2]]))
     with pytest.raises(ValueError, match="unique"):
@@ -102,7 +120,7 @@ def test_cache_select_dynamic_cache():
     assert isinstance(cache, DynamicCache)
     keys0 = [layer.keys.clone() for layer in cache.layers]
     idx = torch.tensor([2, 0, 0, 1])
-    sel = cache_select(cache, idx)                         # a new cache; the old one untouched
+    sel = cache_select(cache, idx)  # a new cache; the old one untouched
     for layer, k0, new in zip(cache.layers, keys0, sel.layers):
         assert torch.equal(layer.keys, k0)
         assert torch.equal(new.keys, k0[idx]) and torch.equal(new.values, layer.values[idx])
@@ -135,7 +153,7 @@ def test_exact_scores_equal_brute_force(attn, method):
     model = tiny_model(attn)
     rng = np.random.default_rng(2)
     trie, tok = random_trie(rng, 40)
-    assert trie.num_nodes(1) < trie.num_nodes(2) < trie.num_nodes(3) < 40   # shared prefixes
+    assert trie.num_nodes(1) < trie.num_nodes(2) < trie.num_nodes(3) < 40  # shared prefixes
     prompts = prompts_for(rng, [1, 6, 13, 3, 9])
     want = np.stack([brute_force(model, p, tok) for p in prompts])
     # small max_tokens: several chunks per level
@@ -174,19 +192,39 @@ def _check_rows(items, scores, trie, exclude, exact):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**31 - 1), n_items=st.integers(1, 30), codes=st.integers(1, 4),
-       num_beams=st.integers(1, 12), top_k=st.integers(1, 12), n_users=st.integers(1, 4),
-       method=st.sampled_from(["tree", "batch"]))
-def test_beam_search_yields_only_valid_items(seed, n_items, codes, num_beams, top_k, n_users, method):
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_items=st.integers(1, 30),
+    codes=st.integers(1, 4),
+    num_beams=st.integers(1, 12),
+    top_k=st.integers(1, 12),
+    n_users=st.integers(1, 4),
+    method=st.sampled_from(["tree", "batch"]),
+)
+def test_beam_search_yields_only_valid_items(
+    seed, n_items, codes, num_beams, top_k, n_users, method
+):
     rng = np.random.default_rng(seed)
-    n_items = min(n_items, codes ** L)
+    n_items = min(n_items, codes**L)
     trie, _ = random_trie(rng, n_items, codes)
     prompts = prompts_for(rng, rng.integers(1, 10, n_users))
-    exclude = [set(rng.choice(trie.item_ids, size=rng.integers(0, n_items + 1), replace=False).tolist())
-               if rng.random() < 0.7 else None for _ in range(n_users)]
+    exclude = [
+        set(rng.choice(trie.item_ids, size=rng.integers(0, n_items + 1), replace=False).tolist())
+        if rng.random() < 0.7
+        else None
+        for _ in range(n_users)
+    ]
     model = tiny_model()
-    items, scores = constrained_beam_search(model, prompts, trie, num_beams=num_beams, top_k=top_k,
-                                            exclude=exclude, batch_size=3, method=method)
+    items, scores = constrained_beam_search(
+        model,
+        prompts,
+        trie,
+        num_beams=num_beams,
+        top_k=top_k,
+        exclude=exclude,
+        batch_size=3,
+        method=method,
+    )
     assert items.shape == scores.shape == (n_users, top_k)
     exact = exact_item_scores(model, prompts, trie)
     _check_rows(items, scores, trie, exclude, exact)
@@ -205,11 +243,14 @@ def test_beam_search_exact_when_beams_cover_catalogue(exclude_some, method):
     trie, _ = random_trie(rng, 25)
     prompts = prompts_for(rng, [3, 8, 1, 12, 5])
     exact = exact_item_scores(model, prompts, trie)
-    exclude = [set(rng.choice(trie.item_ids, 6, replace=False).tolist()) if exclude_some else None
-               for _ in prompts]
+    exclude = [
+        set(rng.choice(trie.item_ids, 6, replace=False).tolist()) if exclude_some else None
+        for _ in prompts
+    ]
     top_k = 10
-    items, scores = constrained_beam_search(model, prompts, trie, num_beams=25, top_k=top_k,
-                                            exclude=exclude, method=method)
+    items, scores = constrained_beam_search(
+        model, prompts, trie, num_beams=25, top_k=top_k, exclude=exclude, method=method
+    )
     _check_rows(items, scores, trie, exclude, exact)
     for u in range(len(prompts)):
         s = exact[u].copy()
@@ -225,10 +266,20 @@ def test_beam_search_pads_when_catalogue_is_small(method):
     model = tiny_model()
     rng = np.random.default_rng(5)
     trie, _ = random_trie(rng, 4)
-    items, scores = constrained_beam_search(model, prompts_for(rng, [5, 2]), trie, num_beams=20,
-                                            top_k=6, exclude=[{int(trie.item_ids[0])}, None],
-                                            method=method)
-    assert (items[0, :3] >= 0).all() and (items[0, 3:] == -1).all() and np.isneginf(scores[0, 3:]).all()
+    items, scores = constrained_beam_search(
+        model,
+        prompts_for(rng, [5, 2]),
+        trie,
+        num_beams=20,
+        top_k=6,
+        exclude=[{int(trie.item_ids[0])}, None],
+        method=method,
+    )
+    assert (
+        (items[0, :3] >= 0).all()
+        and (items[0, 3:] == -1).all()
+        and np.isneginf(scores[0, 3:]).all()
+    )
     assert (items[1, :4] >= 0).all() and (items[1, 4:] == -1).all()
     assert int(trie.item_ids[0]) not in items[0].tolist()
 
@@ -241,9 +292,20 @@ def test_beam_search_batched_equals_unbatched_and_methods_agree(attn):
     trie, _ = random_trie(rng, 40)
     prompts = prompts_for(rng, [4, 11, 2, 7, 7, 15, 1, 9, 3])
     exclude = [set(rng.choice(trie.item_ids, 3, replace=False).tolist()) for _ in prompts]
-    runs = {(method, bs): constrained_beam_search(model, prompts, trie, num_beams=6, top_k=5,
-                                                  exclude=exclude, batch_size=bs, method=method)
-            for method in ("tree", "batch") for bs in (1, 8)}
+    runs = {
+        (method, bs): constrained_beam_search(
+            model,
+            prompts,
+            trie,
+            num_beams=6,
+            top_k=5,
+            exclude=exclude,
+            batch_size=bs,
+            method=method,
+        )
+        for method in ("tree", "batch")
+        for bs in (1, 8)
+    }
     ref_items, ref_scores = runs["batch", 1]
     assert (ref_items >= 0).all()
     for items, scores in runs.values():
@@ -256,12 +318,21 @@ def test_tree_attention_ok():
 
     assert tree_attention_ok(tiny_model("sdpa")) and tree_attention_ok(tiny_model("eager"))
     assert not tree_attention_ok(NS(config=NS(_attn_implementation="flash_attention_2")))
-    assert not tree_attention_ok(NS(config=NS(_attn_implementation="sdpa",
-                                              layer_types=["full_attention", "sliding_attention"])))
+    assert not tree_attention_ok(
+        NS(
+            config=NS(
+                _attn_implementation="sdpa", layer_types=["full_attention", "sliding_attention"]
+            )
+        )
+    )
     assert not tree_attention_ok(NS(config=NS(_attn_implementation="sdpa", sliding_window=128)))
-    assert not tree_attention_ok(NS(config=NS(_attn_implementation="sdpa", sliding_window=128,
-                                              use_sliding_window=True)))
-    assert tree_attention_ok(NS(config=NS(_attn_implementation="sdpa", sliding_window=4096,
-                                          use_sliding_window=False)))
+    assert not tree_attention_ok(
+        NS(config=NS(_attn_implementation="sdpa", sliding_window=128, use_sliding_window=True))
+    )
+    assert tree_attention_ok(
+        NS(config=NS(_attn_implementation="sdpa", sliding_window=4096, use_sliding_window=False))
+    )
     with pytest.raises(ValueError, match="method"):
-        exact_item_scores(tiny_model(), [[1]], random_trie(np.random.default_rng(0), 3)[0], method="batch")
+        exact_item_scores(
+            tiny_model(), [[1]], random_trie(np.random.default_rng(0), 3)[0], method="batch"
+        )

@@ -1,4 +1,5 @@
 """Semantic neighbours: exact top-k against a brute-force oracle, item text, the embedding cache."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hoprec.tasks.relations.embeddings as emb
-from hoprec.tasks.relations.embeddings import cosine_topk, embed_items, item_text, resolve_model, semantic_neighbors
+from hoprec.tasks.relations.embeddings import (
+    cosine_topk,
+    embed_items,
+    item_text,
+    resolve_model,
+    semantic_neighbors,
+)
 
 
 def oracle(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,9 +27,10 @@ def oracle(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(v)
     kk = max(0, min(k, n - 1))
     cols = np.broadcast_to(np.arange(n), s.shape)
-    order = np.lexsort((cols, -s), axis=1)                 # by -score, then index
-    idx = np.array([[j for j in row if j != i][:kk] for i, row in enumerate(order)],
-                   np.int64).reshape(n, kk)
+    order = np.lexsort((cols, -s), axis=1)  # by -score, then index
+    idx = np.array(
+        [[j for j in row if j != i][:kk] for i, row in enumerate(order)], np.int64
+    ).reshape(n, kk)
     return idx, np.take_along_axis(s, idx, axis=1)
 
 
@@ -37,10 +45,14 @@ def int_vectors(draw) -> np.ndarray:
 
 
 @settings(max_examples=300, deadline=None)
-@given(v=int_vectors(), k=st.integers(0, 45), block=st.integers(1, 50),
-       sample=st.sampled_from([1, 3, 8192]))
+@given(
+    v=int_vectors(),
+    k=st.integers(0, 45),
+    block=st.integers(1, 50),
+    sample=st.sampled_from([1, 3, 8192]),
+)
 def test_cosine_topk_matches_oracle_with_exact_ties(v, k, block, sample):
-    old, emb._SAMPLE = emb._SAMPLE, sample          # small samples exercise the bound on small n
+    old, emb._SAMPLE = emb._SAMPLE, sample  # small samples exercise the bound on small n
     try:
         got, scores = cosine_topk(v, k, block)
     finally:
@@ -83,8 +95,10 @@ def test_cosine_topk_rejects_bad_input():
 
 
 def test_item_text_format():
-    assert item_text("Toy Story (1995)", ["Animation", "Comedy"], "A toy cowboy.") == \
-        "Title: Toy Story (1995); Categories: Animation, Comedy; Description: A toy cowboy."
+    assert (
+        item_text("Toy Story (1995)", ["Animation", "Comedy"], "A toy cowboy.")
+        == "Title: Toy Story (1995); Categories: Animation, Comedy; Description: A toy cowboy."
+    )
     assert item_text(None, None, None) == "Title: ; Categories: ; Description: "
     assert item_text("T", [], "x" * 250) == "Title: T; Categories: ; Description: " + "x" * 200
     assert item_text("T", ["A", None], "é" * 201).endswith("Description: " + "é" * 200)
@@ -105,16 +119,23 @@ class Counting:
 
 def _catalogue(con, items: list[tuple], ids: list[str], dataset: str = "toy") -> None:
     con.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, 1)", [(dataset, *r) for r in items])
-    con.executemany("INSERT INTO item_index VALUES (?, ?, ?)",
-                    [(dataset, i, n) for n, i in enumerate(ids, start=1)])
+    con.executemany(
+        "INSERT INTO item_index VALUES (?, ?, ?)",
+        [(dataset, i, n) for n, i in enumerate(ids, start=1)],
+    )
 
 
-ITEMS = [("a", "Alpha", "one", ["X"]), ("b", "Beta", None, ["X", "Y"]), ("c", "Gamma", "three", None),
-         ("d", "Delta", "four", []), ("z", "not prepared", None, None)]
+ITEMS = [
+    ("a", "Alpha", "one", ["X"]),
+    ("b", "Beta", None, ["X", "Y"]),
+    ("c", "Gamma", "three", None),
+    ("d", "Delta", "four", []),
+    ("z", "not prepared", None, None),
+]
 
 
 def test_cache_encodes_only_what_is_new(con):
-    _catalogue(con, ITEMS, ["a", "b", "c", "d", "e"])      # e: prepared but without metadata
+    _catalogue(con, ITEMS, ["a", "b", "c", "d", "e"])  # e: prepared but without metadata
     enc = Counting()
     first = embed_items(con, "toy", "fake", encoder=enc)
     assert (first.n_items, first.n_encoded, first.n_cached, len(enc.texts)) == (5, 5, 0, 5)
@@ -138,17 +159,23 @@ def test_cache_encodes_only_what_is_new(con):
 
     other = embed_items(con, "toy", "other-model", encoder=enc)
     assert (other.n_encoded, len(enc.texts)) == (5, 11)
-    assert con.execute("SELECT count(*), count(DISTINCT model) FROM item_embeddings").fetchone() == (11, 2)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT model) FROM item_embeddings"
+    ).fetchone() == (11, 2)
 
 
 def test_duplicate_texts_are_encoded_once_and_stay_neighbours(con):
-    _catalogue(con, [("a", "Same", None, None), ("b", "Same", None, None), ("c", "Else", None, None)],
-               ["a", "b", "c"])
+    _catalogue(
+        con,
+        [("a", "Same", None, None), ("b", "Same", None, None), ("c", "Else", None, None)],
+        ["a", "b", "c"],
+    )
     enc = Counting()
     table, res = semantic_neighbors(con, "toy", "fake", k=5, encoder=enc)
     assert (res.n_items, res.n_encoded, len(enc.texts)) == (3, 2, 2)
-    assert table.schema == pa.schema([("src", pa.int32()), ("dst", pa.int32()),
-                                      ("score", pa.float32()), ("rank", pa.int32())])
+    assert table.schema == pa.schema(
+        [("src", pa.int32()), ("dst", pa.int32()), ("score", pa.float32()), ("rank", pa.int32())]
+    )
     rows = table.to_pylist()
     assert len(rows) == 6 and [r["rank"] for r in rows] == [1, 2] * 3
     assert all(r["src"] != r["dst"] for r in rows)
@@ -176,12 +203,14 @@ def test_resolve_model(tmp_path: Path, monkeypatch):
     (folder / "config.json").write_text("{}")
     monkeypatch.setattr(assets, "pull", lambda name: folder)
     assert resolve_model("all-minilm-l6-v2") == str(folder)
-    monkeypatch.setattr(assets, "pull", lambda name: tmp_path)          # not a model folder
+    monkeypatch.setattr(assets, "pull", lambda name: tmp_path)  # not a model folder
     with pytest.raises(ValueError, match="sentence-transformers"):
         resolve_model("ml-100k")
     assert resolve_model(str(folder)) == str(folder)
-    assert resolve_model("sentence-transformers/all-mpnet-base-v2") == \
-        "sentence-transformers/all-mpnet-base-v2"
+    assert (
+        resolve_model("sentence-transformers/all-mpnet-base-v2")
+        == "sentence-transformers/all-mpnet-base-v2"
+    )
 
 
 def test_real_minilm_on_ml100k(con, ml100k_dir, tmp_path):
@@ -195,7 +224,7 @@ def test_real_minilm_on_ml100k(con, ml100k_dir, tmp_path):
     prepare(con, "ml100k", PrepareParams(), tmp_path)
     table, res = semantic_neighbors(con, "ml100k", k=5)
     assert res.vectors.shape == (1349, 384) and res.n_items == 1349
-    assert res.n_cached == 0 and res.n_encoded > 1300        # a few titles repeat with their genres
+    assert res.n_cached == 0 and res.n_encoded > 1300  # a few titles repeat with their genres
     np.testing.assert_allclose(np.linalg.norm(res.vectors, axis=1), 1.0, rtol=1e-5)
     assert table.num_rows == 1349 * 5
     assert embed_items(con, "ml100k").n_encoded == 0

@@ -1,4 +1,5 @@
 """Adaptive ID/GR fusion and SID-prefix memorization: hand values and literal oracles."""
+
 from __future__ import annotations
 
 import math
@@ -8,16 +9,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hoprec.tasks.evaluation.fusion import (GRID_KS, GRID_TAUS, fuse, grid_search, max_softmax_prob,
-                                           top_normalized)
+from hoprec.tasks.evaluation.fusion import (
+    GRID_KS,
+    GRID_TAUS,
+    fuse,
+    grid_search,
+    max_softmax_prob,
+    top_normalized,
+)
 from hoprec.tasks.evaluation.metrics import grouped_metrics, top_k
 
 INF = np.inf
 # 2 users, items 1..5, top 3
-ID = np.array([[0, math.log(3), 0, 0, -INF, -INF],      # finite 1, 2, 3: MSP 3/5
-               [0, 0, 0, 0, 0, 0.0]])                    # flat over 5 items: MSP 1/5
-GR = np.array([[0, -INF, 1, -INF, 3, 2],                 # beam-like: 3 finite items
-               [0, 9, 1, 2, 3, 4.0]])
+ID = np.array(
+    [
+        [0, math.log(3), 0, 0, -INF, -INF],  # finite 1, 2, 3: MSP 3/5
+        [0, 0, 0, 0, 0, 0.0],
+    ]
+)  # flat over 5 items: MSP 1/5
+GR = np.array(
+    [
+        [0, -INF, 1, -INF, 3, 2],  # beam-like: 3 finite items
+        [0, 9, 1, 2, 3, 4.0],
+    ]
+)
 EXCLUDE = [np.array([], dtype=np.int64), np.array([1])]
 
 
@@ -32,7 +47,7 @@ def test_grid_reading():
 
 def test_msp_by_hand():
     assert max_softmax_prob(ID).tolist() == pytest.approx([0.6, 0.2])
-    huge = np.array([[5.0, 1000.0, 999.0, -INF], [0, -INF, -INF, -INF]])   # no overflow
+    huge = np.array([[5.0, 1000.0, 999.0, -INF], [0, -INF, -INF, -INF]])  # no overflow
     e = math.exp(-1)
     assert max_softmax_prob(huge).tolist() == pytest.approx([1 / (1 + e), 0.0])
 
@@ -57,11 +72,11 @@ def test_normalisation_by_hand():
 
 
 def test_fused_scores_and_ranking_by_hand():
-    a = sigmoid(5 * (0.6 - 0.2))                           # user 1: sigmoid(0) = 1/2
+    a = sigmoid(5 * (0.6 - 0.2))  # user 1: sigmoid(0) = 1/2
     fused = fuse(ID, GR, EXCLUDE, k=5, tau=0.2, top=3)
     assert fused[0].tolist() == pytest.approx([-INF, a, 1 / 3, a / 3, 1 - a, (1 - a) * 2 / 3])
     assert fused[1].tolist() == pytest.approx([-INF, -INF, 0.5, 0.5 + 1 / 6, 0.5 + 1 / 3, 0.5])
-    assert top_k(fused, 4).tolist() == [[1, 2, 3, 4], [4, 3, 2, 5]]   # 2 and 5 tie: index order
+    assert top_k(fused, 4).tolist() == [[1, 2, 3, 4], [4, 3, 2, 5]]  # 2 and 5 tie: index order
 
 
 def adaptive_case() -> tuple[np.ndarray, ...]:
@@ -80,12 +95,12 @@ def test_grid_search_prefers_intermediate_tau():
     msp = max_softmax_prob(ids)
     assert 0.3 < msp[0] < 0.4 and 0.1 < msp[2] < 0.2
     res = grid_search(ids, grs, exclude, targets, top=3)
-    half = (1 + 1 / math.log2(3)) / 2                       # k = 1: a wrong side by rank 2
+    half = (1 + 1 / math.log2(3)) / 2  # k = 1: a wrong side by rank 2
     assert res["grid"][0]["ndcg@10"] == pytest.approx(half)
-    assert (res["k"], res["tau"], res["ndcg@10"]) == (1, 0.2, 1.0)   # first of the ties
+    assert (res["k"], res["tau"], res["ndcg@10"]) == (1, 0.2, 1.0)  # first of the ties
     assert len(res["grid"]) == len(GRID_KS) * len(GRID_TAUS)
     by = {(g["k"], g["tau"]): g["ndcg@10"] for g in res["grid"]}
-    for k in GRID_KS:                                       # tau outside the MSP gap
+    for k in GRID_KS:  # tau outside the MSP gap
         assert max(by[k, tau] for tau in (0.0, 0.1, 0.4, 0.5)) < 1.0
         assert by[k, 0.2] == by[k, 0.3] == 1.0
     # each extreme alone is worse: pure ID and pure GR
@@ -95,8 +110,10 @@ def test_grid_search_prefers_intermediate_tau():
 
 def oracle_normalized(row: np.ndarray, excl: set, top: int) -> dict[int, float]:
     """Literally: the top items, then min-max over them plus a virtual item one mean gap lower."""
-    items = sorted((i for i in range(1, len(row)) if np.isfinite(row[i]) and i not in excl),
-                   key=lambda i: (-row[i], i))[:top]
+    items = sorted(
+        (i for i in range(1, len(row)) if np.isfinite(row[i]) and i not in excl),
+        key=lambda i: (-row[i], i),
+    )[:top]
     if not items:
         return {}
     hi, lo = row[items[0]], row[items[-1]]
@@ -106,13 +123,26 @@ def oracle_normalized(row: np.ndarray, excl: set, top: int) -> dict[int, float]:
     return {i: (row[i] - virtual) / (hi - virtual) for i in items}
 
 
-scores_st = st.integers(1, 3).flatmap(lambda n: st.tuples(
-    st.lists(st.lists(st.one_of(st.integers(-3, 3).map(float), st.just(-INF)),
-                      min_size=7, max_size=7), min_size=n, max_size=n),
-    st.lists(st.lists(st.one_of(st.integers(-3, 3).map(float), st.just(-INF)),
-                      min_size=7, max_size=7), min_size=n, max_size=n),
-    st.lists(st.lists(st.integers(1, 6), max_size=3), min_size=n, max_size=n),
-    st.lists(st.integers(1, 6), min_size=n, max_size=n)))
+scores_st = st.integers(1, 3).flatmap(
+    lambda n: st.tuples(
+        st.lists(
+            st.lists(
+                st.one_of(st.integers(-3, 3).map(float), st.just(-INF)), min_size=7, max_size=7
+            ),
+            min_size=n,
+            max_size=n,
+        ),
+        st.lists(
+            st.lists(
+                st.one_of(st.integers(-3, 3).map(float), st.just(-INF)), min_size=7, max_size=7
+            ),
+            min_size=n,
+            max_size=n,
+        ),
+        st.lists(st.lists(st.integers(1, 6), max_size=3), min_size=n, max_size=n),
+        st.lists(st.integers(1, 6), min_size=n, max_size=n),
+    )
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -136,8 +166,9 @@ def test_normalised_msp_and_grid_equal_the_definitions(case, top):
     for g in res["grid"]:
         fused = fuse(ids, grs, exclude, g["k"], g["tau"], top)
         assert g["ndcg@10"] == pytest.approx(
-            grouped_metrics(fused, targets, exclude, ks=(10,))["all"][("ndcg", 10)])
-        for u, items in enumerate(top_k(fused, 6)):         # history never listed
+            grouped_metrics(fused, targets, exclude, ks=(10,))["all"][("ndcg", 10)]
+        )
+        for u, items in enumerate(top_k(fused, 6)):  # history never listed
             listed = items[np.isfinite(fused[u, items])]
             assert not set(listed.tolist()) & set(hists[u])
             assert 0 not in listed.tolist()

@@ -1,5 +1,6 @@
 """The rules of the house, checked: one `hoprec` namespace, imports that point down, no side
 effects at import, every SQL file used, and a CLI that hands options to flows by name."""
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PY_FILES = sorted(p for d in ("flows", "tasks", "sql", "tests", "bench") for p in (ROOT / d).rglob("*.py"))
+PY_FILES = sorted(
+    p for d in ("flows", "tasks", "sql", "tests", "bench") for p in (ROOT / d).rglob("*.py")
+)
 TOP = ("flows", "tasks", "sql")
 
 
@@ -30,8 +33,12 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def test_no_bare_top_level_package_imports():
-    bad = [f"{p.relative_to(ROOT)}: {m}" for p in PY_FILES for level, m in _imports(p)
-           if level == 0 and m.split(".")[0] in TOP]
+    bad = [
+        f"{p.relative_to(ROOT)}: {m}"
+        for p in PY_FILES
+        for level, m in _imports(p)
+        if level == 0 and m.split(".")[0] in TOP
+    ]
     assert not bad, "import hoprec.flows / hoprec.tasks / hoprec.sql instead:\n" + "\n".join(bad)
 
 
@@ -39,8 +46,13 @@ def test_no_bare_imports_in_code_strings_either():
     """Code run in subprocesses and documented in the README names the namespace too."""
     pattern = re.compile(r"\b(?:from|import) (?:tasks|flows|sql)\b[ .]")
     files = [*PY_FILES, ROOT / "README.md", ROOT / "infra" / "prefect.yaml"]
-    bad = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.name != "test_layout.py"
-           for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in files
+        if p.name != "test_layout.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not bad, bad
 
 
@@ -56,27 +68,36 @@ def test_tasks_import_each_other_relatively_and_never_flows():
 
 
 def test_every_package_folder_is_installed():
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {"hoprec." + ".".join(p.parent.relative_to(ROOT).parts)
-             for d in TOP for p in (ROOT / d).rglob("__init__.py")}
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "hoprec." + ".".join(p.parent.relative_to(ROOT).parts)
+        for d in TOP
+        for p in (ROOT / d).rglob("__init__.py")
+    }
     assert found == listed
 
 
 def test_sql_files_referenced_and_present():
     code = "\n".join(p.read_text() for d in ("tasks",) for p in (ROOT / d).rglob("*.py"))
     named = set(re.findall(r"\"([a-z_]+/[a-z_0-9]+)\"", code))
-    prefixes = tuple(re.findall(r"f\"([a-z_]+/[a-z_0-9]*)\{", code))   # f"ingest/check_{kind}"
+    prefixes = tuple(re.findall(r"f\"([a-z_]+/[a-z_0-9]*)\{", code))  # f"ingest/check_{kind}"
     files = {str(p.relative_to(ROOT / "sql"))[:-4] for p in (ROOT / "sql").rglob("*.sql")}
-    loaded_by_folder = {"schema"}                  # warehouse.ensure_schema reads sql/schema/*
+    loaded_by_folder = {"schema"}  # warehouse.ensure_schema reads sql/schema/*
     assert {n for n in named if n.split("/")[0] in {f.split("/")[0] for f in files}} <= files
-    unused = {f for f in files if f not in named and not f.startswith(prefixes)
-              and f.split("/")[0] not in loaded_by_folder}
+    unused = {
+        f
+        for f in files
+        if f not in named and not f.startswith(prefixes) and f.split("/")[0] not in loaded_by_folder
+    }
     assert not unused, f"SQL files no code runs: {sorted(unused)}"
 
 
 def _run(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_the_namespace_outside_the_checkout(tmp_path):
@@ -97,7 +118,8 @@ import hoprec.flows, hoprec.tasks
 for pkg in (hoprec.tasks, hoprec.flows):
     for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         importlib.import_module(m.name)
-changed = sorted(k for k in os.environ if os.environ[k] != before.get(k) and k.startswith(("PREFECT", "HOPREC")))
+changed = sorted(k for k in os.environ
+                 if os.environ[k] != before.get(k) and k.startswith(("PREFECT", "HOPREC")))
 print(changed)
 """
     res = _run(code, tmp_path, env)
@@ -110,14 +132,19 @@ def _signature_defaults(fn) -> dict[str, object]:
     wrapper's **kwargs to the flow it runs)."""
     from hoprec.flows import relations, sids
 
-    wrapped = {relations.relations_command: relations.relations_flow,
-               sids.sids_command: sids.sids_flow}
+    wrapped = {
+        relations.relations_command: relations.relations_flow,
+        sids.sids_command: sids.sids_flow,
+    }
     out = {}
     for f in (fn, wrapped.get(fn)):
         if f is not None:
             f = getattr(f, "fn", f)
-            out |= {n: p.default for n, p in inspect.signature(f).parameters.items()
-                    if p.kind is not p.VAR_KEYWORD}
+            out |= {
+                n: p.default
+                for n, p in inspect.signature(f).parameters.items()
+                if p.kind is not p.VAR_KEYWORD
+            }
     return out
 
 
@@ -135,7 +162,11 @@ def test_cli_passes_options_by_name_with_the_flows_defaults():
             assert action.dest in params, f"hoprec {name}: option {action.dest} is no parameter"
             shown = getattr(action, "flow_default", None)
             if shown is not None and params[action.dest] not in (None, inspect.Parameter.empty):
-                value = action.type(shown) if callable(action.type) and isinstance(shown, str) else shown
+                value = (
+                    action.type(shown)
+                    if callable(action.type) and isinstance(shown, str)
+                    else shown
+                )
                 assert value == params[action.dest], f"hoprec {name} --{action.dest}"
 
 
@@ -152,8 +183,21 @@ def test_deployment_entrypoints_resolve():
         assert isinstance(load_flow_from_entrypoint(str(ROOT / path) + ":" + name), Flow), ep
 
 
-@pytest.mark.parametrize("flow_module", ["ingest", "prepare", "relations", "backfill", "sids",
-                                         "instructions", "baselines", "train", "compare", "demo"])
+@pytest.mark.parametrize(
+    "flow_module",
+    [
+        "ingest",
+        "prepare",
+        "relations",
+        "backfill",
+        "sids",
+        "instructions",
+        "baselines",
+        "train",
+        "compare",
+        "demo",
+    ],
+)
 def test_every_flow_publishes_and_returns_its_report(flow_module):
     """The report contract in the source: a flow publishes a `<name>-report` and returns it."""
     text = (ROOT / "flows" / f"{flow_module}.py").read_text()

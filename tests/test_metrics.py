@@ -1,4 +1,5 @@
 """Ranking metrics against values computed by hand on crafted rankings."""
+
 from __future__ import annotations
 
 import math
@@ -8,15 +9,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hoprec.tasks.evaluation.metrics import (entropy_bits, grouped_metrics, mask_items, ranking_metrics,
-                           target_ranks, top_k)
+from hoprec.tasks.evaluation.metrics import (
+    entropy_bits,
+    grouped_metrics,
+    mask_items,
+    ranking_metrics,
+    target_ranks,
+    top_k,
+)
 
 # 3 users, items 1..5 (column 0 = padding)
-SCORES = np.array([
-    [9, 5.0, 4.0, 3.0, 2.0, 1.0],    # order 1,2,3,4,5
-    [9, 1.0, 2.0, 3.0, 4.0, 5.0],    # order 5,4,3,2,1
-    [9, 2.0, 2.0, 1.0, 2.0, 0.0],    # ties: 1,2,4 (by index), then 3, 5
-])
+SCORES = np.array(
+    [
+        [9, 5.0, 4.0, 3.0, 2.0, 1.0],  # order 1,2,3,4,5
+        [9, 1.0, 2.0, 3.0, 4.0, 5.0],  # order 5,4,3,2,1
+        [9, 2.0, 2.0, 1.0, 2.0, 0.0],  # ties: 1,2,4 (by index), then 3, 5
+    ]
+)
 
 
 def test_ranks_and_lists_by_hand():
@@ -28,7 +37,7 @@ def test_ranks_and_lists_by_hand():
 
 def test_metric_values_by_hand():
     masked = mask_items(SCORES, [np.array([]), np.array([5]), np.array([])])
-    ranks = target_ranks(masked, np.array([3, 1, 4]))        # 3, 4, 3
+    ranks = target_ranks(masked, np.array([3, 1, 4]))  # 3, 4, 3
     m = ranking_metrics(ranks, top_k(masked, 5), n_items=5, ks=(1, 3, 5))
     assert m[("recall", 1)] == 0 and m[("recall", 3)] == pytest.approx(2 / 3)
     assert m[("recall", 5)] == 1
@@ -37,17 +46,23 @@ def test_metric_values_by_hand():
     assert m[("mrr", 0)] == pytest.approx((1 / 3 + 1 / 4 + 1 / 3) / 3)
     # top-1 lists: 1, 4, 1 -> 2 distinct of 5 items; entropy of (2/3, 1/3)
     assert m[("coverage", 1)] == pytest.approx(2 / 5)
-    assert m[("entropy", 1)] == pytest.approx(-(2 / 3) * math.log2(2 / 3) - (1 / 3) * math.log2(1 / 3))
+    assert m[("entropy", 1)] == pytest.approx(
+        -(2 / 3) * math.log2(2 / 3) - (1 / 3) * math.log2(1 / 3)
+    )
     # top-3 lists cover items 1, 2, 3, 4
     assert m[("coverage", 3)] == pytest.approx(4 / 5)
 
 
 def test_groups_split_users():
-    out = grouped_metrics(SCORES, np.array([1, 5, 4]), [np.array([])] * 3,
-                          {"first": np.array([True, False, False]),
-                           "rest": np.array([False, True, True])}, ks=(1,))
+    out = grouped_metrics(
+        SCORES,
+        np.array([1, 5, 4]),
+        [np.array([])] * 3,
+        {"first": np.array([True, False, False]), "rest": np.array([False, True, True])},
+        ks=(1,),
+    )
     assert out["first"][("recall", 1)] == 1 and out["first"][("users", 0)] == 1
-    assert out["rest"][("recall", 1)] == pytest.approx(0.5)          # user 2 hits, user 3 not
+    assert out["rest"][("recall", 1)] == pytest.approx(0.5)  # user 2 hits, user 3 not
     assert out["all"][("recall", 1)] == pytest.approx(2 / 3)
 
 
@@ -60,7 +75,7 @@ def test_entropy_of_uniform_lists():
 @given(st.integers(0, 2**31), st.integers(2, 12), st.integers(1, 6))
 def test_rank_agrees_with_sorted_lists(seed, n_items, n_users):
     rng = np.random.default_rng(seed)
-    scores = rng.integers(0, 4, size=(n_users, n_items + 1)).astype(float)   # many ties
+    scores = rng.integers(0, 4, size=(n_users, n_items + 1)).astype(float)  # many ties
     masked = mask_items(scores, [np.array([]) for _ in range(n_users)])
     targets = rng.integers(1, n_items + 1, size=n_users)
     full = top_k(masked, n_items)

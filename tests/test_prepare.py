@@ -1,4 +1,5 @@
 """prepare: SQL k-core, ordering and splits against a brute-force Python oracle."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -27,16 +28,27 @@ def oracle_kcore(events: list[tuple[str, str, int]], k: int) -> set[tuple[str, s
 
 
 def load(con, events: list[tuple[str, str, int]]) -> None:
-    con.executemany("INSERT INTO interactions VALUES ('d', ?, ?, ?, NULL, 0)",
-                    [(u, i, T0 + timedelta(seconds=t)) for u, i, t in events])
+    con.executemany(
+        "INSERT INTO interactions VALUES ('d', ?, ?, ?, NULL, 0)",
+        [(u, i, T0 + timedelta(seconds=t)) for u, i, t in events],
+    )
 
 
-event_lists = st.lists(st.tuples(st.sampled_from([f"u{j}" for j in range(8)]),
-                                 st.sampled_from([str(j) for j in range(12)]),
-                                 st.integers(0, 30)), min_size=1, max_size=120, unique=True)
+event_lists = st.lists(
+    st.tuples(
+        st.sampled_from([f"u{j}" for j in range(8)]),
+        st.sampled_from([str(j) for j in range(12)]),
+        st.integers(0, 30),
+    ),
+    min_size=1,
+    max_size=120,
+    unique=True,
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(events=event_lists, k=st.integers(1, 4))
 def test_kcore_and_loo_match_oracle(tmp_path_factory, events, k):
     wh = tmp_path_factory.mktemp("p") / "w.duckdb"
@@ -48,14 +60,16 @@ def test_kcore_and_loo_match_oracle(tmp_path_factory, events, k):
                 prepare(con, "d", PrepareParams(k_core=k), out_dir=wh.parent)
             return
         prepare(con, "d", PrepareParams(k_core=k), out_dir=wh.parent)
-        got = con.execute("SELECT s.user_id, x.item_id, s.ts, s.pos, s.split FROM sequences s "
-                          "JOIN item_index x USING (dataset, item_idx)").fetchall()
+        got = con.execute(
+            "SELECT s.user_id, x.item_id, s.ts, s.pos, s.split FROM sequences s "
+            "JOIN item_index x USING (dataset, item_idx)"
+        ).fetchall()
     assert {(u, i, int((ts - T0).total_seconds())) for u, i, ts, _, _ in got} == kept
     by_user: dict[str, list] = defaultdict(list)
     for u, i, t in kept:
         by_user[u].append((t, int(i)))
     for u, seq in by_user.items():
-        expect = [str(i) for _, i in sorted(seq)]          # (ts, item id) order
+        expect = [str(i) for _, i in sorted(seq)]  # (ts, item id) order
         mine = sorted((p, i, s) for uu, i, _, p, s in got if uu == u)
         assert [i for _, i, _ in mine] == expect
         splits = [s for _, _, s in mine]
@@ -69,12 +83,14 @@ def test_ml100k_loo(con, ml100k_dir, tmp_path):
     from tests.helpers import ingest
 
     ingest(con, "ml", "ml-100k", ml100k_dir)
-    assert con.execute("SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) "
-                       "FROM interactions").fetchone() == (100000, 943, 1682)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM interactions"
+    ).fetchone() == (100000, 943, 1682)
     res = prepare(con, "ml", PrepareParams(), out_dir=tmp_path)
     assert res.stats["users"] == 943 and res.stats["items"] == 1349
     per_user = con.execute("""
-        SELECT user_id, count(*) FILTER (WHERE split = 'test'), count(*) FILTER (WHERE split = 'valid'),
+        SELECT user_id, count(*) FILTER (WHERE split = 'test'),
+               count(*) FILTER (WHERE split = 'valid'),
                max(pos) FILTER (WHERE split = 'test') = max(pos),
                max(pos) FILTER (WHERE split = 'valid') = max(pos) - 1
         FROM sequences WHERE dataset = 'ml' GROUP BY user_id""").fetchall()
@@ -93,10 +109,22 @@ def test_history_cap_and_temporal_split(con, tmp_path):
     assert res.stats["interactions"] == 24 and res.stats["len_max"] == 4
     kept = con.execute("SELECT min(item_idx) FROM sequences").fetchone()[0]
     assert kept == 7  # items 6..9 are each user's last four; item "6" has index 7
-    res = prepare(con, "d", PrepareParams(k_core=1, split="temporal",
-                                          valid_start=str(T0 + timedelta(seconds=300)),
-                                          test_start=str(T0 + timedelta(seconds=500))), out_dir=tmp_path)
-    assert (res.stats["train_events"], res.stats["valid_events"], res.stats["test_events"]) == (30, 20, 10)
+    res = prepare(
+        con,
+        "d",
+        PrepareParams(
+            k_core=1,
+            split="temporal",
+            valid_start=str(T0 + timedelta(seconds=300)),
+            test_start=str(T0 + timedelta(seconds=500)),
+        ),
+        out_dir=tmp_path,
+    )
+    assert (res.stats["train_events"], res.stats["valid_events"], res.stats["test_events"]) == (
+        30,
+        20,
+        10,
+    )
 
 
 def test_bad_params_fail_fast():

@@ -1,25 +1,33 @@
 """Relation SQL against a brute-force Python oracle, snapshots, top-up, sharding, no leakage."""
+
 from __future__ import annotations
 
 import math
 from collections import Counter
-from functools import reduce
 from datetime import datetime
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import fake_encoder, write_sequences
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import fake_encoder, write_sequences
-from hoprec.tasks.relations.snapshots import (RelationParams, count_pairs, count_shard, export_input,
-                             load_input, snapshot)
 from hoprec.tasks.data.warehouse import connect
+from hoprec.tasks.relations.snapshots import (
+    RelationParams,
+    count_pairs,
+    count_shard,
+    export_input,
+    load_input,
+    snapshot,
+)
 
 
-def oracle_pairs(seqs: list[list[int]], window: int, inverse: bool,
-                 directed: bool) -> dict[tuple[int, int], tuple[int, int]]:
+def oracle_pairs(
+    seqs: list[list[int]], window: int, inverse: bool, directed: bool
+) -> dict[tuple[int, int], tuple[int, int]]:
     """(src, dst) -> (count, weight numerator), by looping over every position pair."""
     lcm = reduce(math.lcm, range(1, window + 1), 1) if inverse else 1
     n: Counter = Counter()
@@ -44,7 +52,7 @@ def oracle_topk(pairs: dict, seqs: list[list[int]], k: int) -> dict[int, list[in
     by_src: dict[int, list] = {}
     for (a, b), (_, w) in pairs.items():
         by_src.setdefault(a, []).append((-w, -pop[b], b))
-    return {a: [b for *_, b in sorted(v)][:k or None] for a, v in by_src.items()}
+    return {a: [b for *_, b in sorted(v)][: k or None] for a, v in by_src.items()}
 
 
 def training(seqs: list[list[int]], strict: bool = False) -> list[list[int]]:
@@ -62,8 +70,9 @@ def sql_pairs(con, directed: bool) -> dict[tuple[int, int], tuple[int, int]]:
 
 
 def stored(con, table: str, snapshot_id: int) -> dict[int, list[int]]:
-    rows = con.execute(f"SELECT src, dst FROM {table} WHERE snapshot_id = ? ORDER BY src, rank",
-                       [snapshot_id]).fetchall()
+    rows = con.execute(
+        f"SELECT src, dst FROM {table} WHERE snapshot_id = ? ORDER BY src, rank", [snapshot_id]
+    ).fetchall()
     out: dict[int, list[int]] = {}
     for a, b in rows:
         out.setdefault(a, []).append(b)
@@ -79,25 +88,47 @@ def mcon(tmp_path_factory):
         yield c
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seqs=sequences, window=st.sampled_from([1, 3, 5]), inverse=st.booleans(),
-       directed=st.booleans(), strict=st.booleans())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seqs=sequences,
+    window=st.sampled_from([1, 3, 5]),
+    inverse=st.booleans(),
+    directed=st.booleans(),
+    strict=st.booleans(),
+)
 def test_pair_counts_equal_oracle(mcon, seqs, window, inverse, directed, strict):
     write_sequences(mcon, "syn", seqs)
     load_input(mcon, "syn", None, strict)
-    spec = RelationParams(window=window, weighting="inverse-hop" if inverse else "count",
-                          directed=directed).spec("cooccurrence")
+    spec = RelationParams(
+        window=window, weighting="inverse-hop" if inverse else "count", directed=directed
+    ).spec("cooccurrence")
     count_pairs(mcon, spec)
-    assert sql_pairs(mcon, directed) == oracle_pairs(training(seqs, strict), window, inverse, directed)
+    assert sql_pairs(mcon, directed) == oracle_pairs(
+        training(seqs, strict), window, inverse, directed
+    )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seqs=sequences, window=st.sampled_from([1, 3, 5]), inverse=st.booleans(),
-       directed=st.booleans(), k=st.integers(1, 6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seqs=sequences,
+    window=st.sampled_from([1, 3, 5]),
+    inverse=st.booleans(),
+    directed=st.booleans(),
+    k=st.integers(1, 6),
+)
 def test_topk_snapshot_equals_oracle(mcon, seqs, window, inverse, directed, k):
     write_sequences(mcon, "syn", seqs)
-    params = RelationParams(window=window, weighting="inverse-hop" if inverse else "count",
-                            directed=directed, top_k=k, top_up=False)
+    params = RelationParams(
+        window=window,
+        weighting="inverse-hop" if inverse else "count",
+        directed=directed,
+        top_k=k,
+        top_up=False,
+    )
     snap = snapshot(mcon, "syn", "cooccurrence", params=params, force=True)
     train = training(seqs)
     expected = oracle_topk(oracle_pairs(train, window, inverse, directed), train, k)
@@ -105,8 +136,9 @@ def test_topk_snapshot_equals_oracle(mcon, seqs, window, inverse, directed, k):
     # weights are the exact numerators divided once
     lcm = reduce(math.lcm, range(1, window + 1), 1) if inverse else 1
     pairs = oracle_pairs(train, window, inverse, directed)
-    for a, b, n, weight in mcon.execute("SELECT src, dst, n, weight FROM cooccurrence "
-                                        "WHERE snapshot_id = ?", [snap.snapshot_id]).fetchall():
+    for a, b, n, weight in mcon.execute(
+        "SELECT src, dst, n, weight FROM cooccurrence WHERE snapshot_id = ?", [snap.snapshot_id]
+    ).fetchall():
         assert (n, weight) == (pairs[(a, b)][0], pairs[(a, b)][1] / lcm)
 
 
@@ -116,13 +148,17 @@ def test_transitions_keep_every_successor(con):
     snap = snapshot(con, "syn", "transitions")
     expected = oracle_topk(oracle_pairs(training(seqs), 1, False, True), training(seqs), 0)
     assert stored(con, "transitions", snap.snapshot_id) == expected
-    n = dict(((a, b), n) for a, b, n in con.execute(
-        "SELECT src, dst, n FROM transitions WHERE snapshot_id = ?", [snap.snapshot_id]).fetchall())
+    n = dict(
+        ((a, b), n)
+        for a, b, n in con.execute(
+            "SELECT src, dst, n FROM transitions WHERE snapshot_id = ?", [snap.snapshot_id]
+        ).fetchall()
+    )
     assert n[(2, 3)] == 2 and n[(1, 2)] == 1 and (1, 1) not in n and (4, 6) not in n
 
 
 def test_as_of_uses_only_earlier_events(con):
-    write_sequences(con, "syn", [[1, 2, 3, 4, 5, 6, 7]])   # ts 2000-01-01 .. 07
+    write_sequences(con, "syn", [[1, 2, 3, 4, 5, 6, 7]])  # ts 2000-01-01 .. 07
     snap = snapshot(con, "syn", "transitions", as_of="2000-01-04")
     assert stored(con, "transitions", snap.snapshot_id) == {1: [2], 2: [3]}
     assert snap.as_of == "2000-01-04 00:00:00" and snap.stats["events"] == 3
@@ -137,11 +173,23 @@ def test_snapshot_cache_hit_and_atomic_recompute(con):
     assert again.snapshot_id == first.snapshot_id and again.rows == first.rows
     redo = snapshot(con, "syn", "cooccurrence", "2000-01-10", p, force=True)
     assert redo.status == "computed" and redo.snapshot_id != first.snapshot_id
-    assert con.execute("SELECT count(*) FROM relation_snapshots WHERE dataset = 'syn'").fetchone()[0] == 1
-    assert con.execute("SELECT count(*) FROM cooccurrence WHERE snapshot_id = ?",
-                       [first.snapshot_id]).fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM relation_snapshots WHERE dataset = 'syn'").fetchone()[0]
+        == 1
+    )
+    assert (
+        con.execute(
+            "SELECT count(*) FROM cooccurrence WHERE snapshot_id = ?", [first.snapshot_id]
+        ).fetchone()[0]
+        == 0
+    )
     # other parameters or other data are different snapshots, not hits
-    assert snapshot(con, "syn", "cooccurrence", "2000-01-10", RelationParams(window=2, top_up=False)).status == "computed"
+    assert (
+        snapshot(
+            con, "syn", "cooccurrence", "2000-01-10", RelationParams(window=2, top_up=False)
+        ).status
+        == "computed"
+    )
     write_sequences(con, "syn", [[1, 2, 3, 1, 2], [2, 3, 4, 3]])
     assert snapshot(con, "syn", "cooccurrence", "2000-01-10", p).status == "computed"
 
@@ -156,7 +204,7 @@ def test_failed_recompute_keeps_the_old_snapshot(con, monkeypatch):
 
     def failing(c, name, *a, **kw):
         if name == "relations/replace_snapshot":
-            real_run(c, "relations/no_top_up")          # some work inside the transaction...
+            real_run(c, "relations/no_top_up")  # some work inside the transaction...
             raise RuntimeError("killed mid-write")
         return real_run(c, name, *a, **kw)
 
@@ -164,10 +212,16 @@ def test_failed_recompute_keeps_the_old_snapshot(con, monkeypatch):
     with pytest.raises(RuntimeError):
         snapshot(con, "syn", "cooccurrence", None, p, force=True)
     monkeypatch.undo()
-    rows = con.execute("SELECT snapshot_id FROM relation_snapshots WHERE dataset = 'syn'").fetchall()
+    rows = con.execute(
+        "SELECT snapshot_id FROM relation_snapshots WHERE dataset = 'syn'"
+    ).fetchall()
     assert rows == [(old.snapshot_id,)]
-    assert con.execute("SELECT count(*) FROM cooccurrence WHERE snapshot_id = ?",
-                       [old.snapshot_id]).fetchone()[0] == old.rows
+    assert (
+        con.execute(
+            "SELECT count(*) FROM cooccurrence WHERE snapshot_id = ?", [old.snapshot_id]
+        ).fetchone()[0]
+        == old.rows
+    )
 
 
 def test_bad_parameters_fail_fast(con):
@@ -181,15 +235,17 @@ def test_bad_parameters_fail_fast(con):
     with pytest.raises(ValueError, match="hoprec prepare"):
         snapshot(con, "nope", "transitions")
     with pytest.raises(ValueError, match="semantic"):
-        snapshot(con, "syn", "cooccurrence")               # top-up without a semantic snapshot
+        snapshot(con, "syn", "cooccurrence")  # top-up without a semantic snapshot
 
 
 def test_top_up_from_semantic_neighbours(con):
     # item 5 never co-occurs; items 1..4 do. 5's semantic neighbours lend their co-occurrences.
     seqs = [[1, 2, 3, 4, 1, 2], [2, 3, 4, 1], [5, 6]]
     write_sequences(con, "syn", seqs)
-    con.executemany("INSERT INTO items VALUES ('syn', ?, ?, NULL, NULL, 0)",
-                    [(str(i), f"item {i}") for i in range(1, 7)])
+    con.executemany(
+        "INSERT INTO items VALUES ('syn', ?, ?, NULL, NULL, 0)",
+        [(str(i), f"item {i}") for i in range(1, 7)],
+    )
     p = RelationParams(top_k=3, window=2)
     sem = snapshot(con, "syn", "semantic", params=p, encoder=fake_encoder)
     co = snapshot(con, "syn", "cooccurrence", params=p, semantic_id=sem.snapshot_id)
@@ -205,10 +261,20 @@ def test_top_up_from_semantic_neighbours(con):
         assert got.get(item, []) == expected, item
     assert co.stats["items_topped_up"] >= 1
     # a new semantic snapshot (other model name) makes the co-occurrence snapshot a new one
-    sem2 = snapshot(con, "syn", "semantic", params=RelationParams(top_k=3, window=2, model="other"),
-                    encoder=fake_encoder)
-    co2 = snapshot(con, "syn", "cooccurrence", params=RelationParams(top_k=3, window=2, model="other"),
-                   semantic_id=sem2.snapshot_id)
+    sem2 = snapshot(
+        con,
+        "syn",
+        "semantic",
+        params=RelationParams(top_k=3, window=2, model="other"),
+        encoder=fake_encoder,
+    )
+    co2 = snapshot(
+        con,
+        "syn",
+        "cooccurrence",
+        params=RelationParams(top_k=3, window=2, model="other"),
+        semantic_id=sem2.snapshot_id,
+    )
     assert co2.status == "computed"
 
 
@@ -222,10 +288,12 @@ def test_sharded_counts_equal_single_run(con, tmp_path: Path):
     single = snapshot(con, "syn", "cooccurrence", at, p)
     expected = con.execute(cols, [single.snapshot_id]).fetchall()
     path = export_input(con, "syn", at, False, tmp_path / "in.parquet")
-    files = [count_shard(str(path), s, 3, p.spec("cooccurrence"), str(tmp_path / f"s{s}.parquet"))
-             for s in range(3)]
+    files = [
+        count_shard(str(path), s, 3, p.spec("cooccurrence"), str(tmp_path / f"s{s}.parquet"))
+        for s in range(3)
+    ]
     sizes = [con.execute("SELECT count(*) FROM read_parquet(?)", [f]).fetchone()[0] for f in files]
-    assert all(sizes)                                    # every shard did some of the work
+    assert all(sizes)  # every shard did some of the work
     sharded = snapshot(con, "syn", "cooccurrence", at, p, force=True, shard_files=files)
     assert sharded.stats["shards"] == 3
     assert con.execute(cols, [sharded.snapshot_id]).fetchall() == expected

@@ -1,4 +1,5 @@
 """SASRec: evaluation inputs, learning a pattern that needs attention, causality, determinism."""
+
 from __future__ import annotations
 
 import time
@@ -6,11 +7,18 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from helpers import prepare_ml100k, write_sequences
-from hoprec.tasks.evaluation.metrics import grouped_metrics
+
 from hoprec.tasks.data.sequences import user_histories
-from hoprec.tasks.recommenders.sasrec import SASRecNet, SASRecParams, load, save, score, train_sasrec
+from hoprec.tasks.evaluation.metrics import grouped_metrics
+from hoprec.tasks.recommenders.sasrec import (
+    SASRecNet,
+    SASRecParams,
+    load,
+    save,
+    score,
+    train_sasrec,
+)
 
 # Small enough to train in seconds on 2 busy cores; the defaults are METHODS.md's.
 TINY = SASRecParams(dim=32, max_len=16, dropout=0.1, batch_size=32, eval_every=0)
@@ -25,8 +33,12 @@ def interleaved(n_users: int = 100, cycle: int = 20, seed: int = 0) -> list[list
     out = []
     for _ in range(n_users):
         a, b, n = (int(v) for v in rng.integers([0, 0, 10], [cycle, cycle, 17]))
-        out.append([1 + (a + k // 2) % cycle if k % 2 == 0 else cycle + 1 + (b + k // 2) % cycle
-                    for k in range(n)])
+        out.append(
+            [
+                1 + (a + k // 2) % cycle if k % 2 == 0 else cycle + 1 + (b + k // 2) % cycle
+                for k in range(n)
+            ]
+        )
     return out
 
 
@@ -56,23 +68,26 @@ def tiny_model(syn):
 
 
 def test_user_histories_leave_one_out(con):
-    write_sequences(con, "d", [[1, 2, 3, 4, 5], [3, 1, 2], [4, 5]])   # user 3: train only
+    write_sequences(con, "d", [[1, 2, 3, 4, 5], [3, 1, 2], [4, 5]])  # user 3: train only
     users, hist, tgt = user_histories(con, "d", "valid")
     assert users.tolist() == [1, 2] and tgt.tolist() == [4, 1]
     assert [h.tolist() for h in hist] == [[1, 2, 3], [3]]
     users, hist, tgt = user_histories(con, "d", "test")
     assert users.tolist() == [1, 2] and tgt.tolist() == [5, 2]
-    assert [h.tolist() for h in hist] == [[1, 2, 3, 4], [3, 1]]       # includes the valid item
+    assert [h.tolist() for h in hist] == [[1, 2, 3, 4], [3, 1]]  # includes the valid item
     with pytest.raises(ValueError):
         user_histories(con, "d", "train")
 
 
 def test_user_histories_temporal(con):
     """Several targets per user: one row each, history = the earlier splits' events only."""
-    rows = [("t", "u1", 1, 1, 7, "2000-01-01", "train"),
-            ("t", "u1", 1, 2, 8, "2000-01-02", "valid"),
-            ("t", "u1", 1, 3, 9, "2000-01-03", "test"), ("t", "u1", 1, 4, 6, "2000-01-04", "test"),
-            ("t", "u2", 2, 1, 5, "2000-01-03", "test")]          # u2: no earlier event at all
+    rows = [
+        ("t", "u1", 1, 1, 7, "2000-01-01", "train"),
+        ("t", "u1", 1, 2, 8, "2000-01-02", "valid"),
+        ("t", "u1", 1, 3, 9, "2000-01-03", "test"),
+        ("t", "u1", 1, 4, 6, "2000-01-04", "test"),
+        ("t", "u2", 2, 1, 5, "2000-01-03", "test"),
+    ]  # u2: no earlier event at all
     con.executemany("INSERT INTO sequences VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMP), ?)", rows)
     users, hist, tgt = user_histories(con, "t", "test")
     assert users.tolist() == [1, 1, 2] and tgt.tolist() == [9, 6, 5]
@@ -97,9 +112,11 @@ def test_learns_a_pattern_that_needs_attention(syn):
     assert m[("ndcg", 10)] == pytest.approx(best, abs=1e-6)
     _, hist, tgt = user_histories(syn, "syn", "test")
     hr1 = float(np.mean(score(model, hist).argmax(axis=1) == tgt))
-    print(f"tiny SASRec: {model.steps} steps in {time.perf_counter() - t0:.1f} s, loss "
-          f"{np.mean(model.losses[:20]):.2f} -> {np.mean(model.losses[-20:]):.2f}, "
-          f"test HR@1 {hr1:.2f}")
+    print(
+        f"tiny SASRec: {model.steps} steps in {time.perf_counter() - t0:.1f} s, loss "
+        f"{np.mean(model.losses[:20]):.2f} -> {np.mean(model.losses[-20:]):.2f}, "
+        f"test HR@1 {hr1:.2f}"
+    )
     assert hr1 > 0.8, hr1
 
 
@@ -111,9 +128,9 @@ def test_no_future_leakage_and_padding_invariance():
         h = net(seq)
         for t in (0, 5, TINY.max_len - 2):
             changed = seq.clone()
-            changed[:, t + 1:] = torch.randint(1, 41, changed[:, t + 1:].shape)
-            assert torch.allclose(net(changed)[:, :t + 1], h[:, :t + 1], atol=1e-6)
-            assert not torch.allclose(net(changed)[:, t + 1:], h[:, t + 1:], atol=1e-3)
+            changed[:, t + 1 :] = torch.randint(1, 41, changed[:, t + 1 :].shape)
+            assert torch.allclose(net(changed)[:, : t + 1], h[:, : t + 1], atol=1e-6)
+            assert not torch.allclose(net(changed)[:, t + 1 :], h[:, t + 1 :], atol=1e-3)
         # the same history, unpadded or left-padded, encodes the same last state
         short = seq[:, -5:]
         padded = torch.cat([torch.zeros(3, TINY.max_len - 5, dtype=torch.long), short], dim=1)
@@ -121,8 +138,11 @@ def test_no_future_leakage_and_padding_invariance():
 
 
 def test_score_shape_padding_and_bad_ids(tiny_model):
-    s = score(tiny_model, [np.array([1, 21, 2]), np.array([], dtype=np.int64), np.arange(1, 41)],
-              batch_size=2)
+    s = score(
+        tiny_model,
+        [np.array([1, 21, 2]), np.array([], dtype=np.int64), np.arange(1, 41)],
+        batch_size=2,
+    )
     assert s.shape == (3, 41) and s.dtype == np.float32
     assert np.all(s[:, 0] == -np.inf) and np.isfinite(s[:, 1:]).all()
     with pytest.raises(ValueError):
@@ -161,8 +181,10 @@ def test_ml100k_beats_popularity(con, ml100k_dir, tmp_path):
     pop = popularity(con, "ml100k", "test", model.n_items)
     base = grouped_metrics(popularity_scores(pop, len(tgt)), tgt, hist)["all"]
     m = grouped_metrics(score(model, hist), tgt, hist)["all"]
-    print(f"ml-100k test, history removed: SASRec {model.steps} steps ({took:.0f} s, best valid "
-          f"step {model.best_step}) HR@10 {m[('recall', 10)]:.4f} NDCG@10 {m[('ndcg', 10)]:.4f}; "
-          f"popularity HR@10 {base[('recall', 10)]:.4f} NDCG@10 {base[('ndcg', 10)]:.4f}")
+    print(
+        f"ml-100k test, history removed: SASRec {model.steps} steps ({took:.0f} s, best valid "
+        f"step {model.best_step}) HR@10 {m[('recall', 10)]:.4f} NDCG@10 {m[('ndcg', 10)]:.4f}; "
+        f"popularity HR@10 {base[('recall', 10)]:.4f} NDCG@10 {base[('ndcg', 10)]:.4f}"
+    )
     assert m[("recall", 10)] > 2 * base[("recall", 10)]
     assert m[("ndcg", 10)] > 2 * base[("ndcg", 10)]

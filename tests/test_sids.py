@@ -1,4 +1,5 @@
 """Semantic IDs: unique and stable SIDs, cache hits, incremental items, diagnostics by hand."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,14 +10,24 @@ import re
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import prepare_ml100k, write_sequences
 
 import hoprec.tasks.sids.versions as sids_mod
-from helpers import prepare_ml100k, write_sequences
+from hoprec.tasks.data.warehouse import connect
 from hoprec.tasks.relations.embeddings import embed_items
 from hoprec.tasks.sids.rq import diagnostics, disambiguate, effective_codebook, encode, rq_kmeans
-from hoprec.tasks.sids.versions import (SidParams, all_sid_tokens, as_record, assign_new_items, build_sids,
-                        load_codebooks, load_sids, sid_provenance, sid_tokens, sids_report)
-from hoprec.tasks.data.warehouse import connect
+from hoprec.tasks.sids.versions import (
+    SidParams,
+    all_sid_tokens,
+    as_record,
+    assign_new_items,
+    build_sids,
+    load_codebooks,
+    load_sids,
+    sid_provenance,
+    sid_tokens,
+    sids_report,
+)
 
 MODEL = "fake-sid"
 SID = re.compile(r"^<a_(\d+)><b_(\d+)><c_(\d+)><d_(\d+)>$")
@@ -59,11 +70,26 @@ def test_sid_tokens():
     assert sid_tokens(np.array([3, 1], np.int32)) == "<a_3><b_1>"
 
 
-@pytest.mark.parametrize("n,levels,codebook,want", [
-    (1, 3, 256, 1), (2, 3, 256, 2), (5, 3, 256, 5), (8, 3, 256, 8), (9, 3, 256, 9),
-    (27, 3, 256, 12), (28, 3, 256, 16), (1349, 3, 256, 48), (12_000, 3, 256, 92),
-    (250_047, 3, 256, 252), (250_048, 3, 256, 256), (10**7, 3, 256, 256),
-    (1349, 3, 32, 32), (1349, 2, 256, 148), (100, 1, 256, 100)])
+@pytest.mark.parametrize(
+    "n,levels,codebook,want",
+    [
+        (1, 3, 256, 1),
+        (2, 3, 256, 2),
+        (5, 3, 256, 5),
+        (8, 3, 256, 8),
+        (9, 3, 256, 9),
+        (27, 3, 256, 12),
+        (28, 3, 256, 16),
+        (1349, 3, 256, 48),
+        (12_000, 3, 256, 92),
+        (250_047, 3, 256, 252),
+        (250_048, 3, 256, 256),
+        (10**7, 3, 256, 256),
+        (1349, 3, 32, 32),
+        (1349, 2, 256, 148),
+        (100, 1, 256, 100),
+    ],
+)
 def test_codebook_shrinks_for_small_catalogues(n, levels, codebook, want):
     assert effective_codebook(n, levels, codebook) == want
     assert effective_codebook(n, levels, codebook, shrink=False) == min(codebook, n)
@@ -118,18 +144,23 @@ def test_ml100k_every_item_gets_a_unique_valid_sid(ml_wh):
         res = build_sids(con, "ml100k", SidParams(model=MODEL))
         assert res.status == "cached" and res.codebook == 48
         sids = load_sids(con, "ml100k", res.sid_version)
-        idx = [i for (i,) in con.execute("SELECT item_idx FROM item_index WHERE dataset = "
-                                         "'ml100k' ORDER BY 1").fetchall()]
+        idx = [
+            i
+            for (i,) in con.execute(
+                "SELECT item_idx FROM item_index WHERE dataset = 'ml100k' ORDER BY 1"
+            ).fetchall()
+        ]
         assert sorted(sids) == idx and len(set(sids.values())) == len(idx) == res.n_items
         codes = np.array([codes_of(sids[i]) for i in idx])
         assert codes.min() >= 0 and (codes[:, :3] < 48).all()
         # the d code counts 0, 1, ... within each L-code, in item_idx order
         np.testing.assert_array_equal(codes[:, 3], disambiguate(codes[:, :3]))
-        assert res.stats["items_with_d_gt0"] == (codes[:, 3] > 0).sum() > 0   # equal titles
+        assert res.stats["items_with_d_gt0"] == (codes[:, 3] > 0).sum() > 0  # equal titles
         # stored codes are what the stored centroids give (the rule new items get)
         vectors = embed_items(con, "ml100k", MODEL).vectors
-        np.testing.assert_array_equal(encode(vectors, load_codebooks(con, res.sid_version)),
-                                      codes[:, :3])
+        np.testing.assert_array_equal(
+            encode(vectors, load_codebooks(con, res.sid_version)), codes[:, :3]
+        )
         tokens = all_sid_tokens(con, res.sid_version)
         assert len(tokens) == len(set(tokens)) == 3 * 48 + codes[:, 3].max() + 1
         assert {t for s in sids.values() for t in re.findall(r"<[a-d]_\d+>", s)} <= set(tokens)
@@ -155,8 +186,9 @@ def test_same_request_is_cached_and_force_rebuilds_identically(ml_wh, monkeypatc
         assert load_sids(con, "ml100k", first.sid_version) == before
         for a, b in zip(books, load_codebooks(con, first.sid_version)):
             np.testing.assert_array_equal(a, b)
-        assert con.execute("SELECT count(*) FROM sid_versions WHERE sid_version = ?",
-                           [first.sid_version]).fetchone() == (1,)
+        assert con.execute(
+            "SELECT count(*) FROM sid_versions WHERE sid_version = ?", [first.sid_version]
+        ).fetchone() == (1,)
         other = build_sids(con, "ml100k", SidParams(model=MODEL, seed=1))
         assert other.status == "computed" and other.sid_version != first.sid_version
         assert len(set(load_sids(con, "ml100k", other.sid_version).values())) == first.n_items
@@ -172,7 +204,7 @@ def test_report_has_tables_and_plot(ml_wh):
         assert not sid_provenance(con, "ml100k", "ml100k-rq3x48-00000000")[0]
     md = sids_report(res)
     assert "collision rate" in md and "entropy (bits)" in md and "## Bucket sizes" in md
-    assert res.png in md and "data:image" not in md     # the flow attaches the image itself
+    assert res.png in md and "data:image" not in md  # the flow attaches the image itself
     assert sids_report(as_record(res)) == md
     assert res.png.endswith(f"sids/{res.sid_version}/diagnostics.png")
     with open(res.png, "rb") as fh:
@@ -196,11 +228,12 @@ def _add_items(con, idx, same_as: dict[int, int] | None = None) -> None:
 def test_new_items_get_sids_without_changing_old_ones(con):
     _toy(con, 40)
     res = build_sids(con, "toy", SidParams(model=MODEL), encoder=fake_encoder)
-    assert res.codebook == 16                                  # 4 * ceil(40 ** (1/3))
+    assert res.codebook == 16  # 4 * ceil(40 ** (1/3))
     old = load_sids(con, "toy", res.sid_version)
     books = load_codebooks(con, res.sid_version)
-    con.executemany("INSERT INTO item_index VALUES ('toy', ?, ?)",
-                    [(str(i), i) for i in range(41, 51)])
+    con.executemany(
+        "INSERT INTO item_index VALUES ('toy', ?, ?)", [(str(i), i) for i in range(41, 51)]
+    )
     _add_items(con, range(41, 51), same_as={41: 1, 42: 1})
     assert assign_new_items(con, "toy", res.sid_version, encoder=fake_encoder) == 10
     assert assign_new_items(con, "toy", res.sid_version, encoder=fake_encoder) == 0
@@ -215,10 +248,13 @@ def test_new_items_get_sids_without_changing_old_ones(con):
     taken = [codes_of(s)[3] for i, s in old.items() if codes_of(s)[:3] == c1[:3]]
     assert (c41[3], c42[3]) == (max(taken) + 1, max(taken) + 2)
     assert f"<d_{c42[3]}>" in all_sid_tokens(con, res.sid_version)
-    hit = build_sids(con, "toy", SidParams(model=MODEL))       # a new catalogue: a new version
+    hit = build_sids(con, "toy", SidParams(model=MODEL))  # a new catalogue: a new version
     assert hit.status == "computed" and hit.sid_version != res.sid_version
-    stats = json.loads(con.execute("SELECT stats_json FROM sid_versions WHERE "
-                                            "sid_version = ?", [res.sid_version]).fetchone()[0])
+    stats = json.loads(
+        con.execute(
+            "SELECT stats_json FROM sid_versions WHERE sid_version = ?", [res.sid_version]
+        ).fetchone()[0]
+    )
     assert stats["items"] == 50 and stats["incremental_items"] == 10
 
 
@@ -230,7 +266,7 @@ def test_tiny_catalogue(con, n):
     sids = load_sids(con, "toy", res.sid_version)
     assert len(set(sids.values())) == n
     sizes = [len(b) for b in load_codebooks(con, res.sid_version)]
-    assert sizes[0] == n and sizes[1:] == [1, 1]     # after level 1 every residual is zero
+    assert sizes[0] == n and sizes[1:] == [1, 1]  # after level 1 every residual is zero
 
 
 def test_bad_requests(con):
@@ -254,7 +290,8 @@ def test_flow_publishes_diagnostics(ml_wh, prefect_api):
     assert record["status"] == "cached" and record["codebook"] == 48
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sids-plot"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sids-plot"]))
+        )
     plot = max(arts, key=lambda a: a.created).data
     assert record["sid_version"] in plot and "data:image/png;base64," in plot
     assert record["report"].startswith("# Semantic IDs of `ml100k`")

@@ -4,6 +4,7 @@ The main test is a task that needs learning: items follow a fixed successor cycl
 item is fully determined by the last one. A model trained with the loss on the right tokens gets
 it top-1 almost always; an untrained one (or one whose loss targets were shifted) does not.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,7 +35,7 @@ def synthetic(seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """(codes [N+1, 4], train sequences, successor) for N items on one random successor cycle."""
     rng = np.random.default_rng(seed)
     seen: set[tuple[int, ...]] = set()
-    while len(seen) < N:                                   # distinct SIDs sharing prefixes
+    while len(seen) < N:  # distinct SIDs sharing prefixes
         seen.add((*(int(x) for x in rng.integers(0, 4, 3)), int(rng.integers(0, 2))))
     codes = np.zeros((N + 1, 4), np.int64)
     codes[1:] = rng.permutation(np.array(sorted(seen)))
@@ -50,8 +51,20 @@ def synthetic(seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     return codes, seqs, succ
 
 
-FAST = TigerParams(hidden=32, layers=2, heads=2, intermediate=64, history=6, batch_size=16,
-                   lr=5e-3, warmup=20, max_steps=400, eval_every=0, seed=0, device="cpu")
+FAST = TigerParams(
+    hidden=32,
+    layers=2,
+    heads=2,
+    intermediate=64,
+    history=6,
+    batch_size=16,
+    lr=5e-3,
+    warmup=20,
+    max_steps=400,
+    eval_every=0,
+    seed=0,
+    device="cpu",
+)
 
 
 def eval_set(succ: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -82,8 +95,7 @@ def test_learns_the_successor_cycle(trained):
     assert model.steps == FAST.max_steps and len(model.losses) == FAST.max_steps
     assert np.mean(model.losses[-10:]) < 0.3 * np.mean(model.losses[:10])
     assert hit_at_1(model, succ) > 0.9
-    untrained = train_tiger(synthetic()[1], synthetic()[0],
-                            replace(FAST, max_steps=1, lr=1e-6))
+    untrained = train_tiger(synthetic()[1], synthetic()[0], replace(FAST, max_steps=1, lr=1e-6))
     assert hit_at_1(untrained, succ) < 0.3
 
 
@@ -93,8 +105,8 @@ def test_targets_are_the_next_tokens_from_item_two_on():
     ids, tgt = batch_tensors([np.array([3, 7, 9]), np.array([5, 2])], tok)
     assert ids.shape == (2, 13) and ids[0, 0] == BOS and ids[1, 0] == BOS
     assert ids[0, 1:].tolist() == tok[[3, 7, 9]].reshape(-1).tolist()
-    assert (tgt[:, :4] == -100).all()                     # BOS and item 1's tokens: no loss
-    assert tgt[0, 4:12].tolist() == ids[0, 5:13].tolist() # items 2..3, one step ahead
+    assert (tgt[:, :4] == -100).all()  # BOS and item 1's tokens: no loss
+    assert tgt[0, 4:12].tolist() == ids[0, 5:13].tolist()  # items 2..3, one step ahead
     assert tgt[0, 12] == -100 and (tgt[1, 8:] == -100).all()  # nothing to predict / padding
     assert tgt[1, 4:8].tolist() == tok[2].tolist()
 
@@ -120,8 +132,8 @@ def test_scores_are_valid_items_outside_the_history(trained):
     for h, row in zip(hists, s):
         finite = set(np.flatnonzero(np.isfinite(row)).tolist())
         assert finite and finite <= set(range(1, N + 1)) - set(h.tolist())
-        assert len(finite) <= 10          # a beam can die on history-only prefixes
-        assert (row[np.isfinite(row)] <= 0).all()         # log-probabilities
+        assert len(finite) <= 10  # a beam can die on history-only prefixes
+        assert (row[np.isfinite(row)] <= 0).all()  # log-probabilities
 
 
 def test_same_seed_same_losses_and_save_load_round_trip(trained, tmp_path):
@@ -150,10 +162,23 @@ def test_validation_keeps_the_best_weights():
     assert m.best_step == max(m.valid, key=lambda v: v[1])[0]
 
 
-@pytest.mark.parametrize("field,value", [
-    ("hidden", 0), ("heads", 3), ("layers", 0), ("history", 0), ("batch_size", 0),
-    ("max_steps", 0), ("eval_every", -1), ("warmup", -1), ("dropout", 1.0), ("lr", 0.0),
-    ("threads", -1), ("eval_users", 0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("hidden", 0),
+        ("heads", 3),
+        ("layers", 0),
+        ("history", 0),
+        ("batch_size", 0),
+        ("max_steps", 0),
+        ("eval_every", -1),
+        ("warmup", -1),
+        ("dropout", 1.0),
+        ("lr", 0.0),
+        ("threads", -1),
+        ("eval_users", 0),
+    ],
+)
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TigerParams(**{field: value})

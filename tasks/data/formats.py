@@ -4,6 +4,7 @@ A format maps file-name patterns to a `Source`: the reader that turns the file i
 and the location of each canonical field (a 1-based column for headerless text, a header name,
 or a JSON path). Adding a format means adding an entry here, not new code.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -23,9 +24,27 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "items": ("title", "description", "categories"),
 }
 TS_UNITS = ("s", "ms", "us", "iso")
-ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,7 @@ class Source:
     ts_unit: str = "s"
     encoding: str = "utf-8"
     cat_sep: str | None = None
-    stage_sql: str | None = None   # a format-specific staging query instead of the reader's own
+    stage_sql: str | None = None  # a format-specific staging query instead of the reader's own
     explicit: tuple[str, ...] = ()  # fields the user mapped by hand: missing ones are fatal
 
 
@@ -49,7 +68,7 @@ class Source:
 class Format:
     name: str
     description: str
-    files: tuple[tuple[str, Source], ...]   # (file-name glob, source); first match wins
+    files: tuple[tuple[str, Source], ...]  # (file-name glob, source); first match wins
     generic: bool = False
 
 
@@ -62,63 +81,229 @@ def _reviews(src: Source) -> tuple[tuple[str, Source], ...]:
     return (("*.json", src), ("*.jsonl", src))
 
 
-_AMZ_REVIEWS = {"user_id": "$.reviewerID", "item_id": "$.asin", "rating": "$.overall",
-                "ts": "$.unixReviewTime"}
+_AMZ_REVIEWS = {
+    "user_id": "$.reviewerID",
+    "item_id": "$.asin",
+    "rating": "$.overall",
+    "ts": "$.unixReviewTime",
+}
 
-FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("ml-100k", "MovieLens 100K: u.data + u.item, or RecBole atomic .inter + .item", (
-        ("u.data", _tsv("interactions", fields={"user_id": 1, "item_id": 2, "rating": 3, "ts": 4})),
-        ("u.item", _tsv("items", delim="|", encoding="latin-1", stage_sql="ingest/stage_ml100k_item",
-                        fields={"item_id": 1, "title": 2})),
-        ("*.inter", _tsv("interactions", header=True, fields={
-            "user_id": "user_id", "item_id": "item_id", "rating": "rating", "ts": "timestamp"})),
-        ("*.item", _tsv("items", header=True, cat_sep=" ", fields={
-            "item_id": "item_id", "title": "movie_title", "categories": "class"})),
-    )),
-    Format("ml-1m", "MovieLens 1M: ratings.dat + movies.dat ('::'-separated)", (
-        ("ratings.dat", _tsv("interactions", delim="::",
-                             fields={"user_id": 1, "item_id": 2, "rating": 3, "ts": 4})),
-        ("movies.dat", _tsv("items", delim="::", encoding="latin-1", cat_sep="|",
-                            fields={"item_id": 1, "title": 2, "categories": 3})),
-    )),
-    Format("ml-latest", "MovieLens latest / 20M / 25M: ratings.csv + movies.csv", (
-        ("ratings.csv", _tsv("interactions", delim=",", header=True, quote_aware=True, fields={
-            "user_id": "userId", "item_id": "movieId", "rating": "rating", "ts": "timestamp"})),
-        ("movies.csv", _tsv("items", delim=",", header=True, quote_aware=True, cat_sep="|",
-                            fields={"item_id": "movieId", "title": "title", "categories": "genres"})),
-    )),
-    Format("amazon-2014", "Amazon reviews 2014 (McAuley): reviews JSON lines + Python-literal meta", (
-        ("meta_*", Source("items", "pyliteral", fields={
-            "item_id": "$.asin", "title": "$.title", "description": "$.description",
-            "categories": "$.categories"})),
-        *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
-    )),
-    Format("amazon-2018", "Amazon reviews 2018 (Ni et al.): reviews + meta JSON lines", (
-        ("meta_*", Source("items", "jsonl", fields={
-            "item_id": "$.asin", "title": "$.title", "description": "$.description",
-            "categories": "$.category"})),
-        *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
-    )),
-    Format("amazon-2023", "Amazon reviews 2023 (Hou et al.): JSONL, timestamps in ms", (
-        ("meta_*", Source("items", "jsonl", fields={
-            "item_id": "$.parent_asin", "title": "$.title", "description": "$.description",
-            "categories": "$.categories"})),
-        *_reviews(Source("interactions", "jsonl", ts_unit="ms", fields={
-            "user_id": "$.user_id", "item_id": "$.parent_asin", "rating": "$.rating",
-            "ts": "$.timestamp"})),
-    )),
-    Format("p5", "P5 / IIRG layout: *_sequential_data.txt (user then items) + item JSON", (
-        ("*sequential_data.txt", Source("interactions", "p5_sequences")),
-        ("*.json", Source("items", "json_items", fields={
-            "title": "$.title", "description": "$.description", "categories": "$.categories"})),
-    )),
-    Format("csv", "generic CSV with a header; map columns with --map", (
-        ("*", _tsv("interactions", delim=",", header=True, quote_aware=True)),), generic=True),
-    Format("jsonl", "generic JSON lines; map keys with --map", (
-        ("*", Source("interactions", "jsonl")),), generic=True),
-    Format("parquet", "generic Parquet; map columns with --map", (
-        ("*", Source("interactions", "parquet")),), generic=True),
-]}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format(
+            "ml-100k",
+            "MovieLens 100K: u.data + u.item, or RecBole atomic .inter + .item",
+            (
+                (
+                    "u.data",
+                    _tsv("interactions", fields={"user_id": 1, "item_id": 2, "rating": 3, "ts": 4}),
+                ),
+                (
+                    "u.item",
+                    _tsv(
+                        "items",
+                        delim="|",
+                        encoding="latin-1",
+                        stage_sql="ingest/stage_ml100k_item",
+                        fields={"item_id": 1, "title": 2},
+                    ),
+                ),
+                (
+                    "*.inter",
+                    _tsv(
+                        "interactions",
+                        header=True,
+                        fields={
+                            "user_id": "user_id",
+                            "item_id": "item_id",
+                            "rating": "rating",
+                            "ts": "timestamp",
+                        },
+                    ),
+                ),
+                (
+                    "*.item",
+                    _tsv(
+                        "items",
+                        header=True,
+                        cat_sep=" ",
+                        fields={
+                            "item_id": "item_id",
+                            "title": "movie_title",
+                            "categories": "class",
+                        },
+                    ),
+                ),
+            ),
+        ),
+        Format(
+            "ml-1m",
+            "MovieLens 1M: ratings.dat + movies.dat ('::'-separated)",
+            (
+                (
+                    "ratings.dat",
+                    _tsv(
+                        "interactions",
+                        delim="::",
+                        fields={"user_id": 1, "item_id": 2, "rating": 3, "ts": 4},
+                    ),
+                ),
+                (
+                    "movies.dat",
+                    _tsv(
+                        "items",
+                        delim="::",
+                        encoding="latin-1",
+                        cat_sep="|",
+                        fields={"item_id": 1, "title": 2, "categories": 3},
+                    ),
+                ),
+            ),
+        ),
+        Format(
+            "ml-latest",
+            "MovieLens latest / 20M / 25M: ratings.csv + movies.csv",
+            (
+                (
+                    "ratings.csv",
+                    _tsv(
+                        "interactions",
+                        delim=",",
+                        header=True,
+                        quote_aware=True,
+                        fields={
+                            "user_id": "userId",
+                            "item_id": "movieId",
+                            "rating": "rating",
+                            "ts": "timestamp",
+                        },
+                    ),
+                ),
+                (
+                    "movies.csv",
+                    _tsv(
+                        "items",
+                        delim=",",
+                        header=True,
+                        quote_aware=True,
+                        cat_sep="|",
+                        fields={"item_id": "movieId", "title": "title", "categories": "genres"},
+                    ),
+                ),
+            ),
+        ),
+        Format(
+            "amazon-2014",
+            "Amazon reviews 2014 (McAuley): reviews JSON lines + Python-literal meta",
+            (
+                (
+                    "meta_*",
+                    Source(
+                        "items",
+                        "pyliteral",
+                        fields={
+                            "item_id": "$.asin",
+                            "title": "$.title",
+                            "description": "$.description",
+                            "categories": "$.categories",
+                        },
+                    ),
+                ),
+                *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
+            ),
+        ),
+        Format(
+            "amazon-2018",
+            "Amazon reviews 2018 (Ni et al.): reviews + meta JSON lines",
+            (
+                (
+                    "meta_*",
+                    Source(
+                        "items",
+                        "jsonl",
+                        fields={
+                            "item_id": "$.asin",
+                            "title": "$.title",
+                            "description": "$.description",
+                            "categories": "$.category",
+                        },
+                    ),
+                ),
+                *_reviews(Source("interactions", "jsonl", fields=dict(_AMZ_REVIEWS))),
+            ),
+        ),
+        Format(
+            "amazon-2023",
+            "Amazon reviews 2023 (Hou et al.): JSONL, timestamps in ms",
+            (
+                (
+                    "meta_*",
+                    Source(
+                        "items",
+                        "jsonl",
+                        fields={
+                            "item_id": "$.parent_asin",
+                            "title": "$.title",
+                            "description": "$.description",
+                            "categories": "$.categories",
+                        },
+                    ),
+                ),
+                *_reviews(
+                    Source(
+                        "interactions",
+                        "jsonl",
+                        ts_unit="ms",
+                        fields={
+                            "user_id": "$.user_id",
+                            "item_id": "$.parent_asin",
+                            "rating": "$.rating",
+                            "ts": "$.timestamp",
+                        },
+                    )
+                ),
+            ),
+        ),
+        Format(
+            "p5",
+            "P5 / IIRG layout: *_sequential_data.txt (user then items) + item JSON",
+            (
+                ("*sequential_data.txt", Source("interactions", "p5_sequences")),
+                (
+                    "*.json",
+                    Source(
+                        "items",
+                        "json_items",
+                        fields={
+                            "title": "$.title",
+                            "description": "$.description",
+                            "categories": "$.categories",
+                        },
+                    ),
+                ),
+            ),
+        ),
+        Format(
+            "csv",
+            "generic CSV with a header; map columns with --map",
+            (("*", _tsv("interactions", delim=",", header=True, quote_aware=True)),),
+            generic=True,
+        ),
+        Format(
+            "jsonl",
+            "generic JSON lines; map keys with --map",
+            (("*", Source("interactions", "jsonl")),),
+            generic=True,
+        ),
+        Format(
+            "parquet",
+            "generic Parquet; map columns with --map",
+            (("*", Source("interactions", "parquet")),),
+            generic=True,
+        ),
+    ]
+}
 
 
 def _strip_gz(name: str) -> str:
@@ -134,8 +319,14 @@ def source_for(fmt: Format, path: Path) -> Source | None:
     return None
 
 
-def generic_source(fmt: Format, kind: Kind, mapping: dict[str, str], ts_unit: str,
-                   delim: str | None, encoding: str | None) -> Source:
+def generic_source(
+    fmt: Format,
+    kind: Kind,
+    mapping: dict[str, str],
+    ts_unit: str,
+    delim: str | None,
+    encoding: str | None,
+) -> Source:
     """A generic format's source with the user's column mapping (defaults: canonical names)."""
     base = fmt.files[0][1]
     prefix = "$." if base.reader == "jsonl" else ""
@@ -144,9 +335,16 @@ def generic_source(fmt: Format, kind: Kind, mapping: dict[str, str], ts_unit: st
         names["ts"] = "timestamp"
     unknown = set(mapping) - set(names)
     if unknown:
-        raise ValueError(f"--map names unknown fields {sorted(unknown)}; "
-                         f"{kind} fields are {sorted(names)}")
-    return replace(base, kind=kind, ts_unit=ts_unit, delim=delim or base.delim,
-                   encoding=encoding or base.encoding,
-                   fields={k: prefix + v for k, v in names.items()},
-                   cat_sep="|" if kind == "items" else None, explicit=tuple(mapping))
+        raise ValueError(
+            f"--map names unknown fields {sorted(unknown)}; {kind} fields are {sorted(names)}"
+        )
+    return replace(
+        base,
+        kind=kind,
+        ts_unit=ts_unit,
+        delim=delim or base.delim,
+        encoding=encoding or base.encoding,
+        fields={k: prefix + v for k, v in names.items()},
+        cat_sep="|" if kind == "items" else None,
+        explicit=tuple(mapping),
+    )

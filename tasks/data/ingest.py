@@ -3,6 +3,7 @@
 Files stream through DuckDB's readers (raw lines, JSON functions, read_parquet); Python only
 peeks at headers and orchestrates. Validation is SQL in `sql/ingest/`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -37,7 +38,7 @@ class BatchResult:
 
     path: str
     kind: str
-    status: str                       # loaded | skipped
+    status: str  # loaded | skipped
     batch_id: int | None = None
     sha256: str = ""
     rows_read: int = 0
@@ -93,8 +94,9 @@ def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]
             if name in cols:
                 loc[f] = cols.index(name) + 1
             elif f in needed:
-                raise IngestError(f"{path}: required column {name!r} (for {f}) is missing; "
-                                  f"the header has {cols}")
+                raise IngestError(
+                    f"{path}: required column {name!r} (for {f}) is missing; the header has {cols}"
+                )
         return loc, len(cols)
     if src.reader == "parquet":
         schema = duckdb.sql("SELECT name FROM parquet_schema($p)", params={"p": str(path)})
@@ -105,17 +107,20 @@ def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]
             if name in cols:
                 loc[f] = name
             elif f in needed:
-                raise IngestError(f"{path}: required column {name!r} (for {f}) is missing; "
-                                  f"the file has columns {cols}")
+                raise IngestError(
+                    f"{path}: required column {name!r} (for {f}) is missing; "
+                    f"the file has columns {cols}"
+                )
         return loc, None
     if src.reader == "delimited":
         return {f: src.fields[f] for f in wanted if f in src.fields}, max(
-            v for v in src.fields.values() if isinstance(v, int))
+            v for v in src.fields.values() if isinstance(v, int)
+        )
     return {f: src.fields[f] for f in wanted if f in src.fields}, None
 
 
 def _py_literal_to_json(col: pa.Array) -> pa.Array:
-    """Vectorized UDF: a Python-literal line (Amazon 2014 meta) as JSON text, NULL if it is not one."""
+    """Vectorized UDF: a Python-literal line (Amazon 2014 meta) as JSON text, else NULL."""
     out: list[str | None] = []
     for text in col.to_pylist():
         try:
@@ -127,8 +132,15 @@ def _py_literal_to_json(col: pa.Array) -> pa.Array:
 
 def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        con.create_function("py_literal_to_json", _py_literal_to_json, ["VARCHAR"], "VARCHAR",
-                            type="arrow", null_handling="special", side_effects=False)
+        con.create_function(
+            "py_literal_to_json",
+            _py_literal_to_json,
+            ["VARCHAR"],
+            "VARCHAR",
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
     except duckdb.NotImplementedException:
         pass  # already registered on this connection
 
@@ -136,8 +148,17 @@ def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
 def load_raw_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> None:
     """`raw_lines(line_no, raw)` and `rejected(line_no, raw, reason)` for a text file."""
     new_line = "\\r\\n" if b"\r\n" in head_bytes(path) else "\\n"
-    run(con, "ingest/load_raw_lines", {"path": str(path), "nul": "\x00", "new_line": new_line,
-                                       "encoding": encoding, "max_line_size": MAX_LINE_SIZE})
+    run(
+        con,
+        "ingest/load_raw_lines",
+        {
+            "path": str(path),
+            "nul": "\x00",
+            "new_line": new_line,
+            "encoding": encoding,
+            "max_line_size": MAX_LINE_SIZE,
+        },
+    )
     n_rejects = row_count(con, "raw_rejects")
     run(con, "ingest/number_lines" if n_rejects else "ingest/number_lines_plain")
     run(con, "ingest/rejected_lines", {"encoding": encoding})
@@ -166,17 +187,29 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
         return
     if src.reader == "json_items" and _is_json_document(path):
         run(con, "ingest/docs_json_object", {"path": str(path)})
-        run(con, "ingest/stage_json", {"invalid_reason": "entry is not a JSON object",
-                                       **cols, "c_item_id": "$.item_id"})
+        run(
+            con,
+            "ingest/stage_json",
+            {"invalid_reason": "entry is not a JSON object", **cols, "c_item_id": "$.item_id"},
+        )
         return
     load_raw_lines(con, path, src.encoding)
     if src.stage_sql:
         run(con, src.stage_sql, {"genres": list(ML100K_GENRES)})
     elif src.reader == "delimited":
-        run(con, "ingest/stage_delimited", {
-            "skip": 1 if src.header else 0, "delim": src.delim, "quote_aware": src.quote_aware,
-            "field_re": _field_re(src.delim), "n_fields": n_fields, "cat_sep": src.cat_sep or "|",
-            **cols})
+        run(
+            con,
+            "ingest/stage_delimited",
+            {
+                "skip": 1 if src.header else 0,
+                "delim": src.delim,
+                "quote_aware": src.quote_aware,
+                "field_re": _field_re(src.delim),
+                "n_fields": n_fields,
+                "cat_sep": src.cat_sep or "|",
+                **cols,
+            },
+        )
     elif src.reader == "p5_sequences":
         run(con, "ingest/stage_p5_sequences")
     else:
@@ -198,26 +231,43 @@ def check_fields_present(con: duckdb.DuckDBPyConnection, path: Path, src: Source
     n_records, n_parsed = row[0], row[1]
     present = {"user_id": row[2], "item_id": row[3], "ts": row[4]}
     if n_records and not n_parsed and src.reader == "delimited":
-        raise IngestError(f"{path}: no line has the {src.delim!r}-separated layout this format "
-                          f"expects; is --format right?")
+        raise IngestError(
+            f"{path}: no line has the {src.delim!r}-separated layout this format "
+            f"expects; is --format right?"
+        )
     for f in REQUIRED[src.kind]:
         if n_parsed and present[f] == 0:
             where = src.fields.get(f, f)
-            raise IngestError(f"{path}: required field {where!r} (for {f}) is missing "
-                              f"from every record")
+            raise IngestError(
+                f"{path}: required field {where!r} (for {f}) is missing from every record"
+            )
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src: Source,
-                path: Path, *, ts_unit: str | None = None) -> BatchResult:
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    fmt_name: str,
+    src: Source,
+    path: Path,
+    *,
+    ts_unit: str | None = None,
+) -> BatchResult:
     """Load one file as one batch. Skips a file whose content was already ingested."""
     t0 = time.perf_counter()
-    sha = sha256_of(path)   # of the bytes as stored, compressed or not
-    prior = run(con, "ingest/find_batch", {"dataset": dataset, "kind": src.kind,
-                                           "sha256": sha}).fetchone()
+    sha = sha256_of(path)  # of the bytes as stored, compressed or not
+    prior = run(
+        con, "ingest/find_batch", {"dataset": dataset, "kind": src.kind, "sha256": sha}
+    ).fetchone()
     if prior:
-        return BatchResult(str(path), src.kind, "skipped", prior[0], sha,
-                           note=f"same content as batch {prior[0]} ({prior[1]})",
-                           seconds=time.perf_counter() - t0)
+        return BatchResult(
+            str(path),
+            src.kind,
+            "skipped",
+            prior[0],
+            sha,
+            note=f"same content as batch {prior[0]} ({prior[1]})",
+            seconds=time.perf_counter() - t0,
+        )
     # Staging fills connection-local temp tables outside the transaction: their rowids are the
     # line order only when committed, and the batch transaction then covers just the writes.
     run(con, "ingest/drop_staging")
@@ -227,9 +277,17 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
     n_read, n_good, n_bad = run(con, "ingest/checked_counts").fetchone()
     n_rejected = row_count(con, "rejected")
     with transaction(con):
-        batch_id = run(con, "ingest/open_batch", {"dataset": dataset, "kind": src.kind,
-                                                  "format": fmt_name, "path": str(path),
-                                                  "sha256": sha}).fetchone()[0]
+        batch_id = run(
+            con,
+            "ingest/open_batch",
+            {
+                "dataset": dataset,
+                "kind": src.kind,
+                "format": fmt_name,
+                "path": str(path),
+                "sha256": sha,
+            },
+        ).fetchone()[0]
         params = {"batch_id": batch_id, "dataset": dataset, "path": str(path)}
         run(con, "ingest/insert_quarantine", params)
         before = row_count(con, src.kind, dataset)
@@ -239,20 +297,36 @@ def ingest_file(con: duckdb.DuckDBPyConnection, dataset: str, fmt_name: str, src
         else:
             run(con, "ingest/upsert_items", params)
             loaded = row_count(con, "new_items")
-        result = BatchResult(str(path), src.kind, "loaded", batch_id, sha,
-                             rows_read=n_read + n_rejected, rows_loaded=loaded,
-                             rows_quarantined=n_bad + n_rejected, rows_duplicate=n_good - loaded)
-        run(con, "ingest/close_batch", {"batch_id": batch_id, "rows_read": result.rows_read,
-                                        "rows_loaded": loaded,
-                                        "rows_quarantined": result.rows_quarantined,
-                                        "rows_duplicate": result.rows_duplicate})
+        result = BatchResult(
+            str(path),
+            src.kind,
+            "loaded",
+            batch_id,
+            sha,
+            rows_read=n_read + n_rejected,
+            rows_loaded=loaded,
+            rows_quarantined=n_bad + n_rejected,
+            rows_duplicate=n_good - loaded,
+        )
+        run(
+            con,
+            "ingest/close_batch",
+            {
+                "batch_id": batch_id,
+                "rows_read": result.rows_read,
+                "rows_loaded": loaded,
+                "rows_quarantined": result.rows_quarantined,
+                "rows_duplicate": result.rows_duplicate,
+            },
+        )
     run(con, "ingest/drop_staging")
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def plan_files(fmt: Format, paths: list[Path], src_override: Source | None = None
-               ) -> list[tuple[Path, Source]]:
+def plan_files(
+    fmt: Format, paths: list[Path], src_override: Source | None = None
+) -> list[tuple[Path, Source]]:
     """Expand paths (files or directories) to (file, source) pairs; fail fast on anything missing.
 
     Interaction files come after item files are listed, so a run reads items first.
@@ -269,8 +343,9 @@ def plan_files(fmt: Format, paths: list[Path], src_override: Source | None = Non
                 planned.append((f, src))
             elif not p.is_dir():
                 patterns = ", ".join(pat for pat, _ in fmt.files)
-                raise IngestError(f"{f}: format {fmt.name} does not read this file "
-                                  f"(it reads {patterns})")
+                raise IngestError(
+                    f"{f}: format {fmt.name} does not read this file (it reads {patterns})"
+                )
     if not planned:
         raise IngestError(f"no file of format {fmt.name} found in {', '.join(map(str, paths))}")
     return sorted(planned, key=lambda fs: fs[1].kind != "items")
@@ -291,19 +366,26 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from .warehouse import connect  # noqa: E402
 
 
-@task(name="ingest-file", cache_policy=NO_CACHE,
-      task_run_name="ingest {path.name}")
-def ingest_file_task(warehouse: str, dataset: str, fmt_name: str, src: Source, path: Path,
-                     ts_unit: str | None = None) -> dict[str, Any]:
+@task(name="ingest-file", cache_policy=NO_CACHE, task_run_name="ingest {path.name}")
+def ingest_file_task(
+    warehouse: str, dataset: str, fmt_name: str, src: Source, path: Path, ts_unit: str | None = None
+) -> dict[str, Any]:
     """Load one file into the warehouse; returns its batch record (idempotent by sha256)."""
     from prefect.logging import get_run_logger
 
     logger = get_run_logger()
     with connect(warehouse) as con:
         result = ingest_file(con, dataset, fmt_name, src, path, ts_unit=ts_unit)
-    logger.info("%s %s: read %s, loaded %s, quarantined %s, duplicates %s (%.1f s)",
-                result.status, path, result.rows_read, result.rows_loaded,
-                result.rows_quarantined, result.rows_duplicate, result.seconds)
+    logger.info(
+        "%s %s: read %s, loaded %s, quarantined %s, duplicates %s (%.1f s)",
+        result.status,
+        path,
+        result.rows_read,
+        result.rows_loaded,
+        result.rows_quarantined,
+        result.rows_duplicate,
+        result.seconds,
+    )
     return result.as_dict()
 
 

@@ -3,6 +3,7 @@
 All data work is SQL in `sql/prepare/`; the Parquet files are written to a temp name and renamed,
 and the tables are swapped in one transaction, so a killed run leaves the previous result whole.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,8 @@ class PrepareParams:
 
     k_core: int = defaults.K_CORE
     split: Literal["loo", "temporal"] = defaults.SPLIT  # type: ignore[assignment]
-    max_history: int = 0                  # keep each user's last N events; 0 keeps all
-    valid_start: str | None = None        # temporal split cut points (default: 80%/90% quantiles)
+    max_history: int = 0  # keep each user's last N events; 0 keeps all
+    valid_start: str | None = None  # temporal split cut points (default: 80%/90% quantiles)
     test_start: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,8 +67,9 @@ def kcore(con: duckdb.DuckDBPyConnection, dataset: str, k: int) -> int:
             return passes
 
 
-def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
-            out_dir: Path | None = None) -> PrepareResult:
+def prepare(
+    con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams, out_dir: Path | None = None
+) -> PrepareResult:
     """Build the prepared sequences of `dataset` and their stats."""
     passes = kcore(con, dataset, params.k_core)
     if not row_count(con, "kc"):
@@ -77,10 +79,16 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
     if params.split == "temporal" and not (valid_start and test_start):
         q_valid, q_test = run(con, "prepare/temporal_cuts").fetchone()
         valid_start, test_start = valid_start or str(q_valid), test_start or str(q_test)
-    run(con, "prepare/sequences", {
-        "max_history": params.max_history, "split": params.split,
-        "valid_start": datetime.fromisoformat(valid_start) if valid_start else None,
-        "test_start": datetime.fromisoformat(test_start) if test_start else None})
+    run(
+        con,
+        "prepare/sequences",
+        {
+            "max_history": params.max_history,
+            "split": params.split,
+            "valid_start": datetime.fromisoformat(valid_start) if valid_start else None,
+            "test_start": datetime.fromisoformat(test_start) if test_start else None,
+        },
+    )
     stats = fetch_dict(run(con, "prepare/stats"))
     q = stats.pop("len_quantiles")
     stats["len_quantiles"] = dict(zip(["p10", "p25", "p50", "p75", "p90"], q))
@@ -90,12 +98,20 @@ def prepare(con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams,
     out.mkdir(parents=True, exist_ok=True)
     files = {"sequences": str(out / "sequences.parquet"), "items": str(out / "items.parquet")}
     export_parquet(con, sql_text("prepare/export_sequences"), Path(files["sequences"]))
-    export_parquet(con, sql_text("prepare/export_items"), Path(files["items"]),
-                   {"dataset": dataset})
+    export_parquet(
+        con, sql_text("prepare/export_items"), Path(files["items"]), {"dataset": dataset}
+    )
     with transaction(con):
-        run(con, "prepare/replace_prepared", {
-            "dataset": dataset, "params_json": json.dumps(asdict(params)),
-            "stats_json": json.dumps(stats, default=str), "parquet_dir": str(out)})
+        run(
+            con,
+            "prepare/replace_prepared",
+            {
+                "dataset": dataset,
+                "params_json": json.dumps(asdict(params)),
+                "stats_json": json.dumps(stats, default=str),
+                "parquet_dir": str(out),
+            },
+        )
     run(con, "prepare/drop_staging")
     return PrepareResult(dataset, asdict(params), stats, passes, str(out), files)
 

@@ -3,6 +3,7 @@ size, each user's train sequence, and the (history, target) instances of a split
 
 They read the `sequences` table that prepare writes, and nothing another stage leaves behind.
 """
+
 from __future__ import annotations
 
 import duckdb
@@ -26,12 +27,15 @@ def n_items(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
 
 def train_sequences(con: duckdb.DuckDBPyConnection, dataset: str) -> list[np.ndarray]:
     """Each user's train-split items in order (valid and test items never enter)."""
-    return [np.asarray(items, dtype=np.int64) for _, items in
-            run(con, "prepare/train_sequences", {"dataset": dataset}).fetchall()]
+    return [
+        np.asarray(items, dtype=np.int64)
+        for _, items in run(con, "prepare/train_sequences", {"dataset": dataset}).fetchall()
+    ]
 
 
-def split_events(con: duckdb.DuckDBPyConnection, dataset: str,
-                 split: str) -> tuple[np.ndarray, np.ndarray]:
+def split_events(
+    con: duckdb.DuckDBPyConnection, dataset: str, split: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(user_idx, item_idx) of the events an evaluation on `split` may learn from, ordered by
     user and position: train for 'valid', train + valid for 'test'."""
     _check_split(split)
@@ -39,8 +43,9 @@ def split_events(con: duckdb.DuckDBPyConnection, dataset: str,
     return (np.asarray(ev["user_idx"], dtype=np.int64), np.asarray(ev["item_idx"], dtype=np.int64))
 
 
-def user_histories(con: duckdb.DuckDBPyConnection, dataset: str,
-                   split: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def user_histories(
+    con: duckdb.DuckDBPyConnection, dataset: str, split: str
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """(user_idx, histories, targets) for evaluating on `split` ('valid' or 'test').
 
     valid: history = the user's train events; test: train + valid events (the test input
@@ -54,6 +59,9 @@ def user_histories(con: duckdb.DuckDBPyConnection, dataset: str,
     hist = tbl.column("history").combine_chunks()
     values = hist.values.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = hist.offsets.to_numpy()
-    histories = [values[offsets[i]:offsets[i + 1]] for i in range(len(tbl))]
-    return (tbl.column("user_idx").to_numpy().astype(np.int64), histories,
-            tbl.column("target").to_numpy().astype(np.int64))
+    histories = [values[offsets[i] : offsets[i + 1]] for i in range(len(tbl))]
+    return (
+        tbl.column("user_idx").to_numpy().astype(np.int64),
+        histories,
+        tbl.column("target").to_numpy().astype(np.int64),
+    )

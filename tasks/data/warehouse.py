@@ -3,6 +3,7 @@
 DuckDB allows one writing process per file. A file lock next to the database serializes hoprec
 writers and, after a timeout, fails with a message that names the file instead of retrying.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,14 +40,15 @@ def sql_names(folder: str) -> list[str]:
 
 
 def ident(name: str, allowed: set[str] | None = None) -> str:
-    """Check an identifier that must be formatted into SQL: whitelist if given, else a safe shape."""
+    """Check an identifier that must be formatted into SQL: the whitelist, else a safe shape."""
     if (allowed is not None and name not in allowed) or not _IDENT.match(name):
         raise ValueError(f"identifier {name!r} is not allowed here")
     return name
 
 
-def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None,
-        **fmt: str) -> duckdb.DuckDBPyConnection:
+def run(
+    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None, **fmt: str
+) -> duckdb.DuckDBPyConnection:
     """Execute `sql/<name>.sql` with bound `$params`; `fmt` fills whitelisted `{identifiers}`.
 
     A file may hold several statements (each ending with `;` at a line end); each gets the
@@ -81,8 +83,18 @@ def fetch_dict(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return fetch_dicts(cur)[0]
 
 
-COUNTABLE = {"interactions", "items", "quarantine", "ingest_batches", "sequences", "item_index",
-             "raw_rejects", "rejected", "new_items", "kc"}
+COUNTABLE = {
+    "interactions",
+    "items",
+    "quarantine",
+    "ingest_batches",
+    "sequences",
+    "item_index",
+    "raw_rejects",
+    "rejected",
+    "new_items",
+    "kc",
+}
 
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = None) -> int:
@@ -93,9 +105,13 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = 
     return con.execute(sql + " WHERE dataset = ?", [dataset]).fetchone()[0]
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path,
-                   params: Mapping[str, Any] | None = None) -> Path:
-    """Stream a query's result to Parquet via a temp file and an atomic rename (never half a file)."""
+def export_parquet(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    target: Path,
+    params: Mapping[str, Any] | None = None,
+) -> Path:
+    """Stream a query's result to Parquet via a temp file and an atomic rename (no half file)."""
     import pyarrow.parquet as pq
 
     tmp = target.with_name(target.name + ".tmp")
@@ -119,8 +135,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def connect(path: str | Path | None = None, *, read_only: bool = False,
-            lock_timeout: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str | Path | None = None, *, read_only: bool = False, lock_timeout: float = LOCK_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating it and its schema), holding the writer lock unless read-only."""
     db = resolve(path)
     if read_only:

@@ -7,6 +7,7 @@ History items are excluded from every ranking. The groups come from what the spl
 C(u) from the transitions snapshot of that split, MemGen categories and prefix memorization
 from its training events (train for validation, train + valid for test).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,9 +26,16 @@ from ..data.sequences import n_items, split_events, user_histories
 from ..data.warehouse import connect, run, transaction
 from ..recommenders.baselines import relation_matrix
 from ..sids.versions import code_matrix, load_sids
-from .memorization import (categorize, category_masks, last_items, memorization_rate,
-                           memorization_split, prefix_memorization, successor_candidates,
-                           transitions_from_sequences)
+from .memorization import (
+    categorize,
+    category_masks,
+    last_items,
+    memorization_rate,
+    memorization_split,
+    prefix_memorization,
+    successor_candidates,
+    transitions_from_sequences,
+)
 from .metrics import KS, grouped_metrics, mask_items, top_k
 
 GROUPS = ("all", "memorization", "non-memorization")
@@ -40,7 +48,7 @@ class EvalResult:
     split: str
     users: int
     group_sizes: dict[str, int]
-    rows: list[dict[str, Any]] = field(default_factory=list)        # eval_results rows
+    rows: list[dict[str, Any]] = field(default_factory=list)  # eval_results rows
 
 
 def eval_rows(n: int, users: int, seed: int = 0) -> np.ndarray:
@@ -51,24 +59,34 @@ def eval_rows(n: int, users: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, users, replace=False))
 
 
-def sample_rows(con: duckdb.DuckDBPyConnection, dataset: str, split: str, users: int,
-                seed: int = 0) -> np.ndarray:
+def sample_rows(
+    con: duckdb.DuckDBPyConnection, dataset: str, split: str, users: int, seed: int = 0
+) -> np.ndarray:
     """`eval_rows` over the split's instances: what every model of a run is scored on."""
     return eval_rows(len(user_histories(con, dataset, split)[2]), users, seed)
 
 
-def split_inputs(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
-                 rows: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def split_inputs(
+    con: duckdb.DuckDBPyConnection, dataset: str, split: str, rows: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
     """(histories, targets) of the evaluated instances `rows` of a split."""
     _, histories, targets = user_histories(con, dataset, split)
     return [histories[i] for i in rows], targets[rows]
 
 
-def evaluate(dataset: str, split: str, histories: Sequence[np.ndarray], targets: np.ndarray,
-             scores: Mapping[str, np.ndarray], transitions: sp.csr_matrix, history: int = 20,
-             candidates: int = 50, ks: Sequence[int] = KS,
-             categories: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-             tag: str = "") -> EvalResult:
+def evaluate(
+    dataset: str,
+    split: str,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    transitions: sp.csr_matrix,
+    history: int = 20,
+    candidates: int = 50,
+    ks: Sequence[int] = KS,
+    categories: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    tag: str = "",
+) -> EvalResult:
     """Metrics of each model's score matrix, overall, per memorization group and per extra
     category, given as {kind: {name: user mask}} and stored as group `kind:name`; `tag` tells
     apart evaluations of the same users (e.g. seeds)."""
@@ -81,23 +99,52 @@ def evaluate(dataset: str, split: str, histories: Sequence[np.ndarray], targets:
         for name, mask in masks.items():
             groups[f"{kind}:{name}"] = mask
             kinds[f"{kind}:{name}"] = kind
-    blob = json.dumps({"dataset": dataset, "split": split, "models": sorted(scores),
-                       "users": len(targets), "tag": tag}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "dataset": dataset,
+            "split": split,
+            "models": sorted(scores),
+            "users": len(targets),
+            "tag": tag,
+        },
+        sort_keys=True,
+    )
     eval_id = f"{dataset}-{split}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
-    result = EvalResult(eval_id, dataset, split, len(targets),
-                        {"all": len(targets), **{g: int(m.sum()) for g, m in groups.items()}})
+    result = EvalResult(
+        eval_id,
+        dataset,
+        split,
+        len(targets),
+        {"all": len(targets), **{g: int(m.sum()) for g, m in groups.items()}},
+    )
     for name, matrix in scores.items():
         per_group = grouped_metrics(matrix, targets, histories, groups, ks)
         lists = top_k(mask_items(matrix, histories), 5)
         for group, values in per_group.items():
             for (metric, k), value in values.items():
-                result.rows.append({"model": name, "kind": kinds[group], "group": group,
-                                    "metric": metric, "k": k, "value": value})
+                result.rows.append(
+                    {
+                        "model": name,
+                        "kind": kinds[group],
+                        "group": group,
+                        "metric": metric,
+                        "k": k,
+                        "value": value,
+                    }
+                )
             mask = np.ones(len(targets), bool) if group == "all" else groups[group]
-            result.rows.append({"model": name, "kind": kinds[group], "group": group,
-                                "metric": "memorization_rate",
-                                "k": 5, "value": memorization_rate(
-                                    [c for c, m in zip(cands, mask) if m], lists[mask], 5)})
+            result.rows.append(
+                {
+                    "model": name,
+                    "kind": kinds[group],
+                    "group": group,
+                    "metric": "memorization_rate",
+                    "k": 5,
+                    "value": memorization_rate(
+                        [c for c, m in zip(cands, mask) if m], lists[mask], 5
+                    ),
+                }
+            )
     return result
 
 
@@ -109,16 +156,24 @@ def store(con: duckdb.DuckDBPyConnection, result: EvalResult) -> None:
     try:
         with transaction(con):
             run(con, "evaluation/delete_results", {"eval_id": result.eval_id})
-            run(con, "evaluation/insert_results", {"eval_id": result.eval_id,
-                                                   "dataset": result.dataset,
-                                                   "split": result.split})
+            run(
+                con,
+                "evaluation/insert_results",
+                {"eval_id": result.eval_id, "dataset": result.dataset, "split": result.split},
+            )
     finally:
         con.unregister("eval_rows")
 
 
-def instance_groups(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
-                    histories: list[np.ndarray], targets: np.ndarray, n: int,
-                    sid_version: str | None) -> dict[str, dict[str, np.ndarray]]:
+def instance_groups(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    split: str,
+    histories: list[np.ndarray],
+    targets: np.ndarray,
+    n: int,
+    sid_version: str | None,
+) -> dict[str, dict[str, np.ndarray]]:
     """MemGen instance categories and, with a SID version, SID-prefix memorization (n = 1..L)
     of each instance, against the events the split may learn from."""
     users, items = split_events(con, dataset, split)
@@ -134,17 +189,25 @@ def instance_groups(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
 
 
 @task(name="evaluate-scores", task_run_name="evaluate {split} ({tag})", cache_policy=NO_CACHE)
-def evaluate_scores_task(warehouse: str, dataset: str, split: str,
-                         scores: dict[str, np.ndarray], rows: np.ndarray,
-                         snapshots: dict[str, int], history: int, sid_version: str | None,
-                         tag: str) -> dict[str, Any]:
+def evaluate_scores_task(
+    warehouse: str,
+    dataset: str,
+    split: str,
+    scores: dict[str, np.ndarray],
+    rows: np.ndarray,
+    snapshots: dict[str, int],
+    history: int,
+    sid_version: str | None,
+    tag: str,
+) -> dict[str, Any]:
     """Metrics of every model on the same rows, per group and category; stored."""
     with connect(warehouse) as con:
         histories, targets = split_inputs(con, dataset, split, rows)
         n = n_items(con, dataset)
         trans = relation_matrix(con, "transitions", snapshots["transitions"], n)
         groups = instance_groups(con, dataset, split, histories, targets, n, sid_version)
-        result = evaluate(dataset, split, histories, targets, scores, trans, history,
-                          categories=groups, tag=tag)
+        result = evaluate(
+            dataset, split, histories, targets, scores, trans, history, categories=groups, tag=tag
+        )
         store(con, result)
     return asdict(result)

@@ -14,6 +14,7 @@ Items in neither list are -inf in the fused matrix (after everything, as `mask_i
 Paper grid: "k in {1, 5, ..., 25}" is read as the arithmetic sequence 1, 5, 9, ..., 25
 (step 4, 7 values); tau in 0, 0.1, ..., 0.5.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,19 +41,20 @@ def max_softmax_prob(id_scores: np.ndarray) -> np.ndarray:
     return np.where(has, 1.0 / np.where(has, z, 1.0), 0.0)
 
 
-def _normalized(scores: np.ndarray, exclude: Sequence[np.ndarray], top: int,
-                floor: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _normalized(
+    scores: np.ndarray, exclude: Sequence[np.ndarray], top: int, floor: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(normalised full matrix, listed mask); see the module docstring for the floor."""
     if floor is not None and not 0.0 <= floor <= 1.0:
         raise ValueError(f"floor must lie in [0, 1], got {floor}")
     masked = mask_items(scores, exclude)
-    lists = top_k(masked, top)                           # same tie order as the evaluation
+    lists = top_k(masked, top)  # same tie order as the evaluation
     vals = np.take_along_axis(masked, lists, axis=1)
-    ok = np.isfinite(vals)                               # beam scorers: fewer finite items
+    ok = np.isfinite(vals)  # beam scorers: fewer finite items
     m = ok.sum(axis=1, keepdims=True)
     hi = np.where(ok, vals, -np.inf).max(axis=1, keepdims=True, initial=-np.inf)
     lo = np.where(ok, vals, np.inf).min(axis=1, keepdims=True, initial=np.inf)
-    spread = hi > lo                                     # False: all equal (or empty) -> 1
+    spread = hi > lo  # False: all equal (or empty) -> 1
     lo, span = np.where(spread, lo, 0.0), np.where(spread, hi - lo, 1.0)
     base = 1.0 / np.maximum(m, 1) if floor is None else np.full_like(span, floor)
     norm = np.where(spread, base + (1.0 - base) * (np.where(ok, vals, lo) - lo) / span, 1.0)
@@ -64,8 +66,9 @@ def _normalized(scores: np.ndarray, exclude: Sequence[np.ndarray], top: int,
     return out, listed
 
 
-def top_normalized(scores: np.ndarray, exclude: Sequence[np.ndarray], top: int = 50,
-                   floor: float | None = None) -> np.ndarray:
+def top_normalized(
+    scores: np.ndarray, exclude: Sequence[np.ndarray], top: int = 50, floor: float | None = None
+) -> np.ndarray:
     """Full matrix: each user's top-`top` finite items (padding and history masked) min-max
     normalised onto [floor, 1] (floor = 1/list length by default; an all-equal list gets 1);
     every other item 0."""
@@ -77,8 +80,15 @@ def _mix(nid: np.ndarray, ngr: np.ndarray, listed: np.ndarray, alpha: np.ndarray
     return np.where(listed, fused, -np.inf)
 
 
-def fuse(id_scores: np.ndarray, gr_scores: np.ndarray, exclude: Sequence[np.ndarray],
-         k: float, tau: float, top: int = 50, floor: float | None = None) -> np.ndarray:
+def fuse(
+    id_scores: np.ndarray,
+    gr_scores: np.ndarray,
+    exclude: Sequence[np.ndarray],
+    k: float,
+    tau: float,
+    top: int = 50,
+    floor: float | None = None,
+) -> np.ndarray:
     """a * ID + (1 - a) * GR on the normalised top lists, a = sigmoid(k * (MSP - tau));
     items in neither list (padding and history included) are -inf."""
     nid, id_listed = _normalized(id_scores, exclude, top, floor)
@@ -90,7 +100,7 @@ def fuse(id_scores: np.ndarray, gr_scores: np.ndarray, exclude: Sequence[np.ndar
 def _compact(listed: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per user the listed items in index order, padded to the widest row: (rows, cols of the
     listed cells, their column in the compact matrix, its width, each target's column or -1)."""
-    rows, cols = np.nonzero(listed)                      # row-major: item index ascending
+    rows, cols = np.nonzero(listed)  # row-major: item index ascending
     counts = listed.sum(axis=1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pos = np.arange(len(rows)) - starts[rows]
@@ -101,10 +111,16 @@ def _compact(listed: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
     return rows, cols, pos, width, tpos
 
 
-def grid_search(id_scores: np.ndarray, gr_scores: np.ndarray, exclude: Sequence[np.ndarray],
-                targets: np.ndarray, ks: Sequence[float] = GRID_KS,
-                taus: Sequence[float] = GRID_TAUS, top: int = 50,
-                floor: float | None = None) -> dict:
+def grid_search(
+    id_scores: np.ndarray,
+    gr_scores: np.ndarray,
+    exclude: Sequence[np.ndarray],
+    targets: np.ndarray,
+    ks: Sequence[float] = GRID_KS,
+    taus: Sequence[float] = GRID_TAUS,
+    top: int = 50,
+    floor: float | None = None,
+) -> dict:
     """Best (k, tau) by validation NDCG@10 (first in k-major grid order on ties) and the grid.
 
     Normalised lists and MSP are computed once; each point is a weighted sum over the listed
@@ -136,5 +152,9 @@ def grid_search(id_scores: np.ndarray, gr_scores: np.ndarray, exclude: Sequence[
             ndcg = np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)
             grid.append({"k": k, "tau": tau, "ndcg@10": float(ndcg.mean()) if len(ndcg) else 0.0})
     best = max(range(len(grid)), key=lambda i: (grid[i]["ndcg@10"], -i))
-    return {"k": grid[best]["k"], "tau": grid[best]["tau"],
-            "ndcg@10": grid[best]["ndcg@10"], "grid": grid}
+    return {
+        "k": grid[best]["k"],
+        "tau": grid[best]["tau"],
+        "ndcg@10": grid[best]["ndcg@10"],
+        "grid": grid,
+    }

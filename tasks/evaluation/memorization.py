@@ -16,6 +16,7 @@ MemGen's instance categories (Ding et al.):
 MemGen's token-level memorization: an instance is n-gram prefix memorized when some training
 transition j -> j' shares the first n SID codes of (last history item, target).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,17 +26,25 @@ import scipy.sparse as sp
 
 from ..recommenders.baselines import history_matrix
 
-CATEGORIES = ("memorization", "substitutability", "symmetry", "transitivity",
-              "second-order symmetry", "uncategorized")
+CATEGORIES = (
+    "memorization",
+    "substitutability",
+    "symmetry",
+    "transitivity",
+    "second-order symmetry",
+    "uncategorized",
+)
 
 
-def within_hops(users: np.ndarray, items: np.ndarray, max_hop: int, n_items: int) -> list[np.ndarray]:
+def within_hops(
+    users: np.ndarray, items: np.ndarray, max_hop: int, n_items: int
+) -> list[np.ndarray]:
     """S[h] (h = 1..max_hop; S[0] empty): sorted keys a * (n+1) + b of every (a, b) with b at
     most h positions after a in some training sequence (`users`/`items` ordered by user, pos)."""
     m = n_items + 1
     out = [np.empty(0, np.int64)]
     for d in range(1, max_hop + 1):
-        same = (users[d:] == users[:-d]) & (items[d:] != items[:-d])      # no self-pairs
+        same = (users[d:] == users[:-d]) & (items[d:] != items[:-d])  # no self-pairs
         keys = items[:-d][same].astype(np.int64) * m + items[d:][same]
         out.append(np.union1d(out[-1], keys))
     return out
@@ -52,8 +61,14 @@ def _lookup(mat: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return np.asarray(mat[rows, cols]).ravel() != 0
 
 
-def categorize(histories: Sequence[np.ndarray], targets: np.ndarray, users: np.ndarray,
-               items: np.ndarray, n_items: int, max_hop: int = 4) -> tuple[list[str], list[int]]:
+def categorize(
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    max_hop: int = 4,
+) -> tuple[list[str], list[int]]:
     """(category, hop) per test instance; hop 0 for memorization and uncategorized.
 
     Vectorized: each instance contributes its last `max_hop` history items u_o (o = 1 is the
@@ -61,8 +76,11 @@ def categorize(histories: Sequence[np.ndarray], targets: np.ndarray, users: np.n
     m = n_items + 1
     within = [_matrix(k, m) for k in within_hops(users, items, max_hop, n_items)]
     adj = within[1].astype(np.int32)
-    two = {"u->x->v": adj @ adj,                       # [u, v]: u -> x -> v; [v, u]: v -> x -> u
-           "v->x<-u": adj @ adj.T, "v<-x->u": adj.T @ adj}
+    two = {
+        "u->x->v": adj @ adj,  # [u, v]: u -> x -> v; [v, u]: v -> x -> u
+        "v->x<-u": adj @ adj.T,
+        "v<-x->u": adj.T @ adj,
+    }
     n = len(targets)
     inst = np.repeat(np.arange(n), [min(len(h), max_hop) for h in histories])
     offset = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or [[]])
@@ -70,8 +88,11 @@ def categorize(histories: Sequence[np.ndarray], targets: np.ndarray, users: np.n
     u, offset = u.astype(np.int64), offset.astype(np.int64)
     v = np.asarray(targets, np.int64)[inst]
     forward = _lookup(two["u->x->v"], u, v)
-    second = (_lookup(two["u->x->v"], v, u) | _lookup(two["v->x<-u"], v, u)
-              | _lookup(two["v<-x->u"], v, u))
+    second = (
+        _lookup(two["u->x->v"], v, u)
+        | _lookup(two["v->x<-u"], v, u)
+        | _lookup(two["v<-x->u"], v, u)
+    )
 
     def any_upto(flags: np.ndarray, h: int) -> np.ndarray:
         return np.bincount(inst, weights=(flags & (offset <= h)), minlength=n) > 0
@@ -79,14 +100,18 @@ def categorize(histories: Sequence[np.ndarray], targets: np.ndarray, users: np.n
     labels = np.full(n, "uncategorized", dtype=object)
     hops = np.zeros(n, dtype=int)
     done = np.zeros(n, bool)
-    memo = any_upto(_lookup(within[1], u, v), 1)       # (last item, target) is a transition
+    memo = any_upto(_lookup(within[1], u, v), 1)  # (last item, target) is a transition
     labels[memo], done = "memorization", memo.copy()
     for h in range(1, max_hop + 1):
-        checks = [("substitutability", any_upto(_lookup(within[h], u, v), h) if h >= 2
-                   else np.zeros(n, bool)),
-                  ("symmetry", any_upto(_lookup(within[h], v, u), h)),
-                  ("transitivity", any_upto(forward, h)),
-                  ("second-order symmetry", any_upto(second, h))]
+        checks = [
+            (
+                "substitutability",
+                any_upto(_lookup(within[h], u, v), h) if h >= 2 else np.zeros(n, bool),
+            ),
+            ("symmetry", any_upto(_lookup(within[h], v, u), h)),
+            ("transitivity", any_upto(forward, h)),
+            ("second-order symmetry", any_upto(second, h)),
+        ]
         for name, hit in checks:
             new = hit & ~done
             labels[new], hops[new], done = name, h, done | new
@@ -100,8 +125,9 @@ def category_masks(labels: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 # --- IIRG's one-hop analysis --------------------------------------------------------------
-def successor_candidates(histories: Sequence[np.ndarray], transitions: sp.csr_matrix,
-                         size: int = 50) -> list[np.ndarray]:
+def successor_candidates(
+    histories: Sequence[np.ndarray], transitions: sp.csr_matrix, size: int = 50
+) -> list[np.ndarray]:
     """IIRG's C(u): the `size` most frequent training successors summed over the history
     (count desc, then item index), items with a zero count never included."""
     summed = (history_matrix(histories, transitions.shape[0] - 1) @ transitions).toarray()
@@ -125,8 +151,9 @@ def memorization_rate(candidates: Sequence[np.ndarray], lists: np.ndarray, k: in
 
 
 # --- token-level (SID prefix) memorization ---------------------------------------------------
-def transitions_from_sequences(sequences: Sequence[np.ndarray],
-                               self_loops: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def transitions_from_sequences(
+    sequences: Sequence[np.ndarray], self_loops: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(src, dst) of every consecutive pair in the training sequences. Self-transitions j -> j
     are dropped by default, as `memgen.within_hops` does, so n = L agrees with its
     item-level memorization."""
@@ -154,22 +181,34 @@ def prefix_keys(codes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return np.concatenate([[-1], inv.reshape(-1)]).astype(np.int64), len(uniq)
 
 
-def prefix_memorized(last: np.ndarray, targets: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                     codes: np.ndarray, n: int) -> np.ndarray:
+def prefix_memorized(
+    last: np.ndarray,
+    targets: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    codes: np.ndarray,
+    n: int,
+) -> np.ndarray:
     """True where some training transition j -> j' has prefix_n(j) = prefix_n(last) and
     prefix_n(j') = prefix_n(target); never for an empty history (last <= 0)."""
     key, size = prefix_keys(codes, n)
     last = np.asarray(last, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int64)
     src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
-    seen = np.unique(key[src] * size + key[dst])         # pairs of prefix keys < size**2
+    seen = np.unique(key[src] * size + key[dst])  # pairs of prefix keys < size**2
     valid = (last > 0) & (targets > 0)
     query = key[np.where(valid, last, 0)] * size + key[np.where(valid, targets, 0)]
     return valid & np.isin(query, seen)
 
 
-def prefix_memorization(last: np.ndarray, targets: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                        codes: np.ndarray, max_n: int | None = None) -> dict[int, np.ndarray]:
+def prefix_memorization(
+    last: np.ndarray,
+    targets: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    codes: np.ndarray,
+    max_n: int | None = None,
+) -> dict[int, np.ndarray]:
     """{n: prefix_memorized(..., n)} for n = 1..max_n (default: the SID length L). n = L is
     item-level memorization when SIDs are unique; memorized at n implies memorized at n - 1."""
     max_n = np.asarray(codes).shape[1] if max_n is None else max_n

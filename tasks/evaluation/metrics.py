@@ -4,6 +4,7 @@ Every scorer hands over a full score matrix (users x items, column 0 = padding),
 exact over the whole catalogue; ties are broken by item index (smaller first), the same order
 `top_k` uses, so a target's rank and the lists agree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -36,8 +37,11 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Each user's k best items by (score desc, item index asc)."""
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-        np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    part = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        if k < scores.shape[1]
+        else np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    )
     # exact ties at the boundary: take every item scoring >= the k-th value, then sort
     kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
     out = np.empty((scores.shape[0], k), dtype=np.int64)
@@ -55,8 +59,9 @@ def entropy_bits(items: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def ranking_metrics(ranks: np.ndarray, lists: np.ndarray, n_items: int,
-                    ks: Sequence[int] = KS) -> dict[tuple[str, int], float]:
+def ranking_metrics(
+    ranks: np.ndarray, lists: np.ndarray, n_items: int, ks: Sequence[int] = KS
+) -> dict[tuple[str, int], float]:
     """{(metric, k): value}; MRR has k = 0 (full catalogue). `lists`: top-max(ks) per user."""
     out: dict[tuple[str, int], float] = {("users", 0): float(len(ranks))}
     if not len(ranks):
@@ -72,9 +77,13 @@ def ranking_metrics(ranks: np.ndarray, lists: np.ndarray, n_items: int,
     return out
 
 
-def grouped_metrics(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[np.ndarray],
-                    groups: Mapping[str, np.ndarray] | None = None,
-                    ks: Sequence[int] = KS) -> dict[str, dict[tuple[str, int], float]]:
+def grouped_metrics(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    exclude: Sequence[np.ndarray],
+    groups: Mapping[str, np.ndarray] | None = None,
+    ks: Sequence[int] = KS,
+) -> dict[str, dict[tuple[str, int], float]]:
     """Metrics for all users and for each named boolean user mask."""
     masked = mask_items(scores, exclude)
     ranks = target_ranks(masked, targets)

@@ -2,6 +2,7 @@
 figures as mean ± std over the runs (seeds; one run prints plain values), per IIRG one-hop
 group, MemGen category and SID-prefix memorization, the gain over a reference model split by
 group, and a plot of NDCG@10 by group."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -15,11 +16,22 @@ from ..reports import md_table
 from ..settings import state_dir
 from .evaluate import GROUPS
 
-COLUMNS = (("recall", 10), ("ndcg", 10), ("recall", 20), ("mrr", 0), ("coverage", 10),
-           ("memorization_rate", 5))
-LABELS = {"recall": "R", "ndcg": "NDCG", "mrr": "MRR", "coverage": "cov",
-          "memorization_rate": "mem. rate"}
-Runs = Sequence[dict[str, Any]]      # each {"eval": evaluate_scores_task's record, ...}
+COLUMNS = (
+    ("recall", 10),
+    ("ndcg", 10),
+    ("recall", 20),
+    ("mrr", 0),
+    ("coverage", 10),
+    ("memorization_rate", 5),
+)
+LABELS = {
+    "recall": "R",
+    "ndcg": "NDCG",
+    "mrr": "MRR",
+    "coverage": "cov",
+    "memorization_rate": "mem. rate",
+}
+Runs = Sequence[dict[str, Any]]  # each {"eval": evaluate_scores_task's record, ...}
 
 
 def cells(runs: Runs) -> dict[tuple[str, str, str, int], list[float]]:
@@ -47,10 +59,19 @@ def models(runs: Runs) -> list[str]:
 def metric_rows(runs: Runs) -> list[dict[str, Any]]:
     """One row a (group, model): the figures a person compares first."""
     c, sizes = cells(runs), runs[0]["eval"]["group_sizes"]
-    return [{"model": m, "group": g, "users": sizes[g],
-             **{f"{LABELS[met]}{'@' + str(k) if k else ''}": mean_std(c.get((m, g, met, k)))
-                for met, k in COLUMNS}}
-            for g in GROUPS for m in models(runs)]
+    return [
+        {
+            "model": m,
+            "group": g,
+            "users": sizes[g],
+            **{
+                f"{LABELS[met]}{'@' + str(k) if k else ''}": mean_std(c.get((m, g, met, k)))
+                for met, k in COLUMNS
+            },
+        }
+        for g in GROUPS
+        for m in models(runs)
+    ]
 
 
 def gain_rows(runs: Runs, reference: str = "sasrec") -> list[dict[str, Any]]:
@@ -61,13 +82,19 @@ def gain_rows(runs: Runs, reference: str = "sasrec") -> list[dict[str, Any]]:
     for m in models(runs):
         if m == reference:
             continue
-        gains = {g: np.array(c[(m, g, "ndcg", 10)]) - np.array(c[(reference, g, "ndcg", 10)])
-                 for g in GROUPS}
+        gains = {
+            g: np.array(c[(m, g, "ndcg", 10)]) - np.array(c[(reference, g, "ndcg", 10)])
+            for g in GROUPS
+        }
         total = gains["all"].mean() * sizes["all"]
         row: dict[str, Any] = {"model": m}
         row.update({f"gain {g}": mean_std(list(gains[g])) for g in GROUPS})
-        row.update({f"share {g}": f"{gains[g].mean() * sizes[g] / total:.0%}" if total else ""
-                    for g in GROUPS[1:]})
+        row.update(
+            {
+                f"share {g}": f"{gains[g].mean() * sizes[g] / total:.0%}" if total else ""
+                for g in GROUPS[1:]
+            }
+        )
         out.append(row)
     return out
 
@@ -76,9 +103,14 @@ def category_rows(runs: Runs, kind: str) -> list[dict[str, Any]]:
     """Recall@10 (mean over runs) of each model on each category of a kind."""
     c, sizes = cells(runs), runs[0]["eval"]["group_sizes"]
     groups = [g for g in sizes if g.startswith(f"{kind}:")]
-    return [{"category": g.split(":", 1)[1], "users": sizes[g],
-             **{f"{m} R@10": mean_std(c.get((m, g, "recall", 10)), 3) for m in models(runs)}}
-            for g in groups]
+    return [
+        {
+            "category": g.split(":", 1)[1],
+            "users": sizes[g],
+            **{f"{m} R@10": mean_std(c.get((m, g, "recall", 10)), 3) for m in models(runs)},
+        }
+        for g in groups
+    ]
 
 
 def plot_groups(runs: Runs, title: str) -> str:
@@ -94,9 +126,14 @@ def plot_groups(runs: Runs, title: str) -> str:
     width = 0.8 / len(GROUPS)
     for i, g in enumerate(GROUPS):
         vals = [c[(m, g, "ndcg", 10)] for m in names]
-        ax.bar([x + i * width for x in range(len(names))], [np.mean(v) for v in vals], width,
-               yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals],
-               label=f"{g} ({runs[0]['eval']['group_sizes'][g]})", capsize=2)
+        ax.bar(
+            [x + i * width for x in range(len(names))],
+            [np.mean(v) for v in vals],
+            width,
+            yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals],
+            label=f"{g} ({runs[0]['eval']['group_sizes'][g]})",
+            capsize=2,
+        )
     ax.set_xticks([x + width for x in range(len(names))], names, rotation=15, fontsize=8)
     ax.set_ylabel("NDCG@10")
     ax.legend(fontsize=8)
@@ -111,41 +148,62 @@ def plot_groups(runs: Runs, title: str) -> str:
 
 def evaluation_sections(runs: Runs, reference: str) -> list[str]:
     """The markdown both reports share: metrics by group, gains, MemGen and prefix tables."""
-    lines = ["Groups: IIRG one-hop memorization (target among the top-50 training successors "
-             "of the input history) vs the rest.", "", md_table(metric_rows(runs)), "",
-             f"## NDCG@10 gain over {reference}, and the share of it each group carries",
-             md_table(gain_rows(runs, reference)), "",
-             "## MemGen instance categories (Recall@10)", md_table(category_rows(runs, "memgen"))]
+    lines = [
+        "Groups: IIRG one-hop memorization (target among the top-50 training successors "
+        "of the input history) vs the rest.",
+        "",
+        md_table(metric_rows(runs)),
+        "",
+        f"## NDCG@10 gain over {reference}, and the share of it each group carries",
+        md_table(gain_rows(runs, reference)),
+        "",
+        "## MemGen instance categories (Recall@10)",
+        md_table(category_rows(runs, "memgen")),
+    ]
     prefix = category_rows(runs, "prefix")
     if prefix:
-        lines += ["", "## SID-prefix memorization (Recall@10): instances whose (last item, "
-                  "target) n-code prefixes follow a training transition", md_table(prefix)]
+        lines += [
+            "",
+            "## SID-prefix memorization (Recall@10): instances whose (last item, "
+            "target) n-code prefixes follow a training transition",
+            md_table(prefix),
+        ]
     return lines
 
 
 def footer(runs: Runs, png: str) -> str:
-    return (f"Plot: `{png}` (artifact with the image attached to this run); rows in "
-            f"`eval_results` (eval ids {', '.join(r['eval']['eval_id'] for r in runs)}).")
+    return (
+        f"Plot: `{png}` (artifact with the image attached to this run); rows in "
+        f"`eval_results` (eval ids {', '.join(r['eval']['eval_id'] for r in runs)})."
+    )
 
 
 def baselines_report(result: dict[str, Any]) -> str:
     """The markdown of `hoprec baselines`: one run, gains over SASRec (else popularity)."""
     runs, sasrec = result["runs"], result.get("sasrec")
     ev = runs[0]["eval"]
-    lines = [f"# Baselines on `{ev['dataset']}` ({ev['split']}, {ev['users']:,} users)",
-             f"Evaluation `{ev['eval_id']}`; full-catalogue ranking, history items excluded.", "",
-             *evaluation_sections(runs, "sasrec" if sasrec else "popularity"), ""]
+    lines = [
+        f"# Baselines on `{ev['dataset']}` ({ev['split']}, {ev['users']:,} users)",
+        f"Evaluation `{ev['eval_id']}`; full-catalogue ranking, history items excluded.",
+        "",
+        *evaluation_sections(runs, "sasrec" if sasrec else "popularity"),
+        "",
+    ]
     if sasrec:
-        lines.append(f"SASRec: {sasrec['steps']} steps, best step {sasrec['best_step']}, "
-                     f"final loss {sasrec['final_loss']:.3f}.")
+        lines.append(
+            f"SASRec: {sasrec['steps']} steps, best step {sasrec['best_step']}, "
+            f"final loss {sasrec['final_loss']:.3f}."
+        )
     lines.append(footer(runs, result["png"]))
     return "\n".join(lines)
 
 
 def _variants(names: list[str]) -> str:
-    desc = {"llm-next-item": "**llm-next-item** = next-item samples only",
-            "llm-iirg": "**llm-iirg** = every task of the build (IIRG: next-item + "
-                        "collaborative + semantic)"}
+    desc = {
+        "llm-next-item": "**llm-next-item** = next-item samples only",
+        "llm-iirg": "**llm-iirg** = every task of the build (IIRG: next-item + "
+        "collaborative + semantic)",
+    }
     shown = [desc[m] for m in names if m in desc]
     return ", ".join(shown) + (". Same steps, batch and seed." if len(shown) > 1 else ".")
 
@@ -155,24 +213,46 @@ def compare_report(report: dict[str, Any], title: str = "# Compare on") -> str:
     runs, build = report["runs"], report["build"]
     seeds = [r["seed"] for r in runs]
     ev = runs[0]["eval"]
-    fusion = [{"seed": r["seed"], "k": r["fusion"]["k"], "tau": r["fusion"]["tau"],
-               "valid NDCG@10": r["fusion"]["ndcg@10"]} for r in runs if r.get("fusion")]
-    lines = [f"{title} `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
-             f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
-             f"{report['batch_size']} samples on instruction build `{build['build_id']}` "
-             f"(SIDs `{build['sid_version']}`): " + _variants(models(runs))
-             + f" SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
-             f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
-             + (" (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower "
-                "bound)" if report["decode"] == "beam" else " (exact item-level scoring)")
-             + ". Full-catalogue ranking, history items excluded. Figures are mean ± std over "
-             "seeds.", "", *evaluation_sections(runs, "sasrec"), ""]
+    fusion = [
+        {
+            "seed": r["seed"],
+            "k": r["fusion"]["k"],
+            "tau": r["fusion"]["tau"],
+            "valid NDCG@10": r["fusion"]["ndcg@10"],
+        }
+        for r in runs
+        if r.get("fusion")
+    ]
+    lines = [
+        f"{title} `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
+        f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
+        f"{report['batch_size']} samples on instruction build `{build['build_id']}` "
+        f"(SIDs `{build['sid_version']}`): "
+        + _variants(models(runs))
+        + f" SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
+        f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
+        + (
+            " (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower bound)"
+            if report["decode"] == "beam"
+            else " (exact item-level scoring)"
+        )
+        + ". Full-catalogue ranking, history items excluded. Figures are mean ± std over "
+        "seeds.",
+        "",
+        *evaluation_sections(runs, "sasrec"),
+        "",
+    ]
     if fusion:
-        lines += ["## Adaptive fusion (SASRec + llm-iirg), grid on validation NDCG@10",
-                  md_table(fusion), ""]
+        lines += [
+            "## Adaptive fusion (SASRec + llm-iirg), grid on validation NDCG@10",
+            md_table(fusion),
+            "",
+        ]
     promo = report.get("promoted")
     if promo:
-        lines.append(f"Promotion: {'`' + promo['promoted'] + '` promoted' if promo['promoted'] else 'none'}"
-                     f" — {promo['reason']}.")
+        lines.append(
+            f"Promotion: {'`' + promo['promoted'] + '` promoted' if promo['promoted'] else 'none'}"
+            f" — {promo['reason']}."
+        )
     lines.append(footer(runs, report["png"]))
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 A model is named by its kind: a non-neural baseline, 'sasrec' or 'tiger' (a saved model file)
 or 'llm' (a trained run's folder). Each is scored once per split; fusion reuses the matrices.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -21,9 +22,17 @@ from .fusion import fuse, grid_search
 
 
 @task(name="score-model", task_run_name="score {name} on {split}", cache_policy=NO_CACHE)
-def score_task(warehouse: str, dataset: str, split: str, name: str, kind: str,
-               path: str | None, snapshots: dict[str, int], rows: np.ndarray,
-               llm: dict[str, Any] | None = None) -> np.ndarray:
+def score_task(
+    warehouse: str,
+    dataset: str,
+    split: str,
+    name: str,
+    kind: str,
+    path: str | None,
+    snapshots: dict[str, int],
+    rows: np.ndarray,
+    llm: dict[str, Any] | None = None,
+) -> np.ndarray:
     """One model's full-catalogue scores [rows, n_items + 1] for the split's evaluation rows."""
     with connect(warehouse) as con:
         histories, _ = split_inputs(con, dataset, split, rows)
@@ -32,8 +41,9 @@ def score_task(warehouse: str, dataset: str, split: str, name: str, kind: str,
         if kind == "llm":
             from ..llm.scoring import score_trained
 
-            return score_trained(con, dataset, str(path), histories, n_items(con, dataset),
-                                 **(llm or {}))
+            return score_trained(
+                con, dataset, str(path), histories, n_items(con, dataset), **(llm or {})
+            )
     if kind == "sasrec":
         from ..recommenders import sasrec
 
@@ -46,15 +56,26 @@ def score_task(warehouse: str, dataset: str, split: str, name: str, kind: str,
 
 
 @task(name="fusion-grid", task_run_name="fusion grid {id_name} + {gr_name}", cache_policy=NO_CACHE)
-def fusion_task(warehouse: str, dataset: str, id_name: str, gr_name: str,
-                id_scores: np.ndarray, gr_scores: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+def fusion_task(
+    warehouse: str,
+    dataset: str,
+    id_name: str,
+    gr_name: str,
+    id_scores: np.ndarray,
+    gr_scores: np.ndarray,
+    rows: np.ndarray,
+) -> dict[str, Any]:
     """MemGen's (k, tau) grid on validation NDCG@10."""
     with connect(warehouse) as con:
         histories, targets = split_inputs(con, dataset, "valid", rows)
     return grid_search(id_scores, gr_scores, histories, targets)
 
 
-def fused(id_scores: np.ndarray, gr_scores: np.ndarray, histories: Sequence[np.ndarray],
-          params: Mapping[str, float]) -> np.ndarray:
+def fused(
+    id_scores: np.ndarray,
+    gr_scores: np.ndarray,
+    histories: Sequence[np.ndarray],
+    params: Mapping[str, float],
+) -> np.ndarray:
     """The fused scores with a grid point's (k, tau)."""
     return fuse(id_scores, gr_scores, histories, params["k"], params["tau"])

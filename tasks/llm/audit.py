@@ -2,6 +2,7 @@
 or SID statistic. It checks the Parquet as written (not the code that wrote it), recounts the
 relation pairs the samples use from the allowed events only, and fails loudly with a report.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ from typing import Any, Literal
 import duckdb
 import pyarrow.parquet as pq
 
-from ..reports import md_table
 from ..data.warehouse import run
+from ..reports import md_table
 
 HELD_OUT = {"test": ["test"], "validation": ["test", "valid"]}
 
@@ -38,14 +39,26 @@ def _one(cur: duckdb.DuckDBPyConnection) -> tuple:
 
 def _check(result: AuditResult, name: str, what: str, row: tuple) -> None:
     checked, violations, example = row
-    result.checks.append({"check": name, "verifies": what, "checked": int(checked or 0),
-                          "violations": int(violations or 0), "example": example or "",
-                          "status": "pass" if not violations else "FAIL"})
+    result.checks.append(
+        {
+            "check": name,
+            "verifies": what,
+            "checked": int(checked or 0),
+            "violations": int(violations or 0),
+            "example": example or "",
+            "status": "pass" if not violations else "FAIL",
+        }
+    )
 
 
-def audit_build(con: duckdb.DuckDBPyConnection, dataset: str, samples_path: str,
-                sources: dict[str, Any], neighbors: int,
-                mode: Literal["test", "validation"] = "test") -> AuditResult:
+def audit_build(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    samples_path: str,
+    sources: dict[str, Any],
+    neighbors: int,
+    mode: Literal["test", "validation"] = "test",
+) -> AuditResult:
     """Run every check; the caller decides to raise (see `enforce`)."""
     if mode not in HELD_OUT:
         raise ValueError(f"audit mode must be 'test' or 'validation', got {mode!r}")
@@ -53,18 +66,31 @@ def audit_build(con: duckdb.DuckDBPyConnection, dataset: str, samples_path: str,
     result = AuditResult(mode)
     con.register("audit_samples", pq.read_table(samples_path))
     try:
-        _check(result, "next-item events",
-               f"every (user, position, item) in a next-item sample is a real event that is "
-               f"not a {' or '.join(held)} target",
-               _one(run(con, "audit/sample_events", {"dataset": dataset, "held_out": held})))
-        for task, table, key in (("collaborative", "cooccurrence", "cooccurrence_snapshot"),
-                                 ("semantic", "semantic_neighbors", "semantic_snapshot")):
-            _check(result, f"{task} samples = snapshot",
-                   f"each {task} sample is exactly its item's top-{neighbors} in snapshot "
-                   f"#{sources[key]}",
-                   _one(run(con, "audit/samples_match_snapshot",
-                            {"task": task, "snapshot_id": sources[key], "n": neighbors},
-                            table=table)))
+        _check(
+            result,
+            "next-item events",
+            f"every (user, position, item) in a next-item sample is a real event that is "
+            f"not a {' or '.join(held)} target",
+            _one(run(con, "audit/sample_events", {"dataset": dataset, "held_out": held})),
+        )
+        for task, table, key in (
+            ("collaborative", "cooccurrence", "cooccurrence_snapshot"),
+            ("semantic", "semantic_neighbors", "semantic_snapshot"),
+        ):
+            _check(
+                result,
+                f"{task} samples = snapshot",
+                f"each {task} sample is exactly its item's top-{neighbors} in snapshot "
+                f"#{sources[key]}",
+                _one(
+                    run(
+                        con,
+                        "audit/samples_match_snapshot",
+                        {"task": task, "snapshot_id": sources[key], "n": neighbors},
+                        table=table,
+                    )
+                ),
+            )
         _relation_checks(con, dataset, sources, neighbors, held, result)
         _sid_check(con, dataset, sources["sid_version"], result)
     finally:
@@ -72,46 +98,91 @@ def audit_build(con: duckdb.DuckDBPyConnection, dataset: str, samples_path: str,
     return result
 
 
-def _relation_checks(con: duckdb.DuckDBPyConnection, dataset: str, sources: dict[str, Any],
-                     neighbors: int, held: list[str], result: AuditResult) -> None:
-    rec = run(con, "audit/snapshot_record", {"snapshot_id": sources["cooccurrence_snapshot"],
-                                             "dataset": dataset}).fetchall()
+def _relation_checks(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    sources: dict[str, Any],
+    neighbors: int,
+    held: list[str],
+    result: AuditResult,
+) -> None:
+    rec = run(
+        con,
+        "audit/snapshot_record",
+        {"snapshot_id": sources["cooccurrence_snapshot"], "dataset": dataset},
+    ).fetchall()
     rec = rec[0] if rec else None
     if not rec or rec[0] != "cooccurrence":
-        _check(result, "co-occurrence snapshot", "the snapshot exists for this dataset",
-               (1, 1, f"#{sources['cooccurrence_snapshot']}"))
+        _check(
+            result,
+            "co-occurrence snapshot",
+            "the snapshot exists for this dataset",
+            (1, 1, f"#{sources['cooccurrence_snapshot']}"),
+        )
         return
     _, as_of, params_json = rec
     p = json.loads(params_json)
-    _check(result, "co-occurrence counts",
-           f"stored counts of the pairs used equal a recount over events before "
-           f"{as_of or 'the end'} without {' or '.join(held)} targets "
-           f"(W={p['window']}, {'directed' if p['directed'] else 'symmetric'})",
-           _one(run(con, "audit/cooccurrence_recount", {
-               "dataset": dataset, "held_out": held, "as_of": str(as_of) if as_of else "infinity",
-               "snapshot_id": sources["cooccurrence_snapshot"], "n": neighbors,
-               "window": p["window"], "directed": p["directed"]})))
-    sem = run(con, "audit/snapshot_record", {"snapshot_id": sources["semantic_snapshot"],
-                                             "dataset": dataset}).fetchall()
+    _check(
+        result,
+        "co-occurrence counts",
+        f"stored counts of the pairs used equal a recount over events before "
+        f"{as_of or 'the end'} without {' or '.join(held)} targets "
+        f"(W={p['window']}, {'directed' if p['directed'] else 'symmetric'})",
+        _one(
+            run(
+                con,
+                "audit/cooccurrence_recount",
+                {
+                    "dataset": dataset,
+                    "held_out": held,
+                    "as_of": str(as_of) if as_of else "infinity",
+                    "snapshot_id": sources["cooccurrence_snapshot"],
+                    "n": neighbors,
+                    "window": p["window"],
+                    "directed": p["directed"],
+                },
+            )
+        ),
+    )
+    sem = run(
+        con,
+        "audit/snapshot_record",
+        {"snapshot_id": sources["semantic_snapshot"], "dataset": dataset},
+    ).fetchall()
     ok = bool(sem) and sem[0][0] == "semantic"
-    _check(result, "semantic snapshot", "semantic neighbours come from item-text embeddings "
-           "only (no interaction enters them)", (1, 0 if ok else 1, "" if ok else "not semantic"))
+    _check(
+        result,
+        "semantic snapshot",
+        "semantic neighbours come from item-text embeddings only (no interaction enters them)",
+        (1, 0 if ok else 1, "" if ok else "not semantic"),
+    )
 
 
-def _sid_check(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
-               result: AuditResult) -> None:
+def _sid_check(
+    con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, result: AuditResult
+) -> None:
     from ..sids.versions import sid_provenance
 
     text_only, detail = sid_provenance(con, dataset, sid_version)
-    _check(result, "semantic IDs", f"SIDs are quantized item-text embeddings only ({detail})",
-           (1, 0 if text_only else 1, "" if text_only else detail))
+    _check(
+        result,
+        "semantic IDs",
+        f"SIDs are quantized item-text embeddings only ({detail})",
+        (1, 0 if text_only else 1, "" if text_only else detail),
+    )
 
 
 def audit_report(result: AuditResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
-    return "\n".join([f"# Leakage audit: {verdict} (mode `{result.mode}`)", "",
-                      md_table(result.checks, ["check", "status", "verifies", "checked",
-                                               "violations", "example"])])
+    return "\n".join(
+        [
+            f"# Leakage audit: {verdict} (mode `{result.mode}`)",
+            "",
+            md_table(
+                result.checks, ["check", "status", "verifies", "checked", "violations", "example"]
+            ),
+        ]
+    )
 
 
 def enforce(result: AuditResult) -> None:

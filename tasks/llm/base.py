@@ -3,6 +3,7 @@
 transformers reads a GGUF tokenizer slowly (~30 s here), so the converted tokenizer is saved
 next to the asset once and loaded from there afterwards.
 """
+
 from __future__ import annotations
 
 import logging

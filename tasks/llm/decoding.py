@@ -9,7 +9,8 @@ Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces
   prefix. Two equivalent ways of carrying the beams: ``method="batch"`` flattens them into the
   batch dimension and reorders the cache (`cache_select`) every step; ``method="tree"`` keeps one
   cache row per user and appends each step's beam tokens as a packed sequence with a 4D mask, so
-  the prompt KV is never copied (2-4x faster on CPU at 20 beams and 300-token prompts). Scores are true log-probabilities (log-softmax
+  the prompt KV is never copied (2-4x faster on CPU at 20 beams and 300-token prompts). Scores
+  are true log-probabilities (log-softmax
   over the full vocabulary, then masking), so only real items can come out. History items are
   removed at the last step (their leaves are masked before the final top-k, so no beam is spent
   on them).
@@ -31,6 +32,7 @@ Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces
 Caches: transformers 5.x `DynamicCache` (anything with ``reorder_cache``) or legacy tuples of
 (key, value) per layer; `cache_select` reorders/expands them along the batch dimension.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,7 +58,7 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------- kv caches
 def cache_select(cache: Any, index: torch.Tensor, inplace: bool = False) -> Any:
-    """Rows `index` of a KV cache along the batch dimension (reorder for beams, or expand by repeats).
+    """Rows `index` of a KV cache along the batch dimension (reorder beams, or expand by repeats).
 
     Works on transformers `Cache` objects (`DynamicCache` etc.: via their ``reorder_cache``, an
     ``index_select`` on every layer's keys and values) and on legacy tuples ((k, v), ...). With
@@ -65,7 +67,9 @@ def cache_select(cache: Any, index: torch.Tensor, inplace: bool = False) -> Any:
     """
     index = index.reshape(-1).long()
     if isinstance(cache, (tuple, list)):
-        return type(cache)(tuple(t.index_select(0, index.to(t.device)) for t in layer) for layer in cache)
+        return type(cache)(
+            tuple(t.index_select(0, index.to(t.device)) for t in layer) for layer in cache
+        )
     if hasattr(cache, "reorder_cache") and hasattr(cache, "layers"):
         out = cache
         if not inplace:
@@ -73,7 +77,7 @@ def cache_select(cache: Any, index: torch.Tensor, inplace: bool = False) -> Any:
             out.layers = [copy.copy(layer) for layer in cache.layers]
         out.reorder_cache(index)
         return out
-    if hasattr(cache, "reorder_cache"):           # some other cache object: no safe copy
+    if hasattr(cache, "reorder_cache"):  # some other cache object: no safe copy
         if not inplace:
             cache = copy.deepcopy(cache)
         cache.reorder_cache(index)
@@ -82,8 +86,9 @@ def cache_select(cache: Any, index: torch.Tensor, inplace: bool = False) -> Any:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def left_pad(prompts: Sequence[Sequence[int]], pad_id: int = 0, device: torch.device | str = "cpu"
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def left_pad(
+    prompts: Sequence[Sequence[int]], pad_id: int = 0, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask, position_ids), each [batch, max_len], prompts left-padded.
 
     Positions count real tokens only (0 at the first real token), as for an unpadded prompt.
@@ -94,8 +99,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int = 0, device: torch.de
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p) :] = 1
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     return ids.to(device), mask.to(device), pos.to(device)
 
@@ -131,7 +136,9 @@ def _run_prompt(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Te
 
 def _vocab_size(model: Any, logits: torch.Tensor, trie: SidTrie) -> int:
     if trie.max_token >= logits.shape[-1]:
-        raise ValueError(f"SID token {trie.max_token} outside the model's vocabulary of {logits.shape[-1]}")
+        raise ValueError(
+            f"SID token {trie.max_token} outside the model's vocabulary of {logits.shape[-1]}"
+        )
     return logits.shape[-1]
 
 
@@ -179,8 +186,12 @@ def _tree_mask(prompt_bias: torch.Tensor, kv_len: int, cols: torch.Tensor) -> to
     """
     n_users, width = prompt_bias.shape
     c = cols.shape[-2]
-    attn = torch.full((n_users, 1, c, kv_len), torch.finfo(prompt_bias.dtype).min,
-                      dtype=prompt_bias.dtype, device=prompt_bias.device)
+    attn = torch.full(
+        (n_users, 1, c, kv_len),
+        torch.finfo(prompt_bias.dtype).min,
+        dtype=prompt_bias.dtype,
+        device=prompt_bias.device,
+    )
     attn[:, 0, :, :width] = prompt_bias[:, None, :]
     attn[:, 0].scatter_(2, cols.expand(n_users, c, cols.shape[-1]), 0.0)
     return attn
@@ -191,16 +202,23 @@ def _prompt_bias(model: Any, mask: torch.Tensor) -> torch.Tensor:
     if not dtype.is_floating_point:
         dtype = torch.float32
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-        mask == 0, torch.finfo(dtype).min)
+        mask == 0, torch.finfo(dtype).min
+    )
 
 
 # ------------------------------------------------------------------------- constrained beams
-def constrained_beam_search(model: Any, prompt_ids: Sequence[Sequence[int]], trie: SidTrie,
-                            num_beams: int = 20, top_k: int = 10,
-                            exclude: Sequence[Iterable[int] | None] | None = None,
-                            batch_size: int = 8, device: torch.device | str = "cpu",
-                            method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Trie-constrained beam search: (items [n_users, top_k] int64, scores [n_users, top_k] float32).
+def constrained_beam_search(
+    model: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    trie: SidTrie,
+    num_beams: int = 20,
+    top_k: int = 10,
+    exclude: Sequence[Iterable[int] | None] | None = None,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trie-constrained beam search: (items [n_users, top_k] int64, scores [n_users, top_k] f32).
 
     Each user's prompt is run once (left-padded, `batch_size` users at a time), then L steps on
     the KV cache. At each step the next-token log-softmax over the full vocabulary is added to
@@ -227,15 +245,17 @@ def constrained_beam_search(model: Any, prompt_ids: Sequence[Sequence[int]], tri
     with _inference(model):
         for sl in _batches(n, batch_size):
             ex = None if exclude is None else exclude[sl]
-            it, sc = _beam_batch(model, prompt_ids[sl], trie, num_beams, ex, torch.device(device),
-                                 method == "tree")
+            it, sc = _beam_batch(
+                model, prompt_ids[sl], trie, num_beams, ex, torch.device(device), method == "tree"
+            )
             k = min(top_k, it.shape[1])
             items[sl, :k], scores[sl, :k] = it[:, :k], sc[:, :k]
     return items, scores
 
 
-def _excluded_leaves(trie: SidTrie, exclude: Sequence[Iterable[int] | None] | None, n_users: int,
-                     dev: torch.device) -> torch.Tensor | None:
+def _excluded_leaves(
+    trie: SidTrie, exclude: Sequence[Iterable[int] | None] | None, n_users: int, dev: torch.device
+) -> torch.Tensor | None:
     if exclude is None or not any(e for e in exclude):
         return None
     excluded = torch.zeros(n_users, trie.n_items, dtype=torch.bool)
@@ -245,44 +265,50 @@ def _excluded_leaves(trie: SidTrie, exclude: Sequence[Iterable[int] | None] | No
     return excluded.to(dev)
 
 
-def _beam_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, num_beams: int,
-                exclude: Sequence[Iterable[int] | None] | None, dev: torch.device, tree: bool
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _beam_batch(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    trie: SidTrie,
+    num_beams: int,
+    exclude: Sequence[Iterable[int] | None] | None,
+    dev: torch.device,
+    tree: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     n_users = len(prompts)
     ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
     out = _run_prompt(model, ids, mask, pos)
     cache = out.past_key_values
     logits = out.logits[:, -1]
     vocab = _vocab_size(model, logits, trie)
-    logp = torch.log_softmax(logits.float(), -1)            # [users * width, vocab]
+    logp = torch.log_softmax(logits.float(), -1)  # [users * width, vocab]
     del out, logits
     width = ids.shape[1]
     n_prompt = mask.sum(1)
     if tree:
         prompt_bias = _prompt_bias(model, mask)
-        anc = torch.zeros(n_users, 1, 0, dtype=torch.long, device=dev)   # cache columns per beam
+        anc = torch.zeros(n_users, 1, 0, dtype=torch.long, device=dev)  # cache columns per beam
         fed = 0
-    beam_scores = torch.zeros(n_users, 1, device=dev)        # width 1 at the root
+    beam_scores = torch.zeros(n_users, 1, device=dev)  # width 1 at the root
     nodes = torch.zeros(n_users, 1, dtype=torch.long, device=dev)
     excluded = _excluded_leaves(trie, exclude, n_users, dev)
     user = torch.arange(n_users, device=dev)
     for level in range(trie.depth):
         beams = nodes.shape[1]
-        tok = trie.t("tokens", level, dev)                  # [K]
-        child = trie.children_of(level, nodes)              # [users, beams, K]
+        tok = trie.t("tokens", level, dev)  # [K]
+        child = trie.children_of(level, nodes)  # [users, beams, K]
         if level == trie.depth - 1 and excluded is not None:
             hit = excluded[user[:, None, None], child.clamp(min=0)]
             child = child.masked_fill(hit, -1)
         cand = beam_scores.unsqueeze(-1) + logp.view(n_users, beams, vocab)[:, :, tok]
         cand = cand.masked_fill(child < 0, -torch.inf).view(n_users, -1)
-        top_s, top_i = cand.topk(min(num_beams, cand.shape[1]), dim=1)   # sorted, best first
+        top_s, top_i = cand.topk(min(num_beams, cand.shape[1]), dim=1)  # sorted, best first
         new_nodes = child.view(n_users, -1).gather(1, top_i)
         new_nodes = new_nodes.masked_fill(~torch.isfinite(top_s), -1)
         beam_scores, nodes = top_s, new_nodes
         if level == trie.depth - 1:
             break
         origin = top_i // len(tok)
-        step_ids = tok[top_i % len(tok)]                    # [users, new beams]
+        step_ids = tok[top_i % len(tok)]  # [users, new beams]
         if tree:
             w = step_ids.shape[1]
             anc = anc.gather(1, origin[:, :, None].expand(n_users, w, anc.shape[2]))
@@ -291,16 +317,26 @@ def _beam_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, num
             fed += w
             attn = _tree_mask(prompt_bias, width + fed, anc)
             position = (n_prompt + level)[:, None].expand(n_users, w)
-            out = model(input_ids=step_ids, attention_mask=attn, position_ids=position,
-                        past_key_values=cache, use_cache=True)
+            out = model(
+                input_ids=step_ids,
+                attention_mask=attn,
+                position_ids=position,
+                past_key_values=cache,
+                use_cache=True,
+            )
             logp = torch.log_softmax(out.logits.float(), -1).reshape(-1, vocab)
         else:
             rows = (user[:, None] * beams + origin).reshape(-1)
             cache = cache_select(cache, rows, inplace=True)
             mask = torch.cat([mask.index_select(0, rows), mask.new_ones(len(rows), 1)], 1)
             position = (n_prompt + level)[:, None].expand_as(step_ids).reshape(-1, 1)
-            out = model(input_ids=step_ids.reshape(-1, 1), attention_mask=mask,
-                        position_ids=position, past_key_values=cache, use_cache=True)
+            out = model(
+                input_ids=step_ids.reshape(-1, 1),
+                attention_mask=mask,
+                position_ids=position,
+                past_key_values=cache,
+                use_cache=True,
+            )
             logp = torch.log_softmax(out.logits[:, -1].float(), -1)
         cache = out.past_key_values
         del out
@@ -311,9 +347,15 @@ def _beam_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, num
 
 
 # ---------------------------------------------------------------------------- exact scoring
-def exact_item_scores(model: Any, prompt_ids: Sequence[Sequence[int]], trie: SidTrie,
-                      batch_size: int = 4, device: torch.device | str = "cpu",
-                      method: str = "auto", max_tokens: int = 1024) -> np.ndarray:
+def exact_item_scores(
+    model: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    trie: SidTrie,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    method: str = "auto",
+    max_tokens: int = 1024,
+) -> np.ndarray:
     """log P(item's SID | prompt) for every user and item: float32 [n_users, n_items], exact.
 
     Columns follow the order of the items given to `SidTrie.from_token_ids` (``trie.item_ids``).
@@ -328,13 +370,21 @@ def exact_item_scores(model: Any, prompt_ids: Sequence[Sequence[int]], trie: Sid
     result = np.empty((n, trie.n_items), np.float32)
     with _inference(model):
         for sl in _batches(n, batch_size):
-            leaf = _exact_batch(model, prompt_ids[sl], trie, torch.device(device), method, max_tokens)
+            leaf = _exact_batch(
+                model, prompt_ids[sl], trie, torch.device(device), method, max_tokens
+            )
             result[sl] = leaf[:, trie.item_leaf]
     return result
 
 
-def _exact_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, dev: torch.device,
-                 method: str, max_tokens: int) -> np.ndarray:
+def _exact_batch(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    trie: SidTrie,
+    dev: torch.device,
+    method: str,
+    max_tokens: int,
+) -> np.ndarray:
     n_users = len(prompts)
     ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
     out = _run_prompt(model, ids, mask, pos)
@@ -345,14 +395,14 @@ def _exact_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, de
     del out, logits
     # node_score: [users, n_d] log P(prefix) of every depth-d node
     node_score = logp0[:, trie.t("node_token", 1, dev)]
-    n_prompt = mask.sum(1)                                   # real prompt lengths
+    n_prompt = mask.sum(1)  # real prompt lengths
     width = ids.shape[1]
     if method == "tree":
         prompt_bias = _prompt_bias(model, mask)
-    fed = 0                                                  # trie nodes appended to the cache (tree)
+    fed = 0  # trie nodes appended to the cache (tree)
     for d in range(1, trie.depth):
         n_d = trie.num_nodes(d)
-        parent_next = trie.node_parent[d + 1]                # sorted (nodes are in prefix order)
+        parent_next = trie.node_parent[d + 1]  # sorted (nodes are in prefix order)
         tok_next = trie.t("node_token", d + 1, dev)
         par_next = trie.t("node_parent", d + 1, dev)
         next_score = torch.empty(n_users, trie.num_nodes(d + 1), device=dev)
@@ -370,26 +420,36 @@ def _exact_batch(model: Any, prompts: Sequence[Sequence[int]], trie: SidTrie, de
             c = b - a
             if method == "tree":
                 cols = anc_cols[a:b].clone()
-                cols[:, -1] = width + fed + torch.arange(c, device=dev)      # the chunk itself
+                cols[:, -1] = width + fed + torch.arange(c, device=dev)  # the chunk itself
                 attn = _tree_mask(prompt_bias, width + fed + c, cols[None])
                 step = trie.t("node_token", d, dev)[a:b].expand(n_users, c)
                 position = (n_prompt + d - 1)[:, None].expand(n_users, c)
-                out = model(input_ids=step, attention_mask=attn, position_ids=position,
-                            past_key_values=cache, use_cache=True)
+                out = model(
+                    input_ids=step,
+                    attention_mask=attn,
+                    position_ids=position,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
                 cache = out.past_key_values
                 if d == trie.depth - 1 and hasattr(cache, "crop"):
-                    cache.crop(-c)      # last fed level: never an ancestor, keep the kv short
+                    cache.crop(-c)  # last fed level: never an ancestor, keep the kv short
                 else:
                     fed += c
-                logp = torch.log_softmax(out.logits.float(), -1)          # [users, c, vocab]
+                logp = torch.log_softmax(out.logits.float(), -1)  # [users, c, vocab]
             else:
                 rep = torch.arange(n_users, device=dev).repeat_interleave(c)
                 sub = cache_select(cache, rep, inplace=False)
-                step = prefixes[a:b].repeat(n_users, 1)                  # [users * c, d]
+                step = prefixes[a:b].repeat(n_users, 1)  # [users * c, d]
                 am = torch.cat([mask.index_select(0, rep), mask.new_ones(len(rep), d)], 1)
                 position = n_prompt.index_select(0, rep)[:, None] + torch.arange(d, device=dev)
-                out = model(input_ids=step, attention_mask=am, position_ids=position,
-                            past_key_values=sub, use_cache=True)
+                out = model(
+                    input_ids=step,
+                    attention_mask=am,
+                    position_ids=position,
+                    past_key_values=sub,
+                    use_cache=True,
+                )
                 del sub
                 logp = torch.log_softmax(out.logits[:, -1].float(), -1).view(n_users, c, -1)
             del out

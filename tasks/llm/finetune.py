@@ -9,6 +9,7 @@ there is a target (the 49k-word LM head is a fifth of the model's compute; the p
 none). Samples are tokenized batch by batch, so a short run on a large build encodes only what
 it uses.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import defaults
-from .base import DEFAULT_BASE
 from ..devices import resolve_device
+from .base import DEFAULT_BASE
 from .prompts import encode_sample
 
 log = logging.getLogger("hoprec.training")
@@ -40,21 +41,21 @@ META = "hoprec_model.json"
 class TrainParams:
     """What a fine-tuning run depends on (besides its instruction build and SID tokens)."""
 
-    base: str = DEFAULT_BASE            # asset name, local path or HF id
+    base: str = DEFAULT_BASE  # asset name, local path or HF id
     mode: Literal["lora", "full"] = "lora"
-    tasks: tuple[str, ...] = ()         # instruction tasks trained on; () = all of the build
+    tasks: tuple[str, ...] = ()  # instruction tasks trained on; () = all of the build
     max_steps: int = defaults.TRAIN_STEPS  # optimizer steps
     batch_size: int = defaults.BATCH_SIZE  # samples per micro-batch
     grad_accum: int = defaults.GRAD_ACCUM  # micro-batches per optimizer step
-    lr: float | None = None             # None: 1e-3 for LoRA, 1e-4 for full fine-tuning
-    warmup: float = 0.1                 # share of the steps with linear warmup, then cosine
+    lr: float | None = None  # None: 1e-3 for LoRA, 1e-4 for full fine-tuning
+    warmup: float = 0.1  # share of the steps with linear warmup, then cosine
     weight_decay: float = 0.0
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    max_len: int = 1024                 # longer samples lose prompt tokens from the left
+    max_len: int = 1024  # longer samples lose prompt tokens from the left
     seed: int = 0
-    device: str = defaults.DEVICE       # auto = cuda, else mps, else cpu
+    device: str = defaults.DEVICE  # auto = cuda, else mps, else cpu
     save_every: int = defaults.SAVE_EVERY  # checkpoint every N steps (0 = only at the end)
     log_every: int = defaults.LOG_EVERY
 
@@ -89,7 +90,7 @@ class TrainResult:
     out_dir: str
     steps: int
     resumed_from: int | None
-    history: list[dict[str, float]] = field(default_factory=list)   # one row per logged step
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per logged step
     seconds: float = 0.0
     samples: int = 0
 
@@ -99,14 +100,19 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------------- encoding
-def encode_batch(tokenizer: Any, messages: Sequence[Sequence[dict[str, str]]], weights: Sequence[float],
-                 max_len: int, pad_id: int) -> dict[str, torch.Tensor]:
+def encode_batch(
+    tokenizer: Any,
+    messages: Sequence[Sequence[dict[str, str]]],
+    weights: Sequence[float],
+    max_len: int,
+    pad_id: int,
+) -> dict[str, torch.Tensor]:
     """Right-padded ids, attention mask, labels (-100 outside answers) and per-token weights."""
     rows = []
     for msgs in messages:
         p, a = encode_sample(tokenizer, msgs)
         a = a[:max_len]
-        rows.append((p[max(0, len(p) + len(a) - max_len):], a))
+        rows.append((p[max(0, len(p) + len(a) - max_len) :], a))
     width = max(len(p) + len(a) for p, a in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -116,8 +122,8 @@ def encode_batch(tokenizer: Any, messages: Sequence[Sequence[dict[str, str]]], w
         n = len(p) + len(a)
         ids[r, :n] = torch.tensor(p + a)
         mask[r, :n] = 1
-        labels[r, len(p):n] = torch.tensor(a)
-        tok_w[r, len(p):n] = float(w)
+        labels[r, len(p) : n] = torch.tensor(a)
+        tok_w[r, len(p) : n] = float(w)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": tok_w}
 
 
@@ -130,7 +136,7 @@ def sample_order(n: int, seed: int, start: int, count: int) -> np.ndarray:
         epoch, off = divmod(pos, n)
         perm = np.random.default_rng([seed, epoch]).permutation(n)
         take = min(n - off, start + count - pos)
-        out.append(perm[off:off + take])
+        out.append(perm[off : off + take])
         pos += take
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
@@ -139,11 +145,15 @@ def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> 
     """Sum of the weighted token cross-entropy of this micro-batch / target tokens of the step.
     Logits are computed only at positions whose next token is a target (`logits_to_keep`)."""
     labels = batch["labels"]
-    nxt = labels[:, 1:] != -100                            # position t predicts token t + 1
-    keep = torch.nonzero(nxt.any(0)).view(-1)              # union over the batch
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                logits_to_keep=keep, use_cache=False)
-    logits = out.logits.float()                            # [B, len(keep), V]
+    nxt = labels[:, 1:] != -100  # position t predicts token t + 1
+    keep = torch.nonzero(nxt.any(0)).view(-1)  # union over the batch
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=keep,
+        use_cache=False,
+    )
+    logits = out.logits.float()  # [B, len(keep), V]
     target = labels[:, keep + 1]
     ce = F.cross_entropy(logits.transpose(1, 2), target.clamp_min(0), reduction="none")
     w = batch["weights"][:, keep + 1] * (target != -100)
@@ -161,17 +171,21 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     new_ids = tokenizer.convert_tokens_to_ids(list(sid_tokens))
-    torch.manual_seed(params.seed)                  # new rows are drawn around the old mean
+    torch.manual_seed(params.seed)  # new rows are drawn around the old mean
     model = load_base_model(params.base)
     model.resize_token_embeddings(len(tokenizer))
     if params.mode == "full":
         return model, tokenizer, new_ids
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha,
-                     lora_dropout=params.lora_dropout, target_modules=list(LORA_TARGETS),
-                     trainable_token_indices={"embed_tokens": list(new_ids)},
-                     task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=params.lora_r,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=list(LORA_TARGETS),
+        trainable_token_indices={"embed_tokens": list(new_ids)},
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, cfg), tokenizer, new_ids
 
 
@@ -184,15 +198,27 @@ def _checkpoints(out: Path) -> list[Path]:
     return sorted((out / "checkpoints").glob("step-*.pt"))
 
 
-def save_checkpoint(out: Path, step: int, model: Any, opt: Any, sched: Any,
-                    history: list[dict[str, float]], keep: int = 2) -> Path:
+def save_checkpoint(
+    out: Path,
+    step: int,
+    model: Any,
+    opt: Any,
+    sched: Any,
+    history: list[dict[str, float]],
+    keep: int = 2,
+) -> Path:
     """Trainable weights, optimizer, schedule, RNG and the log so far; written to a temporary
     name and renamed, so a kill mid-write leaves the previous checkpoint whole."""
     path = out / "checkpoints" / f"step-{step:07d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"step": step, "trainable": {n: p.detach().cpu() for n, p in _trainable(model).items()},
-             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "rng": torch.get_rng_state(), "history": history}
+    state = {
+        "step": step,
+        "trainable": {n: p.detach().cpu() for n, p in _trainable(model).items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": torch.get_rng_state(),
+        "history": history,
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -206,7 +232,7 @@ def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, An
     for path in reversed(_checkpoints(out)):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:                      # a torn file: fall back to the one before
+        except Exception as exc:  # a torn file: fall back to the one before
             log.warning("checkpoint %s unreadable (%s); trying an older one", path.name, exc)
             continue
         params = _trainable(model)
@@ -224,7 +250,9 @@ def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, An
 
 
 # ---------------------------------------------------------------------------------- training
-def load_samples(path: str | Path, tasks: Sequence[str] = ()) -> tuple[list[Any], np.ndarray, list[str]]:
+def load_samples(
+    path: str | Path, tasks: Sequence[str] = ()
+) -> tuple[list[Any], np.ndarray, list[str]]:
     """(messages, loss weights, task) of the build's samples, filtered to `tasks`."""
     if not Path(path).exists():
         raise FileNotFoundError(f"instruction data not found: {path}")
@@ -237,13 +265,21 @@ def load_samples(path: str | Path, tasks: Sequence[str] = ()) -> tuple[list[Any]
         keep = [i for i, t in enumerate(names) if t in tasks]
         table = table.take(keep)
         names = [names[i] for i in keep]
-    return (table["messages"].to_pylist(), table["loss_weight"].to_numpy().astype(np.float32),
-            names)
+    return (
+        table["messages"].to_pylist(),
+        table["loss_weight"].to_numpy().astype(np.float32),
+        names,
+    )
 
 
-def train_llm(samples_path: str | Path, sid_tokens: Sequence[str], params: TrainParams,
-              out_dir: str | Path, meta: dict[str, Any] | None = None,
-              progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+def train_llm(
+    samples_path: str | Path,
+    sid_tokens: Sequence[str],
+    params: TrainParams,
+    out_dir: str | Path,
+    meta: dict[str, Any] | None = None,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Fine-tune, checkpointing every `save_every` steps; a rerun on the same `out_dir` resumes
     from its newest checkpoint with the same data order. The result is saved as a PEFT adapter
     (or a full model) with its tokenizer, and `hoprec_model.json` describing it."""
@@ -258,25 +294,47 @@ def train_llm(samples_path: str | Path, sid_tokens: Sequence[str], params: Train
     model, tokenizer, _ = prepare_model(params, sid_tokens)
     model.to(dev).train()
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-    opt = torch.optim.AdamW(list(_trainable(model).values()), lr=params.learning_rate,
-                            weight_decay=params.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, int(params.warmup * params.max_steps),
-                                            params.max_steps)
+    opt = torch.optim.AdamW(
+        list(_trainable(model).values()), lr=params.learning_rate, weight_decay=params.weight_decay
+    )
+    sched = get_cosine_schedule_with_warmup(
+        opt, int(params.warmup * params.max_steps), params.max_steps
+    )
     state = load_checkpoint(out, model, opt, sched)
     start = state["step"] if state else 0
-    result = TrainResult(str(out), start, start or None, list(state["history"]) if state else [],
-                         samples=len(messages))
+    result = TrainResult(
+        str(out),
+        start,
+        start or None,
+        list(state["history"]) if state else [],
+        samples=len(messages),
+    )
     per_step = params.batch_size * params.grad_accum
-    log.info("training %s (%s) on %d samples for %d steps (%d samples a step) on %s%s%s",
-             params.base, params.mode, len(messages), params.max_steps, per_step, dev,
-             " bf16" if bf16 else "", f", resuming at step {start}" if start else "")
+    log.info(
+        "training %s (%s) on %d samples for %d steps (%d samples a step) on %s%s%s",
+        params.base,
+        params.mode,
+        len(messages),
+        params.max_steps,
+        per_step,
+        dev,
+        " bf16" if bf16 else "",
+        f", resuming at step {start}" if start else "",
+    )
     started = t0 = time.perf_counter()
     tokens, targets, window = 0, 0, []
     for step in range(start, params.max_steps):
         order = sample_order(len(messages), params.seed, step * per_step, per_step)
-        micro = [encode_batch(tokenizer, [messages[i] for i in idx], weights[idx],
-                              params.max_len, tokenizer.pad_token_id)
-                 for idx in np.array_split(order, params.grad_accum)]
+        micro = [
+            encode_batch(
+                tokenizer,
+                [messages[i] for i in idx],
+                weights[idx],
+                params.max_len,
+                tokenizer.pad_token_id,
+            )
+            for idx in np.array_split(order, params.grad_accum)
+        ]
         n_target = sum(int((b["labels"] != -100).sum()) for b in micro)
         loss_sum = 0.0
         for b in micro:
@@ -295,12 +353,23 @@ def train_llm(samples_path: str | Path, sid_tokens: Sequence[str], params: Train
         done = step + 1
         if done % params.log_every == 0 or done == params.max_steps:
             secs = time.perf_counter() - t0
-            row = {"step": done, "loss": float(np.mean(window)), "lr": sched.get_last_lr()[0],
-                   "tokens_per_s": tokens / secs, "target_tokens_per_s": targets / secs}
+            row = {
+                "step": done,
+                "loss": float(np.mean(window)),
+                "lr": sched.get_last_lr()[0],
+                "tokens_per_s": tokens / secs,
+                "target_tokens_per_s": targets / secs,
+            }
             result.history.append(row)
-            log.info("step %d/%d loss %.4f lr %.2e %.0f tokens/s (%.0f target tokens/s)", done,
-                     params.max_steps, row["loss"], row["lr"], row["tokens_per_s"],
-                     row["target_tokens_per_s"])
+            log.info(
+                "step %d/%d loss %.4f lr %.2e %.0f tokens/s (%.0f target tokens/s)",
+                done,
+                params.max_steps,
+                row["loss"],
+                row["lr"],
+                row["tokens_per_s"],
+                row["target_tokens_per_s"],
+            )
             if progress is not None:
                 progress(done, params.max_steps, row)
             t0, tokens, targets, window = time.perf_counter(), 0, 0, []
@@ -308,26 +377,42 @@ def train_llm(samples_path: str | Path, sid_tokens: Sequence[str], params: Train
             save_checkpoint(out, done, model, opt, sched, result.history)
     result.steps = params.max_steps
     result.seconds = time.perf_counter() - started
-    save_trained(model, tokenizer, out, params, {**(meta or {}), "history": result.history,
-                                                 "seconds": result.seconds,
-                                                 "samples": len(messages)})
+    save_trained(
+        model,
+        tokenizer,
+        out,
+        params,
+        {
+            **(meta or {}),
+            "history": result.history,
+            "seconds": result.seconds,
+            "samples": len(messages),
+        },
+    )
     return result
 
 
-def save_trained(model: Any, tokenizer: Any, out: Path, params: TrainParams,
-                 meta: dict[str, Any]) -> None:
+def save_trained(
+    model: Any, tokenizer: Any, out: Path, params: TrainParams, meta: dict[str, Any]
+) -> None:
     """The adapter (or full model) + tokenizer under out/model, then the meta file, last: its
     presence marks a finished run."""
     from .base import base_source
 
     target = out / "model"
-    if params.mode == "lora":   # new rows live in the token adapter: no 100 MB embedding copy
+    if params.mode == "lora":  # new rows live in the token adapter: no 100 MB embedding copy
         model.save_pretrained(str(target), save_embedding_layers=False)
     else:
         model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
-    info = {"params": params.identity(), "mode": params.mode, "base": params.base,
-            "base_source": base_source(params.base), "vocab_size": len(tokenizer), **meta}
+    info = {
+        "params": params.identity(),
+        "mode": params.mode,
+        "base": params.base,
+        "base_source": base_source(params.base),
+        "vocab_size": len(tokenizer),
+        **meta,
+    }
     (out / META).write_text(json.dumps(info, indent=1, default=str))
 
 
@@ -335,8 +420,9 @@ def is_trained(out_dir: str | Path) -> bool:
     return (Path(out_dir) / META).exists()
 
 
-def load_trained(out_dir: str | Path, device: str = "auto",
-                 merge: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+def load_trained(
+    out_dir: str | Path, device: str = "auto", merge: bool = False
+) -> tuple[Any, Any, dict[str, Any]]:
     """(model in eval mode, tokenizer, meta) of a finished run: the base resized to the saved
     tokenizer, then `PeftModel.from_pretrained` (LoRA) - the standard way a user loads it.
     `merge` folds the adapter into the weights: a plain model, several times faster to decode."""
@@ -360,4 +446,3 @@ def load_trained(out_dir: str | Path, device: str = "auto",
         if merge:
             model = model.merge_and_unload()
     return model.to(resolve_device(device)).eval(), tokenizer, meta
-

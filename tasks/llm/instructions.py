@@ -5,6 +5,7 @@ Parquet with the item indices and sequence positions they use, so the leakage au
 every one. Which events and pairs go in is SQL (`sql/instructions/`); the text is rendered here
 from one label per item: `[<sid>] Title: ...`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,36 +22,42 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import defaults
-from .prompts import PROMPTS, encode_sample, item_label, messages
-from ..settings import state_dir
 from ..data.warehouse import fetch_dicts, run
+from ..settings import state_dir
+from .prompts import PROMPTS, encode_sample, item_label, messages
 
 log = logging.getLogger("hoprec.instructions")
 
 NEXT_ITEM_FORMS = ("sliding", "all-remaining", "both")
-SCHEMA = pa.schema([
-    ("task", pa.string()), ("key", pa.string()), ("user_idx", pa.int32()),
-    ("input_items", pa.list_(pa.int32())), ("input_pos", pa.list_(pa.int32())),
-    ("target_items", pa.list_(pa.int32())), ("target_pos", pa.list_(pa.int32())),
-    ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-    ("loss_weight", pa.float32()),
-])
+SCHEMA = pa.schema(
+    [
+        ("task", pa.string()),
+        ("key", pa.string()),
+        ("user_idx", pa.int32()),
+        ("input_items", pa.list_(pa.int32())),
+        ("input_pos", pa.list_(pa.int32())),
+        ("target_items", pa.list_(pa.int32())),
+        ("target_pos", pa.list_(pa.int32())),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("loss_weight", pa.float32()),
+    ]
+)
 
 
 @dataclass(frozen=True)
 class InstructionParams:
     """What an instruction build depends on (besides its SIDs and relation snapshots)."""
 
-    history: int = defaults.HISTORY                     # LLM input: last N training items
+    history: int = defaults.HISTORY  # LLM input: last N training items
     next_item: Literal["sliding", "all-remaining", "both"] = defaults.NEXT_ITEM  # type: ignore[assignment]
-    neighbors: int = defaults.NEIGHBORS                 # targets of collaborative/semantic
-    alignment: bool = False                             # SID <-> title tasks (LC-Rec style)
-    titles: bool = True                                 # items as `[<sid>] Title: ..` or `[<sid>]`
+    neighbors: int = defaults.NEIGHBORS  # targets of collaborative/semantic
+    alignment: bool = False  # SID <-> title tasks (LC-Rec style)
+    titles: bool = True  # items as `[<sid>] Title: ..` or `[<sid>]`
     weight_next: float = 1.0
     weight_collaborative: float = 1.0
     weight_semantic: float = 1.0
     weight_alignment: float = 1.0
-    max_samples: int = 0                                # per task; 0 keeps all
+    max_samples: int = 0  # per task; 0 keeps all
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,8 +67,12 @@ class InstructionParams:
             raise ValueError(f"next_item must be one of {NEXT_ITEM_FORMS}, got {self.next_item!r}")
         if self.max_samples < 0:
             raise ValueError(f"max_samples must be >= 0, got {self.max_samples}")
-        weights = (self.weight_next, self.weight_collaborative, self.weight_semantic,
-                   self.weight_alignment)
+        weights = (
+            self.weight_next,
+            self.weight_collaborative,
+            self.weight_semantic,
+            self.weight_alignment,
+        )
         if any(w < 0 for w in weights):
             raise ValueError("loss weights must be >= 0")
 
@@ -81,24 +92,29 @@ class InstructionBuild:
     dataset: str
     path: str
     counts: dict[str, int]
-    available: dict[str, int]          # samples before the per-task cap
+    available: dict[str, int]  # samples before the per-task cap
     sources: dict[str, Any]
     params: dict[str, Any]
     token_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def item_titles(con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]) -> dict[int, str]:
+def item_titles(
+    con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]
+) -> dict[int, str]:
     """item_idx -> title (else item id) of every item, which must all have a SID."""
     rows = run(con, "instructions/item_titles", {"dataset": dataset}).fetchall()
     missing = [i for i, _ in rows if i not in sids]
     if missing:
-        raise ValueError(f"{len(missing)} items of {dataset!r} have no SID (e.g. item_idx "
-                         f"{missing[0]}); run `hoprec sids --dataset {dataset}` first")
+        raise ValueError(
+            f"{len(missing)} items of {dataset!r} have no SID (e.g. item_idx "
+            f"{missing[0]}); run `hoprec sids --dataset {dataset}` first"
+        )
     return dict(rows)
 
 
-def item_labels(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
-                titles: bool = True) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+def item_labels(
+    con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, titles: bool = True
+) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
     """(labels, sids, titles) by item_idx for a SID version."""
     from ..sids.versions import load_sids
 
@@ -107,27 +123,50 @@ def item_labels(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
     return {i: item_label(sids[i], t if titles else None) for i, t in names.items()}, sids, names
 
 
-def user_task_rows(con: duckdb.DuckDBPyConnection, dataset: str,
-                   params: InstructionParams) -> dict[str, list[dict[str, Any]]]:
+def user_task_rows(
+    con: duckdb.DuckDBPyConnection, dataset: str, params: InstructionParams
+) -> dict[str, list[dict[str, Any]]]:
     """Next-item samples (positions included) from the training events only."""
-    forms = {"sliding": ["next-item"], "all-remaining": ["next-item-all"],
-             "both": ["next-item", "next-item-all"]}[params.next_item]
-    files = {"next-item": "instructions/next_item_sliding", "next-item-all": "instructions/next_item_all"}
-    return {t: fetch_dicts(run(con, files[t], {"dataset": dataset, "history": params.history}))
-            for t in forms}
+    forms = {
+        "sliding": ["next-item"],
+        "all-remaining": ["next-item-all"],
+        "both": ["next-item", "next-item-all"],
+    }[params.next_item]
+    files = {
+        "next-item": "instructions/next_item_sliding",
+        "next-item-all": "instructions/next_item_all",
+    }
+    return {
+        t: fetch_dicts(run(con, files[t], {"dataset": dataset, "history": params.history}))
+        for t in forms
+    }
 
 
-def item_task_rows(con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int,
-                   n: int) -> list[dict[str, Any]]:
+def item_task_rows(
+    con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int, n: int
+) -> list[dict[str, Any]]:
     """One sample per item: its first n neighbours in a relation snapshot."""
-    cur = run(con, "instructions/neighbor_lists", {"snapshot_id": snapshot_id, "n": n},
-              table=table)
-    return [{"user_idx": None, "input_items": [r["item"]], "input_pos": None,
-             "target_items": r["targets"], "target_pos": None} for r in fetch_dicts(cur)]
+    cur = run(con, "instructions/neighbor_lists", {"snapshot_id": snapshot_id, "n": n}, table=table)
+    return [
+        {
+            "user_idx": None,
+            "input_items": [r["item"]],
+            "input_pos": None,
+            "target_items": r["targets"],
+            "target_pos": None,
+        }
+        for r in fetch_dicts(cur)
+    ]
 
 
-def render(task: str, row: dict[str, Any], labels: dict[int, str], sids: dict[int, str],
-           titles: dict[int, str], n: int) -> list[dict[str, str]]:
+def render(
+    task: str,
+    row: dict[str, Any],
+    labels: dict[int, str],
+    sids: dict[int, str],
+    titles: dict[int, str],
+    n: int,
+) -> list[dict[str, str]]:
     """The chat messages of one sample."""
     if task == "sid-to-title":
         item = row["input_items"][0]
@@ -149,27 +188,47 @@ def cap(rows: list[dict[str, Any]], limit: int, seed: int, task: str) -> list[di
 
 
 def build_id(dataset: str, params: InstructionParams, sources: dict[str, Any]) -> str:
-    blob = json.dumps({"dataset": dataset, "params": asdict(params), "sources": sources},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"dataset": dataset, "params": asdict(params), "sources": sources}, sort_keys=True
+    )
     return f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-def build_instructions(con: duckdb.DuckDBPyConnection, dataset: str, params: InstructionParams,
-                       sid_version: str, cooccurrence_id: int, semantic_id: int,
-                       out_dir: Path | None = None) -> InstructionBuild:
+def build_instructions(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    params: InstructionParams,
+    sid_version: str,
+    cooccurrence_id: int,
+    semantic_id: int,
+    out_dir: Path | None = None,
+) -> InstructionBuild:
     """All samples of a build, in one Parquet file written to a temp name and renamed."""
     labels, sids, titles = item_labels(con, dataset, sid_version, params.titles)
     tasks_rows = user_task_rows(con, dataset, params)
-    tasks_rows["collaborative"] = item_task_rows(con, "cooccurrence", cooccurrence_id,
-                                                 params.neighbors)
-    tasks_rows["semantic"] = item_task_rows(con, "semantic_neighbors", semantic_id,
-                                            params.neighbors)
+    tasks_rows["collaborative"] = item_task_rows(
+        con, "cooccurrence", cooccurrence_id, params.neighbors
+    )
+    tasks_rows["semantic"] = item_task_rows(
+        con, "semantic_neighbors", semantic_id, params.neighbors
+    )
     if params.alignment:
-        one = [{"user_idx": None, "input_items": [i], "input_pos": None,
-                "target_items": [i], "target_pos": None} for i in sorted(labels)]
+        one = [
+            {
+                "user_idx": None,
+                "input_items": [i],
+                "input_pos": None,
+                "target_items": [i],
+                "target_pos": None,
+            }
+            for i in sorted(labels)
+        ]
         tasks_rows["sid-to-title"], tasks_rows["title-to-sid"] = one, one
-    sources = {"sid_version": sid_version, "cooccurrence_snapshot": cooccurrence_id,
-               "semantic_snapshot": semantic_id}
+    sources = {
+        "sid_version": sid_version,
+        "cooccurrence_snapshot": cooccurrence_id,
+        "semantic_snapshot": semantic_id,
+    }
     bid = build_id(dataset, params, sources)
     out = (out_dir or state_dir() / "instructions" / dataset) / bid
     out.mkdir(parents=True, exist_ok=True)
@@ -180,18 +239,30 @@ def build_instructions(con: duckdb.DuckDBPyConnection, dataset: str, params: Ins
             available[task] = len(rows)
             kept = cap(rows, params.max_samples, params.seed, task)
             counts[task] = len(kept)
-            writer.write_table(pa.Table.from_pylist([
-                {**r, "task": task, "key": f"{task}:{r['user_idx'] or ''}:{r['input_items'][0]}:"
-                 f"{(r['target_pos'] or r['target_items'])[0]}",
-                 "messages": render(task, r, labels, sids, titles, params.neighbors),
-                 "loss_weight": params.weight(task)} for r in kept], schema=SCHEMA))
+            writer.write_table(
+                pa.Table.from_pylist(
+                    [
+                        {
+                            **r,
+                            "task": task,
+                            "key": f"{task}:{r['user_idx'] or ''}:{r['input_items'][0]}:"
+                            f"{(r['target_pos'] or r['target_items'])[0]}",
+                            "messages": render(task, r, labels, sids, titles, params.neighbors),
+                            "loss_weight": params.weight(task),
+                        }
+                        for r in kept
+                    ],
+                    schema=SCHEMA,
+                )
+            )
             log.info("%s: %d samples (%d available)", task, len(kept), len(rows))
     os.replace(tmp, path)
     return InstructionBuild(bid, dataset, str(path), counts, available, sources, asdict(params))
 
 
-def token_lengths(path: str, tokenizer: Any, extra_tokens: list[str], per_task: int = 1000,
-                  seed: int = 0) -> dict[str, dict[str, float]]:
+def token_lengths(
+    path: str, tokenizer: Any, extra_tokens: list[str], per_task: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """Token-length quantiles per task under the base model's tokenizer and chat template,
     with the SID tokens added, encoded exactly as training does (measured on up to `per_task`
     samples a task)."""
@@ -202,33 +273,51 @@ def token_lengths(path: str, tokenizer: Any, extra_tokens: list[str], per_task: 
     out = {}
     for name in dict.fromkeys(tasks):
         drawn = cap([{"i": i} for i, t in enumerate(tasks) if t == name], per_task, seed, name)
-        lengths = np.array([sum(map(len, encode_sample(tokenizer, chats[r["i"]])))
-                            for r in drawn])
+        lengths = np.array([sum(map(len, encode_sample(tokenizer, chats[r["i"]]))) for r in drawn])
         q = np.percentile(lengths, [50, 90, 99])
-        out[name] = {"measured": len(lengths), "p50": float(q[0]), "p90": float(q[1]),
-                     "p99": float(q[2]), "max": int(lengths.max())}
+        out[name] = {
+            "measured": len(lengths),
+            "p50": float(q[0]),
+            "p90": float(q[1]),
+            "p99": float(q[2]),
+            "max": int(lengths.max()),
+        }
     return out
 
 
-def latest_sources(con: duckdb.DuckDBPyConnection, dataset: str, cooccurrence_id: int | None,
-                   semantic_id: int | None, sid_version: str | None) -> dict[str, Any]:
+def latest_sources(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    cooccurrence_id: int | None,
+    semantic_id: int | None,
+    sid_version: str | None,
+) -> dict[str, Any]:
     """Fill in the newest all-events snapshots and SID version where none was named."""
+
     def latest(kind: str) -> int:
-        row = run(con, "instructions/latest_snapshot", {"dataset": dataset, "kind": kind}).fetchone()
+        row = run(
+            con, "instructions/latest_snapshot", {"dataset": dataset, "kind": kind}
+        ).fetchone()
         if not row:
-            raise ValueError(f"dataset {dataset!r} has no {kind} snapshot over all events; run "
-                             f"`hoprec relations --dataset {dataset}` first")
+            raise ValueError(
+                f"dataset {dataset!r} has no {kind} snapshot over all events; run "
+                f"`hoprec relations --dataset {dataset}` first"
+            )
         return row[0]
 
     if sid_version is None:
         row = run(con, "instructions/latest_sid_version", {"dataset": dataset}).fetchone()
         if not row:
-            raise ValueError(f"dataset {dataset!r} has no semantic IDs; run "
-                             f"`hoprec sids --dataset {dataset}` first")
+            raise ValueError(
+                f"dataset {dataset!r} has no semantic IDs; run "
+                f"`hoprec sids --dataset {dataset}` first"
+            )
         sid_version = row[0]
-    return {"sid_version": sid_version,
-            "cooccurrence_snapshot": cooccurrence_id or latest("cooccurrence"),
-            "semantic_snapshot": semantic_id or latest("semantic")}
+    return {
+        "sid_version": sid_version,
+        "cooccurrence_snapshot": cooccurrence_id or latest("cooccurrence"),
+        "semantic_snapshot": semantic_id or latest("semantic"),
+    }
 
 
 # --- Prefect tasks -------------------------------------------------------------------------
@@ -239,50 +328,77 @@ from ..data.warehouse import connect  # noqa: E402
 
 
 @task(name="instruction-sources", cache_policy=NO_CACHE)
-def sources_task(warehouse: str, dataset: str, cooccurrence_id: int | None,
-                 semantic_id: int | None, sid_version: str | None) -> dict[str, Any]:
+def sources_task(
+    warehouse: str,
+    dataset: str,
+    cooccurrence_id: int | None,
+    semantic_id: int | None,
+    sid_version: str | None,
+) -> dict[str, Any]:
     """Which SIDs and relation snapshots the build reads."""
     with connect(warehouse) as con:
         return latest_sources(con, dataset, cooccurrence_id, semantic_id, sid_version)
 
 
 @task(name="instruction-data", cache_policy=NO_CACHE)
-def instructions_task(warehouse: str, dataset: str, params: InstructionParams,
-                      sources: dict[str, Any]) -> dict[str, Any]:
+def instructions_task(
+    warehouse: str, dataset: str, params: InstructionParams, sources: dict[str, Any]
+) -> dict[str, Any]:
     """Render every task's samples into one Parquet file."""
     with connect(warehouse) as con:
-        return asdict(build_instructions(con, dataset, params, sources["sid_version"],
-                                         sources["cooccurrence_snapshot"],
-                                         sources["semantic_snapshot"]))
+        return asdict(
+            build_instructions(
+                con,
+                dataset,
+                params,
+                sources["sid_version"],
+                sources["cooccurrence_snapshot"],
+                sources["semantic_snapshot"],
+            )
+        )
 
 
 @task(name="leakage-audit", cache_policy=NO_CACHE)
 def leakage_audit_task(warehouse: str, build: dict[str, Any], mode: str) -> dict[str, Any]:
     """Check the build; publish what was checked; fail the flow on any violation."""
-    from .audit import audit_build, audit_report, enforce
     from ..reports import publish
+    from .audit import audit_build, audit_report, enforce
 
     with connect(warehouse) as con:
-        result = audit_build(con, build["dataset"], build["path"], build["sources"],
-                             build["params"]["neighbors"], mode)  # type: ignore[arg-type]
+        result = audit_build(
+            con,
+            build["dataset"],
+            build["path"],
+            build["sources"],
+            build["params"]["neighbors"],
+            mode,
+        )  # type: ignore[arg-type]
         publish("leakage-audit", audit_report(result), f"leakage audit of {build['build_id']}")
         enforce(result)
         s = build["sources"]
-        run(con, "instructions/register_build", {
-            "build_id": build["build_id"], "dataset": build["dataset"],
-            "sid_version": s["sid_version"], "cooccurrence_snapshot": s["cooccurrence_snapshot"],
-            "semantic_snapshot": s["semantic_snapshot"], "params_json": json.dumps(build["params"]),
-            "counts_json": json.dumps(build["counts"]),
-            "audit_json": json.dumps({"mode": mode, "checks": result.checks}),
-            "path": build["path"]})
+        run(
+            con,
+            "instructions/register_build",
+            {
+                "build_id": build["build_id"],
+                "dataset": build["dataset"],
+                "sid_version": s["sid_version"],
+                "cooccurrence_snapshot": s["cooccurrence_snapshot"],
+                "semantic_snapshot": s["semantic_snapshot"],
+                "params_json": json.dumps(build["params"]),
+                "counts_json": json.dumps(build["counts"]),
+                "audit_json": json.dumps({"mode": mode, "checks": result.checks}),
+                "path": build["path"],
+            },
+        )
     return {"mode": mode, "passed": True, "checks": result.checks}
 
 
 @task(name="token-lengths", cache_policy=NO_CACHE)
 def token_lengths_task(warehouse: str, build: dict[str, Any], base_model: str) -> dict[str, Any]:
     """Token-length quantiles per task under the base model's tokenizer (+ SID tokens)."""
-    from .base import load_tokenizer
     from ..sids.versions import all_sid_tokens
+    from .base import load_tokenizer
 
     with connect(warehouse) as con:
         extra = all_sid_tokens(con, build["sources"]["sid_version"])

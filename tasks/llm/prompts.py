@@ -2,6 +2,7 @@
 item is written (`[<sid>] Title: ...`), and the chat encoding that training, token statistics
 and evaluation share, so the prompt a model is scored with is the one it was trained on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,15 +12,21 @@ import numpy as np
 
 SYSTEM = "You are a recommender system. Items are written as [<semantic ID>] Title: ..."
 PROMPTS = {
-    "next-item": ("A user interacted with these items, oldest first:\n{input}\n"
-                  "Which item will the user interact with next?"),
-    "next-item-all": ("A user's first item was:\n{input}\n"
-                      "List the items the user interacted with after it, in order."),
-    "collaborative": ("Item: {input}\nList the {n} items that the same users most often "
-                      "interact with within a few steps of it, strongest first."),
+    "next-item": (
+        "A user interacted with these items, oldest first:\n{input}\n"
+        "Which item will the user interact with next?"
+    ),
+    "next-item-all": (
+        "A user's first item was:\n{input}\n"
+        "List the items the user interacted with after it, in order."
+    ),
+    "collaborative": (
+        "Item: {input}\nList the {n} items that the same users most often "
+        "interact with within a few steps of it, strongest first."
+    ),
     "semantic": "Item: {input}\nList the {n} items most similar to it in content, closest first.",
     "sid-to-title": "Which item has the semantic ID {sid}?",
-    "title-to-sid": "What is the semantic ID of the item titled \"{title}\"?",
+    "title-to-sid": 'What is the semantic ID of the item titled "{title}"?',
 }
 
 
@@ -37,9 +44,14 @@ def messages(prompt: str, answer: str) -> list[dict[str, str]]:
 def prompt_ids(tokenizer: Any, user_content: str) -> list[int]:
     """The chat-formatted prompt up to the assistant's first token: the one encoding training
     and evaluation share."""
-    return list(tokenizer.apply_chat_template(
-        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_content}],
-        add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    return list(
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_content}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
+    )
 
 
 def answer_ids(tokenizer: Any, answer: str) -> list[int]:
@@ -47,17 +59,27 @@ def answer_ids(tokenizer: Any, answer: str) -> list[int]:
     return tokenizer.encode(answer + (tokenizer.eos_token or ""), add_special_tokens=False)
 
 
-def encode_sample(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
+def encode_sample(
+    tokenizer: Any, messages: Sequence[dict[str, str]]
+) -> tuple[list[int], list[int]]:
     """(prompt ids, answer ids) of one instruction sample (user + assistant messages)."""
     user = next(m["content"] for m in messages if m["role"] == "user")
     answer = next(m["content"] for m in messages if m["role"] == "assistant")
     return prompt_ids(tokenizer, user), answer_ids(tokenizer, answer)
 
 
-def history_prompts(tokenizer: Any, histories: Sequence[np.ndarray], labels: dict[int, str],
-                    history: int) -> list[list[int]]:
+def history_prompts(
+    tokenizer: Any, histories: Sequence[np.ndarray], labels: dict[int, str], history: int
+) -> list[list[int]]:
     """Next-item prompts of the last `history` items, ending with the answer's opening `[`."""
     opening = tokenizer.encode("[", add_special_tokens=False)
-    return [prompt_ids(tokenizer, PROMPTS["next-item"].format(
-        input="\n".join(labels[int(i)] for i in np.asarray(h)[-history:]))) + opening
-        for h in histories]
+    return [
+        prompt_ids(
+            tokenizer,
+            PROMPTS["next-item"].format(
+                input="\n".join(labels[int(i)] for i in np.asarray(h)[-history:])
+            ),
+        )
+        + opening
+        for h in histories
+    ]

@@ -8,6 +8,7 @@ Two ways to score (``decode``):
 * ``exact`` - every item's exact log P(SID | prompt) by walking the trie over the cached prompt
   (the SimGR argument: an unbiased full ranking; ~2,400 trie nodes a user, so a GPU job).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .decoding import beam_scores, constrained_beam_search, exact_item_scores
 from ..sids.trie import SidTrie
+from .decoding import beam_scores, constrained_beam_search, exact_item_scores
 from .prompts import history_prompts
 
 DECODE = ("beam", "exact")
-Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]      # histories -> [users, n_items + 1]
+Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]  # histories -> [users, n_items + 1]
 
 
 def item_trie(tokenizer: Any, sids: dict[int, str]) -> SidTrie:
@@ -36,10 +37,19 @@ def item_trie(tokenizer: Any, sids: dict[int, str]) -> SidTrie:
     return SidTrie.from_token_ids(items, ids)
 
 
-def llm_scorer(model: Any, tokenizer: Any, sids: dict[int, str], labels: dict[int, str],
-               n_items: int, history: int = 20, decode: str = "beam", num_beams: int = 20,
-               batch_size: int = 8, device: str = "cpu", timings: dict[str, float] | None = None
-               ) -> Scorer:
+def llm_scorer(
+    model: Any,
+    tokenizer: Any,
+    sids: dict[int, str],
+    labels: dict[int, str],
+    n_items: int,
+    history: int = 20,
+    decode: str = "beam",
+    num_beams: int = 20,
+    batch_size: int = 8,
+    device: str = "cpu",
+    timings: dict[str, float] | None = None,
+) -> Scorer:
     """histories -> scores [users, n_items + 1] (log P of the SID; history items excluded)."""
     if decode not in DECODE:
         raise ValueError(f"decode must be one of {DECODE}, got {decode!r}")
@@ -50,27 +60,43 @@ def llm_scorer(model: Any, tokenizer: Any, sids: dict[int, str], labels: dict[in
         prompts = history_prompts(tokenizer, histories, labels, history)
         if decode == "beam":
             items, logp = constrained_beam_search(
-                model, prompts, trie, num_beams=num_beams, top_k=num_beams,
-                exclude=[set(map(int, h)) for h in histories], batch_size=batch_size,
-                device=device)
+                model,
+                prompts,
+                trie,
+                num_beams=num_beams,
+                top_k=num_beams,
+                exclude=[set(map(int, h)) for h in histories],
+                batch_size=batch_size,
+                device=device,
+            )
             out = beam_scores(items, logp, n_items)
         else:
-            exact = exact_item_scores(model, prompts, trie, batch_size=max(1, batch_size // 2),
-                                      device=device)
+            exact = exact_item_scores(
+                model, prompts, trie, batch_size=max(1, batch_size // 2), device=device
+            )
             out = np.full((len(histories), n_items + 1), -np.inf, np.float32)
             out[:, trie.item_ids] = exact
-            for u, h in enumerate(histories):                 # history items are not ranked
+            for u, h in enumerate(histories):  # history items are not ranked
                 out[u, np.asarray(h, dtype=np.int64)] = -np.inf
         if timings is not None:
             timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
             timings["users"] = timings.get("users", 0) + len(histories)
         return out
+
     return score
 
 
-def score_trained(con: Any, dataset: str, path: str, histories: Sequence[np.ndarray],
-                  n_items: int, decode: str = "beam", num_beams: int = 20, batch_size: int = 8,
-                  device: str = "auto") -> np.ndarray:
+def score_trained(
+    con: Any,
+    dataset: str,
+    path: str,
+    histories: Sequence[np.ndarray],
+    n_items: int,
+    decode: str = "beam",
+    num_beams: int = 20,
+    batch_size: int = 8,
+    device: str = "auto",
+) -> np.ndarray:
     """A trained run's scores [users, n_items + 1]: the adapter merged into its base (10x faster
     than an unmerged PeftModel on CPU), prompts from the run's own instruction build."""
     import torch
@@ -83,8 +109,17 @@ def score_trained(con: Any, dataset: str, path: str, histories: Sequence[np.ndar
     model, tokenizer, meta = load_trained(path, str(dev), merge=True)
     build = meta["build_params"]
     labels, sids, _ = item_labels(con, dataset, meta["sid_version"], build.get("titles", True))
-    scorer = llm_scorer(model, tokenizer, sids, labels, n_items, history=build["history"],
-                        decode=decode, num_beams=num_beams, batch_size=batch_size,
-                        device=str(dev))
+    scorer = llm_scorer(
+        model,
+        tokenizer,
+        sids,
+        labels,
+        n_items,
+        history=build["history"],
+        decode=decode,
+        num_beams=num_beams,
+        batch_size=batch_size,
+        device=str(dev),
+    )
     with torch.inference_mode():
         return scorer(histories)

@@ -1,5 +1,6 @@
 """Warehouse side of LLM fine-tuning: which build a run trains on, its model id and output
 folder, the Prefect training task (tag `gpu`) with its progress artifact, and the `models` row."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,24 +13,30 @@ import duckdb
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from ..data.warehouse import connect, fetch_dicts, run, transaction
 from ..settings import state_dir
 from .finetune import TrainParams, is_trained, train_llm
-from ..data.warehouse import connect, fetch_dicts, run, transaction
 
 log = logging.getLogger("hoprec.training")
 
 
-def find_build(con: duckdb.DuckDBPyConnection, dataset: str,
-               build_id: str | None = None) -> dict[str, Any]:
+def find_build(
+    con: duckdb.DuckDBPyConnection, dataset: str, build_id: str | None = None
+) -> dict[str, Any]:
     """The audited instruction build named (else the newest of `dataset`)."""
     rows = fetch_dicts(run(con, "train/find_build", {"dataset": dataset, "build_id": build_id}))
     if not rows:
         what = f"build {build_id!r}" if build_id else "instruction build"
-        raise ValueError(f"no audited {what} for dataset {dataset!r}; run "
-                         f"`hoprec instructions --dataset {dataset}` first")
+        raise ValueError(
+            f"no audited {what} for dataset {dataset!r}; run "
+            f"`hoprec instructions --dataset {dataset}` first"
+        )
     row = rows[0]
-    return {**row, "params": json.loads(row.pop("params_json")),
-            "counts": json.loads(row.pop("counts_json"))}
+    return {
+        **row,
+        "params": json.loads(row.pop("params_json")),
+        "counts": json.loads(row.pop("counts_json")),
+    }
 
 
 def tasks_tag(tasks: tuple[str, ...]) -> str:
@@ -58,10 +65,15 @@ def promote(con: duckdb.DuckDBPyConnection, dataset: str, mid: str) -> None:
         run(con, "train/promote", {"dataset": dataset, "model_id": mid})
 
 
-@task(name="fine-tune-llm", task_run_name="fine-tune {params.mode} ({params.max_steps} steps, seed {params.seed})",
-      tags=["gpu"], cache_policy=NO_CACHE)
-def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
-                   params: TrainParams, force: bool = False) -> dict[str, Any]:
+@task(
+    name="fine-tune-llm",
+    task_run_name="fine-tune {params.mode} ({params.max_steps} steps, seed {params.seed})",
+    tags=["gpu"],
+    cache_policy=NO_CACHE,
+)
+def train_llm_task(
+    warehouse: str, dataset: str, build_id: str | None, params: TrainParams, force: bool = False
+) -> dict[str, Any]:
     """Fine-tune on an audited build (resuming an interrupted run of the same settings), keep a
     Prefect progress artifact current, and register the model in `models`."""
     import shutil
@@ -81,24 +93,45 @@ def train_llm_task(warehouse: str, dataset: str, build_id: str | None,
         history, seconds, resumed, reused = meta["history"], meta.get("seconds"), None, True
     else:
         update = _progress_reporter(mid, params.max_steps)
-        result = train_llm(build["path"], sid_tokens, params, out,
-                           meta={"model_id": mid, "dataset": dataset,
-                                 "build_id": build["build_id"],
-                                 "sid_version": build["sid_version"],
-                                 "build_params": build["params"]},
-                           progress=update)
+        result = train_llm(
+            build["path"],
+            sid_tokens,
+            params,
+            out,
+            meta={
+                "model_id": mid,
+                "dataset": dataset,
+                "build_id": build["build_id"],
+                "sid_version": build["sid_version"],
+                "build_params": build["params"],
+            },
+            progress=update,
+        )
         history, seconds, resumed = result.history, result.seconds, result.resumed_from
         reused = False
-    row = {"model_id": mid, "dataset": dataset, "kind": f"llm-{params.mode}",
-           "base": params.base, "build_id": build["build_id"], "sid_version": build["sid_version"],
-           "tasks": ",".join(params.tasks) or ",".join(build["counts"]),
-           "params_json": json.dumps(params.identity(), sort_keys=True),
-           "steps": params.max_steps, "final_loss": history[-1]["loss"] if history else None,
-           "seconds": seconds, "path": str(out / "model")}
+    row = {
+        "model_id": mid,
+        "dataset": dataset,
+        "kind": f"llm-{params.mode}",
+        "base": params.base,
+        "build_id": build["build_id"],
+        "sid_version": build["sid_version"],
+        "tasks": ",".join(params.tasks) or ",".join(build["counts"]),
+        "params_json": json.dumps(params.identity(), sort_keys=True),
+        "steps": params.max_steps,
+        "final_loss": history[-1]["loss"] if history else None,
+        "seconds": seconds,
+        "path": str(out / "model"),
+    }
     with connect(warehouse) as con:
         register_model(con, row)
-    return {**row, "history": history, "resumed_from": resumed, "reused": reused,
-            "out_dir": str(out)}
+    return {
+        **row,
+        "history": history,
+        "resumed_from": resumed,
+        "reused": reused,
+        "out_dir": str(out),
+    }
 
 
 def _progress_reporter(mid: str, total: int) -> Any:
@@ -111,7 +144,11 @@ def _progress_reporter(mid: str, total: int) -> Any:
     art = create_progress_artifact(0.0, description=f"fine-tuning {mid}: steps done (%)")
 
     def update(step: int, _total: int, row: dict[str, float]) -> None:
-        update_progress_artifact(art, 100.0 * step / total,
-                                 description=f"fine-tuning {mid}: step {step}/{total}, loss "
-                                             f"{row['loss']:.3f}, {row['tokens_per_s']:.0f} tokens/s")
+        update_progress_artifact(
+            art,
+            100.0 * step / total,
+            description=f"fine-tuning {mid}: step {step}/{total}, loss "
+            f"{row['loss']:.3f}, {row['tokens_per_s']:.0f} tokens/s",
+        )
+
     return update

@@ -10,6 +10,7 @@ always sits at position max_len - 1: a history encodes the same whether or not i
 padding keys are masked out of attention (each query may always see itself, so a padding query
 never has an empty row and no NaN appears).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,10 +24,9 @@ import duckdb
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from torch import nn
 
 from ..data.sequences import n_items as catalogue_size
 from ..data.sequences import train_sequences, user_histories
@@ -35,6 +35,7 @@ from ..devices import resolve_device
 from ..settings import state_dir
 
 log = logging.getLogger("hoprec.sasrec")
+
 
 @dataclass(frozen=True)
 class SASRecParams:
@@ -46,13 +47,13 @@ class SASRecParams:
     max_len: int = 50
     dropout: float = 0.2
     lr: float = 3e-3
-    batch_size: int = 128         # users per step
+    batch_size: int = 128  # users per step
     epochs: int = 200
-    max_steps: int = 0            # 0 = no cap; else stop after this many optimizer steps
+    max_steps: int = 0  # 0 = no cap; else stop after this many optimizer steps
     seed: int = 0
-    device: str = "auto"          # auto = cuda, else mps, else cpu
-    patience: int = 0             # 0 = no early stop; else stop after N evals without improvement
-    eval_every: int = 5           # epochs between validation NDCG@10 evals; 0 = never evaluate
+    device: str = "auto"  # auto = cuda, else mps, else cpu
+    patience: int = 0  # 0 = no early stop; else stop after N evals without improvement
+    eval_every: int = 5  # epochs between validation NDCG@10 evals; 0 = never evaluate
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -89,16 +90,18 @@ class _Block(nn.Module):
         self.heads, self.p = heads, dropout
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
-                                nn.Linear(dim, dim))
+        self.ff = nn.Sequential(
+            nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         qkv = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)                  # each [B, heads, L, d / heads]
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                           dropout_p=self.p if self.training else 0.0)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d / heads]
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.p if self.training else 0.0
+        )
         x = x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, d)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -111,8 +114,8 @@ class SASRecNet(nn.Module):
         self.max_len = p.max_len
         self.items = nn.Embedding(n_items + 1, p.dim, padding_idx=0)
         self.pos = nn.Embedding(p.max_len, p.dim)
-        nn.init.normal_(self.items.weight, std=p.dim ** -0.5)
-        nn.init.normal_(self.pos.weight, std=p.dim ** -0.5)
+        nn.init.normal_(self.items.weight, std=p.dim**-0.5)
+        nn.init.normal_(self.pos.weight, std=p.dim**-0.5)
         with torch.no_grad():
             self.items.weight[0].zero_()
         self.drop = nn.Dropout(p.dropout)
@@ -123,7 +126,7 @@ class SASRecNet(nn.Module):
         n = seq.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
-        x = self.drop(self.items(seq) + self.pos.weight[self.max_len - n:])
+        x = self.drop(self.items(seq) + self.pos.weight[self.max_len - n :])
         eye = torch.eye(n, dtype=torch.bool, device=seq.device)
         # causal, padding keys hidden, each position sees itself: [B, 1, L, L]
         allowed = eye.logical_or((seq > 0)[:, None, None, :]) & torch.ones_like(eye).tril()
@@ -142,12 +145,13 @@ def _left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     for i, s in enumerate(seqs):
         s = np.asarray(s, dtype=np.int64)[-max_len:]
         if len(s):
-            out[i, -len(s):] = s
+            out[i, -len(s) :] = s
     return out
 
 
-def _batched_logits(net: SASRecNet, histories: Sequence[np.ndarray], n_items: int,
-                    batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+def _batched_logits(
+    net: SASRecNet, histories: Sequence[np.ndarray], n_items: int, batch_size: int
+) -> Iterator[tuple[int, torch.Tensor]]:
     """(start row, [b, n_items+1] scores with column 0 at -inf), in eval mode without grad."""
     device = next(net.parameters()).device
     for bad in (h for h in histories if len(h) and (np.min(h) < 1 or np.max(h) > n_items)):
@@ -157,7 +161,9 @@ def _batched_logits(net: SASRecNet, histories: Sequence[np.ndarray], n_items: in
     try:
         with torch.no_grad():
             for i in range(0, len(histories), batch_size):
-                x = torch.from_numpy(_left_pad(histories[i:i + batch_size], net.max_len)).to(device)
+                x = torch.from_numpy(_left_pad(histories[i : i + batch_size], net.max_len)).to(
+                    device
+                )
                 logits = net.item_logits(net(x)[:, -1]).float()
                 yield i, F.pad(logits, (1, 0), value=-math.inf)
     finally:
@@ -169,22 +175,23 @@ def score(model: SASRecModel, histories: list[np.ndarray], batch_size: int = 256
     of each history are the input. History items are NOT masked here: the evaluation does it."""
     out = np.empty((len(histories), model.n_items + 1), dtype=np.float32)
     for i, logits in _batched_logits(model.model, histories, model.n_items, batch_size):
-        out[i:i + len(logits)] = logits.cpu().numpy()
+        out[i : i + len(logits)] = logits.cpu().numpy()
     return out
 
 
-def _valid_ndcg10(net: SASRecNet, histories: list[np.ndarray], targets: np.ndarray,
-                  n_items: int) -> float:
+def _valid_ndcg10(
+    net: SASRecNet, histories: list[np.ndarray], targets: np.ndarray, n_items: int
+) -> float:
     """Mean NDCG@10 with each user's whole history removed from the ranking, computed on the
     device batch by batch (a float64 users x items copy would not fit for large catalogues)."""
     total = 0.0
     for i, logits in _batched_logits(net, histories, n_items, 512):
-        hs = histories[i:i + len(logits)]
+        hs = histories[i : i + len(logits)]
         rows = np.repeat(np.arange(len(hs)), [len(h) for h in hs])
         if len(rows):
             cols = torch.from_numpy(np.concatenate(hs)).to(logits.device)
             logits[torch.from_numpy(rows).to(logits.device), cols] = -math.inf
-        t = torch.from_numpy(targets[i:i + len(hs)]).to(logits.device)
+        t = torch.from_numpy(targets[i : i + len(hs)]).to(logits.device)
         ts = logits.gather(1, t[:, None])
         idx = torch.arange(logits.shape[1], device=logits.device)[None, :]
         rank = ((logits > ts) | ((logits == ts) & (idx < t[:, None]))).sum(1) + 1
@@ -192,9 +199,14 @@ def _valid_ndcg10(net: SASRecNet, histories: list[np.ndarray], targets: np.ndarr
     return total / max(len(histories), 1)
 
 
-def train_sasrec(con: duckdb.DuckDBPyConnection, dataset: str,
-                 params: SASRecParams = SASRecParams(), *, log_every: int = 50,
-                 progress: Callable[[int, int, float], None] | None = None) -> SASRecModel:
+def train_sasrec(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    params: SASRecParams = SASRecParams(),
+    *,
+    log_every: int = 50,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> SASRecModel:
     """Train on the train split: every position predicts the next item (padding ignored),
     full-softmax cross-entropy over all items, on each user's last max_len + 1 train items.
 
@@ -205,8 +217,9 @@ def train_sasrec(con: duckdb.DuckDBPyConnection, dataset: str,
     n_items = catalogue_size(con, dataset)
     seqs = [s for s in train_sequences(con, dataset) if len(s) >= 2]
     if not seqs:
-        raise ValueError(f"dataset {dataset!r} has no train sequence of 2+ items; "
-                         "run prepare first")
+        raise ValueError(
+            f"dataset {dataset!r} has no train sequence of 2+ items; run prepare first"
+        )
     inputs = torch.from_numpy(_left_pad([s[:-1] for s in seqs], params.max_len))
     labels = torch.from_numpy(_left_pad([s[1:] for s in seqs], params.max_len))
     _, v_hist, v_tgt = user_histories(con, dataset, "valid") if params.eval_every else (0, [], [])
@@ -214,8 +227,15 @@ def train_sasrec(con: duckdb.DuckDBPyConnection, dataset: str,
     total = params.epochs * per_epoch
     total = min(total, params.max_steps) if params.max_steps else total
     device = resolve_device(params.device)
-    log.info("SASRec on %s: %d users, %d items, %d steps (%d per epoch) on %s",
-             dataset, len(seqs), n_items, total, per_epoch, device)
+    log.info(
+        "SASRec on %s: %d users, %d items, %d steps (%d per epoch) on %s",
+        dataset,
+        len(seqs),
+        n_items,
+        total,
+        per_epoch,
+        device,
+    )
 
     # Seeding is what makes CPU runs repeatable: every op here has a deterministic CPU kernel.
     # torch.use_deterministic_algorithms would add nothing on CPU but a 3 s first import of
@@ -226,7 +246,7 @@ def train_sasrec(con: duckdb.DuckDBPyConnection, dataset: str,
     opt = torch.optim.Adam(net.parameters(), lr=params.lr, betas=(0.9, 0.98))
     result = SASRecModel(net, n_items, params)
     best_state: dict[str, torch.Tensor] | None = None
-    pending: list[torch.Tensor] = []          # losses not yet copied off the device
+    pending: list[torch.Tensor] = []  # losses not yet copied off the device
     for epoch in range(1, params.epochs + 1):
         for batch in torch.randperm(len(seqs), generator=order).split(params.batch_size):
             x, y = inputs[batch].to(device), labels[batch].to(device)
@@ -270,10 +290,18 @@ def save(model: SASRecModel, path: str | Path) -> Path:
     """torch.save of the weights (on CPU), the params, n_items and the training record."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.model.state_dict().items()},
-                "params": asdict(model.params), "n_items": model.n_items, "steps": model.steps,
-                "losses": list(model.losses), "valid": [list(v) for v in model.valid],
-                "best_step": model.best_step}, path)
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in model.model.state_dict().items()},
+            "params": asdict(model.params),
+            "n_items": model.n_items,
+            "steps": model.steps,
+            "losses": list(model.losses),
+            "valid": [list(v) for v in model.valid],
+            "best_step": model.best_step,
+        },
+        path,
+    )
     return path
 
 
@@ -284,8 +312,15 @@ def load(path: str | Path, device: str = "auto") -> SASRecModel:
     net = SASRecNet(ckpt["n_items"], params)
     net.load_state_dict(ckpt["state_dict"])
     net.to(resolve_device(device)).eval()
-    return SASRecModel(net, ckpt["n_items"], params, ckpt["steps"], ckpt["losses"],
-                       [(int(s), float(v)) for s, v in ckpt["valid"]], ckpt["best_step"])
+    return SASRecModel(
+        net,
+        ckpt["n_items"],
+        params,
+        ckpt["steps"],
+        ckpt["losses"],
+        [(int(s), float(v)) for s, v in ckpt["valid"]],
+        ckpt["best_step"],
+    )
 
 
 @task(name="train-sasrec", tags=["gpu"], cache_policy=NO_CACHE)
@@ -295,12 +330,16 @@ def train_sasrec_task(warehouse: str, dataset: str, params: SASRecParams) -> dic
     out.parent.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     if resolve_device(params.device).type == "cpu":
-        torch.set_num_threads(1)     # small model: one thread is as fast, and far faster on busy cores
+        torch.set_num_threads(1)  # small model: one thread is as fast, and far faster on busy cores
     try:
         with connect(warehouse) as con:
             model = train_sasrec(con, dataset, params)
     finally:
         torch.set_num_threads(threads)
     save(model, out)
-    return {"path": str(out), "steps": model.steps, "best_step": model.best_step,
-            "final_loss": model.losses[-1] if model.losses else None}
+    return {
+        "path": str(out),
+        "steps": model.steps,
+        "best_step": model.best_step,
+        "final_loss": model.losses[-1] if model.losses else None,
+    }

@@ -9,6 +9,7 @@ tokens of items 2..end (never BOS, pad or item 1). Windows overlap by one item, 
 each transition once. Scoring prompts with BOS + the last `history` SIDs (positions from 0, as
 in training) and turns the beam's top-K into a full score matrix.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -38,43 +38,60 @@ from ..sids.trie import SidTrie
 
 log = logging.getLogger("hoprec.tiger")
 
-PAD, BOS, EOS = 0, 1, 2          # special tokens; SID tokens start at 3
-L = 4                            # SID length (a, b, c, d)
+PAD, BOS, EOS = 0, 1, 2  # special tokens; SID tokens start at 3
+L = 4  # SID length (a, b, c, d)
 
 
 @dataclass(frozen=True)
 class TigerParams:
     """Model and training settings (defaults: ~80 s for ml-100k on one CPU core)."""
 
-    hidden: int = 64              # small on purpose: CPU time is spent on epochs, not width
+    hidden: int = 64  # small on purpose: CPU time is spent on epochs, not width
     layers: int = 2
     heads: int = 4
     intermediate: int = 128
-    dropout: float = 0.0          # attention dropout (Llama has no other)
-    history: int = 20             # items in the prompt; training windows hold history + 1
+    dropout: float = 0.0  # attention dropout (Llama has no other)
+    history: int = 20  # items in the prompt; training windows hold history + 1
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup: int = 100             # linear warmup steps, then cosine decay to 0 at max_steps
-    batch_size: int = 16          # windows per step (small batches, more updates: better per FLOP)
+    warmup: int = 100  # linear warmup steps, then cosine decay to 0 at max_steps
+    batch_size: int = 16  # windows per step (small batches, more updates: better per FLOP)
     max_steps: int = 2000
     seed: int = 0
-    device: str = "auto"          # auto = cuda, else mps, else cpu
-    threads: int = 1              # torch CPU threads while training/scoring; 0 = leave as is
-    eval_every: int = 500         # steps between valid evaluations; 0 = never (keep last weights)
-    eval_users: int = 300         # valid users sampled (fixed) for model selection
+    device: str = "auto"  # auto = cuda, else mps, else cpu
+    threads: int = 1  # torch CPU threads while training/scoring; 0 = leave as is
+    eval_every: int = 500  # steps between valid evaluations; 0 = never (keep last weights)
+    eval_users: int = 300  # valid users sampled (fixed) for model selection
     eval_beams: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "heads", "intermediate", "history", "batch_size",
-                     "max_steps", "eval_users", "eval_beams", "warmup", "eval_every", "threads"):
+        for name in (
+            "hidden",
+            "layers",
+            "heads",
+            "intermediate",
+            "history",
+            "batch_size",
+            "max_steps",
+            "eval_users",
+            "eval_beams",
+            "warmup",
+            "eval_every",
+            "threads",
+        ):
             low = 0 if name in ("warmup", "eval_every", "threads") else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
         if self.hidden % self.heads or (self.hidden // self.heads) % 2:
-            raise ValueError(f"hidden ({self.hidden}) / heads ({self.heads}) must be an even "
-                             "integer (rotary embeddings)")
-        for name, ok in (("dropout", 0 <= self.dropout < 1), ("lr", self.lr > 0),
-                         ("weight_decay", self.weight_decay >= 0)):
+            raise ValueError(
+                f"hidden ({self.hidden}) / heads ({self.heads}) must be an even "
+                "integer (rotary embeddings)"
+            )
+        for name, ok in (
+            ("dropout", 0 <= self.dropout < 1),
+            ("lr", self.lr > 0),
+            ("weight_decay", self.weight_decay >= 0),
+        ):
             if not ok:
                 raise ValueError(f"{name} out of range: {getattr(self, name)!r}")
 
@@ -84,8 +101,8 @@ class TigerModel:
     """A trained net with its codes. `valid` lists (step, valid NDCG@10); when it is not empty
     the weights are those of `best_step`."""
 
-    net: Any                                  # transformers.LlamaForCausalLM
-    codes: np.ndarray                         # [n_items + 1, 4], row 0 unused
+    net: Any  # transformers.LlamaForCausalLM
+    codes: np.ndarray  # [n_items + 1, 4], row 0 unused
     params: TigerParams
     steps: int = 0
     losses: list[float] = field(default_factory=list)
@@ -130,39 +147,49 @@ def build_net(params: TigerParams, vocab: int) -> Any:
     """A randomly initialised LlamaForCausalLM (seed set by the caller), sdpa attention."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=params.hidden,
-                      intermediate_size=params.intermediate, num_hidden_layers=params.layers,
-                      num_attention_heads=params.heads, num_key_value_heads=params.heads,
-                      max_position_embeddings=1 + L * (params.history + 1) + 8,
-                      attention_dropout=params.dropout, tie_word_embeddings=True,
-                      pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=params.hidden,
+        intermediate_size=params.intermediate,
+        num_hidden_layers=params.layers,
+        num_attention_heads=params.heads,
+        num_key_value_heads=params.heads,
+        max_position_embeddings=1 + L * (params.history + 1) + 8,
+        attention_dropout=params.dropout,
+        tie_word_embeddings=True,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+    )
     cfg._attn_implementation = "sdpa"
     return LlamaForCausalLM(cfg)
 
 
-def windows(sequences: Sequence[np.ndarray], history: int, rng: np.random.Generator
-            ) -> list[np.ndarray]:
+def windows(
+    sequences: Sequence[np.ndarray], history: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Each sequence cut into windows of <= history + 1 items overlapping by one item, so every
     transition appears once; cut points are shifted by a random phase (per sequence)."""
     out = []
     for s in (s for s in sequences if len(s) >= 2):
         cuts = sorted({0, len(s) - 1, *range(len(s) - 1 - int(rng.integers(history)), 0, -history)})
-        out.extend(s[a:b + 1] for a, b in itertools.pairwise(cuts))
+        out.extend(s[a : b + 1] for a, b in itertools.pairwise(cuts))
     return out
 
 
-def batch_tensors(wins: Sequence[np.ndarray], tokens: np.ndarray
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_tensors(
+    wins: Sequence[np.ndarray], tokens: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, targets) [b, 1 + 4 * max items]: right-padded BOS + SIDs; targets[t] is the token
     to predict from position t (ids[t + 1]) on items 2..end, else -100 (BOS, item 1, pad)."""
     width = 1 + L * max(len(w) for w in wins)
     ids = np.full((len(wins), width), PAD, np.int64)
     ids[:, 0] = BOS
     for i, w in enumerate(wins):
-        ids[i, 1:1 + L * len(w)] = tokens[w].reshape(-1)
+        ids[i, 1 : 1 + L * len(w)] = tokens[w].reshape(-1)
     tgt = np.full_like(ids, -100)
     tgt[:, :-1] = ids[:, 1:]
-    tgt[:, :L] = -100                  # predicting item 1's tokens (from BOS and its prefix)
+    tgt[:, :L] = -100  # predicting item 1's tokens (from BOS and its prefix)
     tgt[tgt == PAD] = -100
     return torch.from_numpy(ids), torch.from_numpy(tgt)
 
@@ -188,21 +215,29 @@ def prompts(model: TigerModel, histories: Sequence[np.ndarray]) -> list[list[int
     return [[BOS, *tok[np.asarray(x, np.int64)[-h:]].reshape(-1).tolist()] for x in histories]
 
 
-def score(model: TigerModel, histories: Sequence[np.ndarray], num_beams: int = 20,
-          batch_size: int = 64) -> np.ndarray:
+def score(
+    model: TigerModel, histories: Sequence[np.ndarray], num_beams: int = 20, batch_size: int = 64
+) -> np.ndarray:
     """[n, n_items + 1] float32: log P(SID | prompt) of the beam's top-`num_beams` items, -inf
     for every other item, padding and the user's history items (excluded inside the search)."""
     device = next(model.net.parameters()).device
     with _threads(model.params, device):
         items, sc = constrained_beam_search(
-            model.net, prompts(model, histories), model.trie, num_beams=num_beams,
-            top_k=num_beams, exclude=[set(np.asarray(x).tolist()) for x in histories],
-            batch_size=batch_size, device=device)
+            model.net,
+            prompts(model, histories),
+            model.trie,
+            num_beams=num_beams,
+            top_k=num_beams,
+            exclude=[set(np.asarray(x).tolist()) for x in histories],
+            batch_size=batch_size,
+            device=device,
+        )
     return beam_scores(items, sc, model.n_items)
 
 
-def _valid_metrics(model: TigerModel, histories: Sequence[np.ndarray], targets: np.ndarray
-                   ) -> tuple[float, float]:
+def _valid_metrics(
+    model: TigerModel, histories: Sequence[np.ndarray], targets: np.ndarray
+) -> tuple[float, float]:
     """(Recall@10, NDCG@10) from the beam's ranking (a target outside the beam is a miss)."""
     s = score(model, histories, num_beams=max(10, model.params.eval_beams))
     t = s[np.arange(len(targets)), targets][:, None]
@@ -212,10 +247,13 @@ def _valid_metrics(model: TigerModel, histories: Sequence[np.ndarray], targets: 
     return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
 
 
-def train_tiger(sequences: Sequence[np.ndarray], codes: np.ndarray,
-                params: TigerParams = TigerParams(),
-                valid: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
-                progress: Callable[[int, int, float], None] | None = None) -> TigerModel:
+def train_tiger(
+    sequences: Sequence[np.ndarray],
+    codes: np.ndarray,
+    params: TigerParams = TigerParams(),
+    valid: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TigerModel:
     """Train from scratch for `max_steps` steps (AdamW, warmup + cosine), full-softmax CE on the
     SID tokens of items 2..end of each window. With `valid` = (histories, targets) and
     eval_every > 0, valid NDCG@10 on a fixed user sample picks the best weights. Same seed on
@@ -231,32 +269,44 @@ def train_tiger(sequences: Sequence[np.ndarray], codes: np.ndarray,
         return _train(seqs, codes, params, valid, progress, device)
 
 
-def _train(seqs: list[np.ndarray], codes: np.ndarray, params: TigerParams,
-           valid: tuple[Sequence[np.ndarray], np.ndarray] | None,
-           progress: Callable[[int, int, float], None] | None, device: torch.device) -> TigerModel:
+def _train(
+    seqs: list[np.ndarray],
+    codes: np.ndarray,
+    params: TigerParams,
+    valid: tuple[Sequence[np.ndarray], np.ndarray] | None,
+    progress: Callable[[int, int, float], None] | None,
+    device: torch.device,
+) -> TigerModel:
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     net = build_net(params, int(3 + (codes[1:].max(0) + 1).sum())).to(device).train()
     model, tokens = TigerModel(net, codes, params), sid_tokens(codes)
     v_hist, v_tgt = None, None
     if valid is not None and params.eval_every and len(valid[1]):
-        pick = np.sort(np.random.default_rng(params.seed + 1).permutation(len(valid[1]))
-                       [:params.eval_users])
+        pick = np.sort(
+            np.random.default_rng(params.seed + 1).permutation(len(valid[1]))[: params.eval_users]
+        )
         v_hist, v_tgt = [valid[0][i] for i in pick], np.asarray(valid[1], np.int64)[pick]
-    opt = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay,
-                            betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        net.parameters(), lr=params.lr, weight_decay=params.weight_decay, betas=(0.9, 0.98)
+    )
     total, warm = params.max_steps, params.warmup
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
-                                              0.5 + 0.5 * math.cos(math.pi * (s - warm)
-                                                                   / max(1, total - warm)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            (s + 1) / warm
+            if s < warm
+            else 0.5 + 0.5 * math.cos(math.pi * (s - warm) / max(1, total - warm))
+        ),
+    )
     best: dict[str, torch.Tensor] | None = None
     queue: list[np.ndarray] = []
     start = time.perf_counter()
     while model.steps < total:
-        if len(queue) < params.batch_size:          # a new epoch: fresh cuts, fresh order
+        if len(queue) < params.batch_size:  # a new epoch: fresh cuts, fresh order
             wins = windows(seqs, params.history, rng)
             queue.extend(wins[i] for i in rng.permutation(len(wins)))
-        batch, queue = queue[:params.batch_size], queue[params.batch_size:]
+        batch, queue = queue[: params.batch_size], queue[params.batch_size :]
         ids, tgt = (t.to(device) for t in batch_tensors(batch, tokens))
         logits = net(input_ids=ids, use_cache=False).logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
@@ -272,8 +322,13 @@ def _train(seqs: list[np.ndarray], codes: np.ndarray, params: TigerParams,
         if v_tgt is not None and (model.steps % params.eval_every == 0 or model.steps == total):
             recall, ndcg = _valid_metrics(model, v_hist, v_tgt)
             net.train()
-            log.info("step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f", model.steps,
-                     model.losses[-1], recall, ndcg)
+            log.info(
+                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f",
+                model.steps,
+                model.losses[-1],
+                recall,
+                ndcg,
+            )
             if best is None or ndcg > max(v for _, v in model.valid):
                 best = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 model.best_step = model.steps
@@ -304,8 +359,9 @@ def warehouse_codes(con: Any, dataset: str, sid_version: str) -> np.ndarray:
     return codes
 
 
-def train_tiger_on(con: Any, dataset: str, sid_version: str,
-                   params: TigerParams = TigerParams()) -> TigerModel:
+def train_tiger_on(
+    con: Any, dataset: str, sid_version: str, params: TigerParams = TigerParams()
+) -> TigerModel:
     """Train on the warehouse's train split (valid split for model selection when eval_every)."""
     from ..data.sequences import train_sequences, user_histories
 
@@ -319,12 +375,20 @@ def save(model: TigerModel, path: str | Path) -> Path:
     """torch.save of weights (CPU), Llama config (JSON), codes, params and training record."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.net.state_dict().items()},
-                "config": json.dumps(model.net.config.to_diff_dict()),
-                "codes": torch.from_numpy(model.codes), "params": asdict(model.params),
-                "steps": model.steps, "losses": list(model.losses),
-                "valid": [list(v) for v in model.valid], "best_step": model.best_step,
-                "seconds": model.seconds}, path)
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in model.net.state_dict().items()},
+            "config": json.dumps(model.net.config.to_diff_dict()),
+            "codes": torch.from_numpy(model.codes),
+            "params": asdict(model.params),
+            "steps": model.steps,
+            "losses": list(model.losses),
+            "valid": [list(v) for v in model.valid],
+            "best_step": model.best_step,
+            "seconds": model.seconds,
+        },
+        path,
+    )
     return path
 
 
@@ -338,20 +402,37 @@ def load(path: str | Path, device: str = "auto") -> TigerModel:
     net = LlamaForCausalLM(cfg)
     net.load_state_dict(ckpt["state_dict"])
     net.to(resolve_device(device)).eval()
-    return TigerModel(net, ckpt["codes"].numpy().astype(np.int64), TigerParams(**ckpt["params"]),
-                      ckpt["steps"], ckpt["losses"], [(int(s), float(v)) for s, v in ckpt["valid"]],
-                      ckpt["best_step"], ckpt["seconds"])
+    return TigerModel(
+        net,
+        ckpt["codes"].numpy().astype(np.int64),
+        TigerParams(**ckpt["params"]),
+        ckpt["steps"],
+        ckpt["losses"],
+        [(int(s), float(v)) for s, v in ckpt["valid"]],
+        ckpt["best_step"],
+        ckpt["seconds"],
+    )
 
 
 @task(name="train-tiger", tags=["gpu"], cache_policy=NO_CACHE)
-def train_tiger_task(warehouse: str, dataset: str, sid_version: str,
-                     params: TigerParams) -> dict[str, Any]:
+def train_tiger_task(
+    warehouse: str, dataset: str, sid_version: str, params: TigerParams
+) -> dict[str, Any]:
     """Train the TIGER-like SID transformer on the train split; the weights go to the state dir."""
-    out = (state_dir() / "models" / dataset
-           / f"tiger-{sid_version}-seed{params.seed}-{params.max_steps}.pt")
+    out = (
+        state_dir()
+        / "models"
+        / dataset
+        / f"tiger-{sid_version}-seed{params.seed}-{params.max_steps}.pt"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:
         model = train_tiger_on(con, dataset, sid_version, params)
     save(model, out)
-    return {"path": str(out), "steps": model.steps, "best_step": model.best_step,
-            "final_loss": model.losses[-1] if model.losses else None, "seconds": model.seconds}
+    return {
+        "path": str(out),
+        "steps": model.steps,
+        "best_step": model.best_step,
+        "final_loss": model.losses[-1] if model.losses else None,
+        "seconds": model.seconds,
+    }

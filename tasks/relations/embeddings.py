@@ -4,6 +4,7 @@ Encoding is the slow part, so every vector is cached in `item_embeddings` under 
 the exact text encoded): a rerun encodes only new or edited items. The top-K is exact (no ANN
 index), computed block by block so memory stays O(block x n) instead of the n x n matrix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,10 @@ from ..data.warehouse import run, sql_text, transaction
 log = logging.getLogger("hoprec.embeddings")
 
 DEFAULT_MODEL = defaults.EMBEDDING_MODEL
-DESCRIPTION_CHARS = 200              # METHODS.md: Description: {description[:200]}
-LOG_EVERY_BATCHES = 20               # encode (and commit, and log) this many batches at a time
-_TOPK_ROWS = 256                     # rows selected at a time (bounds the candidate arrays)
-_SAMPLE = 8192                       # columns sampled per row to bound its k-th best score
+DESCRIPTION_CHARS = 200  # METHODS.md: Description: {description[:200]}
+LOG_EVERY_BATCHES = 20  # encode (and commit, and log) this many batches at a time
+_TOPK_ROWS = 256  # rows selected at a time (bounds the candidate arrays)
+_SAMPLE = 8192  # columns sampled per row to bound its k-th best score
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -36,23 +37,26 @@ Encoder = Callable[[list[str]], np.ndarray]
 class EmbedResult:
     """One L2-normalized vector per prepared item; counts are of distinct texts."""
 
-    item_idx: np.ndarray        # int32 [n], ascending
-    vectors: np.ndarray         # float32 [n, d], unit rows
+    item_idx: np.ndarray  # int32 [n], ascending
+    vectors: np.ndarray  # float32 [n, d], unit rows
     n_items: int
-    n_encoded: int              # distinct texts encoded by this call
-    n_cached: int               # distinct texts found in the cache
+    n_encoded: int  # distinct texts encoded by this call
+    n_cached: int  # distinct texts found in the cache
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
 
-def item_text(title: str | None, categories: Sequence[str | None] | None,
-              description: str | None) -> str:
+def item_text(
+    title: str | None, categories: Sequence[str | None] | None, description: str | None
+) -> str:
     """The text an item is embedded as (METHODS.md); the single definition of it."""
     cats = ", ".join(c for c in (categories or []) if c is not None)
-    return (f"Title: {title or ''}; Categories: {cats}; "
-            f"Description: {(description or '')[:DESCRIPTION_CHARS]}")
+    return (
+        f"Title: {title or ''}; Categories: {cats}; "
+        f"Description: {(description or '')[:DESCRIPTION_CHARS]}"
+    )
 
 
 def text_sha256(text: str) -> str:
@@ -87,8 +91,13 @@ def sentence_encoder(model: str, batch_size: int = 64) -> Encoder:
     st = SentenceTransformer(path, device=device, local_files_only=Path(path).exists())
 
     def encode(texts: list[str]) -> np.ndarray:
-        return st.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                         convert_to_numpy=True, show_progress_bar=False)
+        return st.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     return encode
 
@@ -112,7 +121,9 @@ def _arrow(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, str]) ->
     return con.sql(sql_text(name), params=params).to_arrow_table()
 
 
-def _store(con: duckdb.DuckDBPyConnection, model: str, shas: list[str], vectors: np.ndarray) -> None:
+def _store(
+    con: duckdb.DuckDBPyConnection, model: str, shas: list[str], vectors: np.ndarray
+) -> None:
     """Write one chunk of vectors to the cache atomically."""
     new = pa.table({"text_sha256": pa.array(shas, pa.string()), "emb": _list_column(vectors)})
     with transaction(con):
@@ -123,21 +134,32 @@ def _store(con: duckdb.DuckDBPyConnection, model: str, shas: list[str], vectors:
             con.unregister("emb_new")
 
 
-def _encode_into_cache(con: duckdb.DuckDBPyConnection, model: str, texts: list[str],
-                       shas: list[str], batch_size: int, encoder: Encoder | None) -> None:
-    """Encode in chunks of LOG_EVERY_BATCHES batches, committing each: a killed run keeps its work."""
+def _encode_into_cache(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    texts: list[str],
+    shas: list[str],
+    batch_size: int,
+    encoder: Encoder | None,
+) -> None:
+    """Encode LOG_EVERY_BATCHES batches at a time, committing each: a killed run keeps its work."""
     encode = encoder or sentence_encoder(model, batch_size)
     chunk = batch_size * LOG_EVERY_BATCHES
     t0 = time.perf_counter()
     for a in range(0, len(texts), chunk):
-        part = texts[a:a + chunk]
+        part = texts[a : a + chunk]
         vecs = np.asarray(encode(part), dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(part):
             raise ValueError(f"encoder returned shape {vecs.shape} for {len(part)} texts")
-        _store(con, model, shas[a:a + chunk], _normalize(vecs))
+        _store(con, model, shas[a : a + chunk], _normalize(vecs))
         done = a + len(part)
-        log.info("embedded %d/%d texts with %s (%.1f texts/s)", done, len(texts), model,
-                 done / max(time.perf_counter() - t0, 1e-9))
+        log.info(
+            "embedded %d/%d texts with %s (%.1f texts/s)",
+            done,
+            len(texts),
+            model,
+            done / max(time.perf_counter() - t0, 1e-9),
+        )
 
 
 def _vectors(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -145,19 +167,27 @@ def _vectors(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     emb = table.column("emb").combine_chunks()
     dims = pc.unique(pc.list_value_length(emb)).to_pylist()
     if len(dims) != 1:
-        raise ValueError(f"cached vectors of this model have mixed dimensions {sorted(dims)}; "
-                         f"was a different model saved under the same name?")
+        raise ValueError(
+            f"cached vectors of this model have mixed dimensions {sorted(dims)}; "
+            f"was a different model saved under the same name?"
+        )
     flat = emb.flatten().to_numpy(zero_copy_only=False)
     idx = table.column("item_idx").to_numpy().astype(np.int32)
     return idx, _normalize(flat.reshape(len(idx), dims[0]))
 
 
-def embed_items(con: duckdb.DuckDBPyConnection, dataset: str, model: str = DEFAULT_MODEL,
-                batch_size: int = 64, encoder: Encoder | None = None) -> EmbedResult:
+def embed_items(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 64,
+    encoder: Encoder | None = None,
+) -> EmbedResult:
     """Vectors of every item in `item_index` for `dataset`, encoding only texts not yet cached.
 
     The cache key's model is `model` as given (asset name, path or hub id). An item with no text
-    at all is embedded as "Title: {item_id}; Categories: ; Description: " (sql/embeddings/item_fields).
+    at all is embedded as "Title: {item_id}; Categories: ; Description: "
+    (sql/embeddings/item_fields).
     `encoder` (list[str] -> [n, d] array) replaces the SentenceTransformer, e.g. in tests.
     """
     fields = _arrow(con, "embeddings/item_fields", {"dataset": dataset})
@@ -166,19 +196,27 @@ def embed_items(con: duckdb.DuckDBPyConnection, dataset: str, model: str = DEFAU
     cols = (fields.column(c).to_pylist() for c in ("title", "categories", "description"))
     texts = [item_text(t, c, d) for t, c, d in zip(*cols)]
     shas = [text_sha256(t) for t in texts]
-    keys = pa.table({"item_idx": fields.column("item_idx"), "text_sha256": pa.array(shas, pa.string())})
+    keys = pa.table(
+        {"item_idx": fields.column("item_idx"), "text_sha256": pa.array(shas, pa.string())}
+    )
     con.register("emb_keys", keys)
     try:
         missing = [s for (s,) in run(con, "embeddings/missing_texts", {"model": model}).fetchall()]
         if missing:
             by_sha = dict(zip(shas, texts))
-            log.info("%s: %d items, %d texts to embed with %s", dataset, len(texts), len(missing), model)
-            _encode_into_cache(con, model, [by_sha[s] for s in missing], missing, batch_size, encoder)
+            log.info(
+                "%s: %d items, %d texts to embed with %s", dataset, len(texts), len(missing), model
+            )
+            _encode_into_cache(
+                con, model, [by_sha[s] for s in missing], missing, batch_size, encoder
+            )
         item_idx, vectors = _vectors(_arrow(con, "embeddings/item_vectors", {"model": model}))
     finally:
         con.unregister("emb_keys")
     if len(item_idx) != len(texts):
-        raise RuntimeError(f"{len(texts) - len(item_idx)} items have no cached vector after encoding")
+        raise RuntimeError(
+            f"{len(texts) - len(item_idx)} items have no cached vector after encoding"
+        )
     return EmbedResult(item_idx, vectors, len(texts), len(missing), len(set(shas)) - len(missing))
 
 
@@ -191,9 +229,9 @@ def _topk_rows(neg: np.ndarray, kk: int, out_idx: np.ndarray, out_score: np.ndar
     Cheaper than argpartition over whole rows, and exact without special cases for ties.
     """
     b, n = neg.shape
-    step = max(1, n // max(_SAMPLE, kk + 1))            # >= kk + 1 sampled columns, self at most once
-    bound = np.partition(neg[:, ::step], kk - 1, axis=1)[:, kk - 1:kk]
-    flat = np.flatnonzero(neg <= bound)                 # row-major: ascending index within a row
+    step = max(1, n // max(_SAMPLE, kk + 1))  # >= kk + 1 sampled columns, self at most once
+    bound = np.partition(neg[:, ::step], kk - 1, axis=1)[:, kk - 1 : kk]
+    flat = np.flatnonzero(neg <= bound)  # row-major: ascending index within a row
     rows, cols = np.divmod(flat, n)
     counts = np.bincount(rows, minlength=b)
     pos = np.arange(len(flat)) - (np.cumsum(counts) - counts)[rows]
@@ -234,31 +272,39 @@ def cosine_topk(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndar
     buf = np.empty((min(block, n), n), np.float32)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        neg = buf[:stop - start]
+        neg = buf[: stop - start]
         np.matmul(v[start:stop], vt, out=neg)
-        np.negative(neg, out=neg)                           # ascending partition = best first
+        np.negative(neg, out=neg)  # ascending partition = best first
         neg[np.arange(stop - start), np.arange(start, stop)] = np.inf
         for a in range(0, stop - start, _TOPK_ROWS):
             b = min(a + _TOPK_ROWS, stop - start)
-            _topk_rows(neg[a:b], kk, nbrs[start + a:start + b], scores[start + a:start + b])
+            _topk_rows(neg[a:b], kk, nbrs[start + a : start + b], scores[start + a : start + b])
     return nbrs, scores
 
 
 def neighbor_table(item_idx: np.ndarray, nbrs: np.ndarray, scores: np.ndarray) -> pa.Table:
     """Rows (src, dst, score, rank) in item_idx terms, rank 1 = most similar."""
     n, kk = nbrs.shape
-    return pa.table({
-        "src": pa.array(np.repeat(item_idx, kk).astype(np.int32)),
-        "dst": pa.array(item_idx[nbrs].ravel().astype(np.int32)),
-        "score": pa.array(scores.ravel().astype(np.float32)),
-        "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
-    })
+    return pa.table(
+        {
+            "src": pa.array(np.repeat(item_idx, kk).astype(np.int32)),
+            "dst": pa.array(item_idx[nbrs].ravel().astype(np.int32)),
+            "score": pa.array(scores.ravel().astype(np.float32)),
+            "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
+        }
+    )
 
 
-def semantic_neighbors(con: duckdb.DuckDBPyConnection, dataset: str, model: str = DEFAULT_MODEL,
-                       k: int = 10, block: int = 2048, encoder: Encoder | None = None,
-                       batch_size: int = 64) -> tuple[pa.Table, EmbedResult]:
-    """Each prepared item's exact top-k semantic neighbours (src, dst, score, rank), and the vectors."""
+def semantic_neighbors(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    model: str = DEFAULT_MODEL,
+    k: int = 10,
+    block: int = 2048,
+    encoder: Encoder | None = None,
+    batch_size: int = 64,
+) -> tuple[pa.Table, EmbedResult]:
+    """Each prepared item's exact top-k semantic neighbours (src, dst, score, rank) + vectors."""
     emb = embed_items(con, dataset, model, batch_size, encoder)
     nbrs, scores = cosine_topk(emb.vectors, k, block)
     return neighbor_table(emb.item_idx, nbrs, scores), emb

@@ -7,6 +7,7 @@ a cache hit; a recompute swaps rows and registry entry in one transaction, so re
 half a snapshot. All data work is SQL in `sql/relations/`; pair counts are additive over users,
 so they can be computed in shards (see `count_shard`) and merged by summing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,14 +24,17 @@ from typing import Any, Literal
 import duckdb
 
 from .. import defaults
-from ..settings import state_dir
 from ..data.warehouse import export_parquet, fetch_dict, run, transaction
+from ..settings import state_dir
 
 log = logging.getLogger("hoprec.relations")
 
 KINDS = ("transitions", "cooccurrence", "semantic")
-TABLES = {"transitions": "transitions", "cooccurrence": "cooccurrence",
-          "semantic": "semantic_neighbors"}
+TABLES = {
+    "transitions": "transitions",
+    "cooccurrence": "cooccurrence",
+    "semantic": "semantic_neighbors",
+}
 COLLABORATIVE = ("transitions", "cooccurrence")
 WEIGHTINGS = ("count", "inverse-hop")
 
@@ -39,13 +43,13 @@ WEIGHTINGS = ("count", "inverse-hop")
 class RelationParams:
     """The knobs of a relation snapshot (METHODS.md: IIRG's settings are the defaults)."""
 
-    window: int = defaults.WINDOW                       # co-occurrence: hops in each direction
+    window: int = defaults.WINDOW  # co-occurrence: hops in each direction
     weighting: Literal["count", "inverse-hop"] = defaults.WEIGHTING  # type: ignore[assignment]
-    directed: bool = False                              # co-occurrence: only a -> b (b after a)
-    top_k: int = defaults.TOP_K                         # neighbours kept per item
-    top_up: bool = True                                 # IIRG top-up from semantic neighbours
-    strict: bool = False                                # also drop validation targets
-    model: str = defaults.EMBEDDING_MODEL               # sentence-transformers model for semantic
+    directed: bool = False  # co-occurrence: only a -> b (b after a)
+    top_k: int = defaults.TOP_K  # neighbours kept per item
+    top_up: bool = True  # IIRG top-up from semantic neighbours
+    strict: bool = False  # also drop validation targets
+    model: str = defaults.EMBEDDING_MODEL  # sentence-transformers model for semantic
 
     def __post_init__(self) -> None:
         if not 1 <= self.window <= 50:
@@ -58,12 +62,25 @@ class RelationParams:
     def spec(self, kind: str) -> dict[str, Any]:
         """What a snapshot of `kind` depends on (besides data fingerprints)."""
         if kind == "transitions":
-            return {"kind": kind, "window": 1, "directed": True, "weighting": "count",
-                    "top_k": 0, "strict": self.strict, "top_up": False}
+            return {
+                "kind": kind,
+                "window": 1,
+                "directed": True,
+                "weighting": "count",
+                "top_k": 0,
+                "strict": self.strict,
+                "top_up": False,
+            }
         if kind == "cooccurrence":
-            spec = {"kind": kind, "window": self.window, "directed": self.directed,
-                    "weighting": self.weighting, "top_k": self.top_k, "strict": self.strict,
-                    "top_up": self.top_up}
+            spec = {
+                "kind": kind,
+                "window": self.window,
+                "directed": self.directed,
+                "weighting": self.weighting,
+                "top_k": self.top_k,
+                "strict": self.strict,
+                "top_up": self.top_up,
+            }
             return spec | ({"model": self.model} if self.top_up else {})
         if kind == "semantic":
             return {"kind": kind, "model": self.model, "top_k": self.top_k}
@@ -78,7 +95,7 @@ class Snapshot:
     dataset: str
     kind: str
     as_of: str | None
-    status: str                    # computed | cached
+    status: str  # computed | cached
     rows: int
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
@@ -92,8 +109,10 @@ def parse_as_of(value: str | datetime | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"--as-of {value!r} is not an ISO date or timestamp "
-                         "(e.g. 1998-03-01 or 1998-03-01T12:00)") from None
+        raise ValueError(
+            f"--as-of {value!r} is not an ISO date or timestamp "
+            "(e.g. 1998-03-01 or 1998-03-01T12:00)"
+        ) from None
 
 
 def _ts(as_of: datetime | None) -> str | None:
@@ -109,8 +128,10 @@ def fingerprints(con: duckdb.DuckDBPyConnection, dataset: str, kind: str) -> dic
     """Content fingerprints a snapshot depends on; missing prepare is a clear error."""
     row = run(con, "relations/prepared_fingerprint", {"dataset": dataset}).fetchone()
     if not row or not row[0]:
-        raise ValueError(f"dataset {dataset!r} has no prepared sequences (or they predate "
-                         f"fingerprints); run `hoprec prepare --dataset {dataset}` first")
+        raise ValueError(
+            f"dataset {dataset!r} has no prepared sequences (or they predate "
+            f"fingerprints); run `hoprec prepare --dataset {dataset}` first"
+        )
     out = {"prepared": row[0]}
     if kind == "semantic":
         out["items"] = run(con, "relations/items_fingerprint", {"dataset": dataset}).fetchone()[0]
@@ -121,8 +142,13 @@ def params_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def resolved_spec(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
-                  params: RelationParams, semantic_id: int | None) -> tuple[dict[str, Any], str]:
+def resolved_spec(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    kind: str,
+    params: RelationParams,
+    semantic_id: int | None,
+) -> tuple[dict[str, Any], str]:
     """A snapshot's full dependency record (params + data fingerprints) and its hash."""
     spec = params.spec(kind) | fingerprints(con, dataset, kind)
     if kind == "cooccurrence" and spec["top_up"]:
@@ -132,18 +158,26 @@ def resolved_spec(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
     return spec, params_hash(spec)
 
 
-def find_snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
-                  as_of: datetime | None, phash: str) -> tuple | None:
-    return run(con, "relations/find_snapshot", {"dataset": dataset, "kind": kind,
-                                                "params_hash": phash, "as_of": _ts(as_of)}).fetchone()
+def find_snapshot(
+    con: duckdb.DuckDBPyConnection, dataset: str, kind: str, as_of: datetime | None, phash: str
+) -> tuple | None:
+    return run(
+        con,
+        "relations/find_snapshot",
+        {"dataset": dataset, "kind": kind, "params_hash": phash, "as_of": _ts(as_of)},
+    ).fetchone()
 
 
 # --- pair counts: the part that shards ------------------------------------------------------
-def load_input(con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None,
-               strict: bool) -> None:
+def load_input(
+    con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool
+) -> None:
     """Temp tables `rel_input` (the snapshot's events) and `rel_pop` (item popularity)."""
-    run(con, "relations/input", {"dataset": dataset, "strict": strict,
-                                 "as_of": _ts(as_of) or "infinity"})
+    run(
+        con,
+        "relations/input",
+        {"dataset": dataset, "strict": strict, "as_of": _ts(as_of) or "infinity"},
+    )
     run(con, "relations/popularity")
 
 
@@ -156,8 +190,9 @@ def count_pairs(con: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> None:
         run(con, "relations/pair_counts", params)
 
 
-def export_input(con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None,
-                 strict: bool, path: Path) -> Path:
+def export_input(
+    con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool, path: Path
+) -> Path:
     """Write a snapshot's events to Parquet, so shards can run anywhere without the warehouse."""
     load_input(con, dataset, as_of, strict)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,8 +200,14 @@ def export_input(con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime |
     return path
 
 
-def count_shard(input_path: str, shard: int, shards: int, spec: dict[str, Any],
-                out_path: str, memory_limit: str | None = None) -> str:
+def count_shard(
+    input_path: str,
+    shard: int,
+    shards: int,
+    spec: dict[str, Any],
+    out_path: str,
+    memory_limit: str | None = None,
+) -> str:
     """Pair counts of one user shard, in a private in-memory DuckDB, written to Parquet."""
     con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
     try:
@@ -186,9 +227,14 @@ def shard_dir(dataset: str, kind: str, as_of: datetime | None, phash: str) -> Pa
 
 
 # --- building and storing snapshots ---------------------------------------------------------
-def build_collaborative(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict[str, Any],
-                        as_of: datetime | None, semantic_id: int | None,
-                        shard_files: list[str] | None = None) -> dict[str, Any]:
+def build_collaborative(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    spec: dict[str, Any],
+    as_of: datetime | None,
+    semantic_id: int | None,
+    shard_files: list[str] | None = None,
+) -> dict[str, Any]:
     """Temp table `rel_out` for transitions/co-occurrence; returns input statistics."""
     load_input(con, dataset, as_of, spec["strict"])
     if shard_files:
@@ -196,20 +242,23 @@ def build_collaborative(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict
     else:
         count_pairs(con, spec)
     lcm = lcm_upto(spec["window"]) if spec["weighting"] == "inverse-hop" else 1
-    run(con, "relations/ranked", {"directed": spec["directed"], "lcm": lcm,
-                                  "top_k": spec["top_k"]})
+    run(con, "relations/ranked", {"directed": spec["directed"], "lcm": lcm, "top_k": spec["top_k"]})
     top_up = bool(spec["top_up"] and semantic_id is not None)
     if top_up:
-        run(con, "relations/top_up", {"dataset": dataset, "top_k": spec["top_k"],
-                                      "semantic_id": semantic_id})
+        run(
+            con,
+            "relations/top_up",
+            {"dataset": dataset, "top_k": spec["top_k"], "semantic_id": semantic_id},
+        )
     else:
         run(con, "relations/no_top_up")
     run(con, "relations/collaborative_rows", {"top_up": top_up})
     return fetch_dict(run(con, "relations/input_stats"))
 
 
-def build_semantic(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict[str, Any],
-                   encoder: Any = None) -> dict[str, Any]:
+def build_semantic(
+    con: duckdb.DuckDBPyConnection, dataset: str, spec: dict[str, Any], encoder: Any = None
+) -> dict[str, Any]:
     """Temp table `rel_out` with each item's exact cosine top-K; returns embedding statistics."""
     from .embeddings import semantic_neighbors
 
@@ -219,14 +268,26 @@ def build_semantic(con: duckdb.DuckDBPyConnection, dataset: str, spec: dict[str,
         run(con, "relations/semantic_rows")
     finally:
         con.unregister("rel_semantic")
-    return {"items": emb.n_items, "embedded_now": emb.n_encoded, "embeddings_cached": emb.n_cached,
-            "dim": int(emb.vectors.shape[1]) if emb.vectors.ndim == 2 else 0}
+    return {
+        "items": emb.n_items,
+        "embedded_now": emb.n_encoded,
+        "embeddings_cached": emb.n_cached,
+        "dim": int(emb.vectors.shape[1]) if emb.vectors.ndim == 2 else 0,
+    }
 
 
-def snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
-             as_of: str | datetime | None = None, params: RelationParams | None = None, *,
-             force: bool = False, semantic_id: int | None = None,
-             shard_files: list[str] | None = None, encoder: Any = None) -> Snapshot:
+def snapshot(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    kind: str,
+    as_of: str | datetime | None = None,
+    params: RelationParams | None = None,
+    *,
+    force: bool = False,
+    semantic_id: int | None = None,
+    shard_files: list[str] | None = None,
+    encoder: Any = None,
+) -> Snapshot:
     """Make (or reuse) the snapshot of `kind` for `dataset` as of `as_of`.
 
     Semantic neighbours depend on item texts, not on time, so their snapshot has no as_of and
@@ -239,8 +300,9 @@ def snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
     if hit:
         sid, rows, stats_json, seconds = hit
         log.info("%s snapshot of %s as of %s: cached (#%d)", kind, dataset, _ts(at), sid)
-        return Snapshot(sid, dataset, kind, _ts(at), "cached", rows, seconds, spec,
-                        json.loads(stats_json))
+        return Snapshot(
+            sid, dataset, kind, _ts(at), "cached", rows, seconds, spec, json.loads(stats_json)
+        )
     started = time.perf_counter()
     try:
         if kind == "semantic":
@@ -252,15 +314,33 @@ def snapshot(con: duckdb.DuckDBPyConnection, dataset: str, kind: str,
         seconds = time.perf_counter() - started
         sid = run(con, "relations/next_snapshot_id").fetchone()[0]
         with transaction(con):
-            run(con, "relations/replace_snapshot", {
-                "snapshot_id": sid, "dataset": dataset, "kind": kind, "as_of": _ts(at),
-                "params_json": json.dumps(spec, sort_keys=True), "params_hash": phash,
-                "rows": stats["rows"], "stats_json": json.dumps(stats, default=str),
-                "seconds": seconds}, table=TABLES[kind])
+            run(
+                con,
+                "relations/replace_snapshot",
+                {
+                    "snapshot_id": sid,
+                    "dataset": dataset,
+                    "kind": kind,
+                    "as_of": _ts(at),
+                    "params_json": json.dumps(spec, sort_keys=True),
+                    "params_hash": phash,
+                    "rows": stats["rows"],
+                    "stats_json": json.dumps(stats, default=str),
+                    "seconds": seconds,
+                },
+                table=TABLES[kind],
+            )
     finally:
         run(con, "relations/drop_staging")
-    log.info("%s snapshot of %s as of %s: %d rows in %.2f s (#%d)", kind, dataset, _ts(at),
-             stats["rows"], seconds, sid)
+    log.info(
+        "%s snapshot of %s as of %s: %d rows in %.2f s (#%d)",
+        kind,
+        dataset,
+        _ts(at),
+        stats["rows"],
+        seconds,
+        sid,
+    )
     return Snapshot(sid, dataset, kind, _ts(at), "computed", stats["rows"], seconds, spec, stats)
 
 
@@ -304,40 +384,76 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from ..data.warehouse import connect  # noqa: E402
 
 
-@task(name="semantic-neighbors", task_run_name="semantic neighbours ({params.model})",
-      cache_policy=NO_CACHE)
-def semantic_snapshot_task(warehouse: str, dataset: str, params: RelationParams,
-                           force: bool = False) -> dict[str, Any]:
+@task(
+    name="semantic-neighbors",
+    task_run_name="semantic neighbours ({params.model})",
+    cache_policy=NO_CACHE,
+)
+def semantic_snapshot_task(
+    warehouse: str, dataset: str, params: RelationParams, force: bool = False
+) -> dict[str, Any]:
     """Embed item texts (cached by text hash) and store each item's exact cosine top-K."""
     with connect(warehouse) as con:
         return as_record(snapshot(con, dataset, "semantic", None, params, force=force))
 
 
 @task(name="relation-snapshot", task_run_name="{kind} as of {as_of}", cache_policy=NO_CACHE)
-def relation_snapshot_task(warehouse: str, dataset: str, kind: str, as_of: str | None,
-                           params: RelationParams, semantic_id: int | None = None,
-                           force: bool = False, shard_files: list[str] | None = None
-                           ) -> dict[str, Any]:
+def relation_snapshot_task(
+    warehouse: str,
+    dataset: str,
+    kind: str,
+    as_of: str | None,
+    params: RelationParams,
+    semantic_id: int | None = None,
+    force: bool = False,
+    shard_files: list[str] | None = None,
+) -> dict[str, Any]:
     """One transitions or co-occurrence snapshot (merging shard files when given)."""
     with connect(warehouse) as con:
-        return as_record(snapshot(con, dataset, kind, as_of, params, force=force,
-                                  semantic_id=semantic_id, shard_files=shard_files))
+        return as_record(
+            snapshot(
+                con,
+                dataset,
+                kind,
+                as_of,
+                params,
+                force=force,
+                semantic_id=semantic_id,
+                shard_files=shard_files,
+            )
+        )
 
 
 @task(name="dated-snapshots", task_run_name="snapshots as of {as_of}", cache_policy=NO_CACHE)
-def dated_snapshots_task(warehouse: str, dataset: str, as_of: str, params: RelationParams,
-                         semantic_id: int | None, kinds: list[str], force: bool = False
-                         ) -> list[dict[str, Any]]:
+def dated_snapshots_task(
+    warehouse: str,
+    dataset: str,
+    as_of: str,
+    params: RelationParams,
+    semantic_id: int | None,
+    kinds: list[str],
+    force: bool = False,
+) -> list[dict[str, Any]]:
     """A backfill date: its transitions and co-occurrence snapshots, in one warehouse session."""
     with connect(warehouse) as con:
-        return [as_record(snapshot(con, dataset, k, as_of, params, force=force,
-                                   semantic_id=semantic_id)) for k in kinds]
+        return [
+            as_record(
+                snapshot(con, dataset, k, as_of, params, force=force, semantic_id=semantic_id)
+            )
+            for k in kinds
+        ]
 
 
 @task(name="export-snapshot-input", task_run_name="export {kind} input", cache_policy=NO_CACHE)
-def export_input_task(warehouse: str, dataset: str, kind: str, as_of: str | None,
-                      params: RelationParams, semantic_id: int | None,
-                      force: bool) -> dict[str, Any]:
+def export_input_task(
+    warehouse: str,
+    dataset: str,
+    kind: str,
+    as_of: str | None,
+    params: RelationParams,
+    semantic_id: int | None,
+    force: bool,
+) -> dict[str, Any]:
     """Before sharding: report a cache hit, or write the events the shards will read."""
     at = parse_as_of(as_of)
     with connect(warehouse) as con:
@@ -350,7 +466,8 @@ def export_input_task(warehouse: str, dataset: str, kind: str, as_of: str | None
 
 
 @task(name="count-shard", task_run_name="shard {shard} of {shards}", cache_policy=NO_CACHE)
-def count_shard_task(input_path: str, shard: int, shards: int, spec: dict[str, Any],
-                     folder: str) -> str:
+def count_shard_task(
+    input_path: str, shard: int, shards: int, spec: dict[str, Any], folder: str
+) -> str:
     """Pair counts of one user shard; needs no warehouse, so it runs on any worker."""
     return count_shard(input_path, shard, shards, spec, f"{folder}/shard-{shard:04d}.parquet")

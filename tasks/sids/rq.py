@@ -9,6 +9,7 @@ Fitting and assignment run under a one-thread limit (OpenMP and BLAS), in float6
 seed, data and libraries give the same codes whatever OMP_NUM_THREADS says. (On 2 cores one
 thread was no slower for ml-100k or 100k x 384 synthetic vectors.)
 """
+
 from __future__ import annotations
 
 import math
@@ -17,20 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 # Imported here, not lazily: a thread limit only covers the libraries loaded when it is set, and
 # sklearn brings its own OpenMP runtime; imported inside the limit, KMeans ran on every core.
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-SHRINK_FACTOR = 4        # codes per level <= SHRINK_FACTOR * ceil(n ** (1/L)): capacity >= 64 n
+SHRINK_FACTOR = 4  # codes per level <= SHRINK_FACTOR * ceil(n ** (1/L)): capacity >= 64 n
 MAX_ITER = 300
-_BLOCK = 8192            # rows per distance block in nearest-centroid assignment
+_BLOCK = 8192  # rows per distance block in nearest-centroid assignment
 
 
 def _root_ceil(n: int, k: int) -> int:
     """The smallest integer r with r ** k >= n (exact, no float rounding)."""
     r = max(1, round(n ** (1 / k)))
-    while r ** k < n:
+    while r**k < n:
         r += 1
     while r > 1 and (r - 1) ** k >= n:
         r -= 1
@@ -69,7 +71,7 @@ def _step(r: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     half_sq = 0.5 * np.einsum("ij,ij->i", c, c)
     out = np.empty(len(r), np.int32)
     for a in range(0, len(r), _BLOCK):
-        out[a:a + _BLOCK] = np.argmin(half_sq - r[a:a + _BLOCK] @ c.T, axis=1)
+        out[a : a + _BLOCK] = np.argmin(half_sq - r[a : a + _BLOCK] @ c.T, axis=1)
     r -= c[out]
     return out
 
@@ -101,8 +103,9 @@ def _fit_level(r: np.ndarray, k: int, seeds: Sequence[int]) -> np.ndarray:
     return best[1]
 
 
-def rq_kmeans(vectors: np.ndarray, levels: int, codebook: int, seed: int = 0,
-              n_init: int = 3) -> tuple[list[np.ndarray], np.ndarray, list[float]]:
+def rq_kmeans(
+    vectors: np.ndarray, levels: int, codebook: int, seed: int = 0, n_init: int = 3
+) -> tuple[list[np.ndarray], np.ndarray, list[float]]:
     """Fit RQ-KMeans: (codebooks float32 [k_l, d], codes int32 [n, L], MSE after each level).
 
     A level gets at most as many codes as it has distinct residual rows (k_l <= codebook).
@@ -113,15 +116,16 @@ def rq_kmeans(vectors: np.ndarray, levels: int, codebook: int, seed: int = 0,
         for level in range(levels):
             k = min(codebook, len(np.unique(r, axis=0)))
             seeds = np.random.SeedSequence([seed, level]).generate_state(n_init)
-            one = r.mean(0, keepdims=True).astype(np.float32)      # a single distinct row
+            one = r.mean(0, keepdims=True).astype(np.float32)  # a single distinct row
             books.append(_fit_level(r, k, seeds) if k > 1 else one)
             codes.append(_step(r, books[-1]))
             mse.append(float(np.einsum("ij,ij->i", r, r).mean()))
     return books, np.stack(codes, axis=1).reshape(len(r), levels), mse
 
 
-def disambiguate(codes: np.ndarray,
-                 start: Mapping[tuple[int, ...], int] | None = None) -> np.ndarray:
+def disambiguate(
+    codes: np.ndarray, start: Mapping[tuple[int, ...], int] | None = None
+) -> np.ndarray:
     """The extra code of each row (rows in item_idx order): 0, 1, 2, ... among rows with the
     same L codes, counting on from `start[codes]` (the next free code) for codes already taken."""
     codes = np.asarray(codes)
@@ -156,26 +160,36 @@ def diagnostics(codes: np.ndarray, sizes: Sequence[int]) -> dict[str, Any]:
     for lv in range(levels):
         cnt = np.bincount(codes[:, lv], minlength=sizes[lv])
         h = entropy_bits(cnt)
-        per_level.append({
-            "level": lv + 1, "token": chr(ord("a") + lv), "size": int(sizes[lv]),
-            "used": int((cnt > 0).sum()), "use": float((cnt > 0).sum() / sizes[lv]),
-            "entropy_bits": h,
-            "entropy_norm": h / math.log2(sizes[lv]) if sizes[lv] > 1 else 1.0,
-            "largest_code": int(cnt.max()),
-            "prefixes": int(len(np.unique(codes[:, :lv + 1], axis=0)))})
+        per_level.append(
+            {
+                "level": lv + 1,
+                "token": chr(ord("a") + lv),
+                "size": int(sizes[lv]),
+                "used": int((cnt > 0).sum()),
+                "use": float((cnt > 0).sum() / sizes[lv]),
+                "entropy_bits": h,
+                "entropy_norm": h / math.log2(sizes[lv]) if sizes[lv] > 1 else 1.0,
+                "largest_code": int(cnt.max()),
+                "prefixes": int(len(np.unique(codes[:, : lv + 1], axis=0))),
+            }
+        )
     sizes_hist = np.bincount(counts)
     return {
-        "items": int(n), "levels": int(levels), "distinct_codes": int(len(counts)),
+        "items": int(n),
+        "levels": int(levels),
+        "distinct_codes": int(len(counts)),
         "collision_rate": float(counts[counts > 1].sum() / n),
         "colliding_items": int(counts[counts > 1].sum()),
-        "items_with_d_gt0": int(n - len(counts)), "largest_bucket": int(counts.max()),
+        "items_with_d_gt0": int(n - len(counts)),
+        "largest_bucket": int(counts.max()),
         "per_level": per_level,
         "bucket_sizes": {str(s): int(c) for s, c in enumerate(sizes_hist) if c},
     }
 
 
-def plot_diagnostics(codes: np.ndarray, sizes: Sequence[int], stats: Mapping[str, Any],
-                     path: Path) -> Path:
+def plot_diagnostics(
+    codes: np.ndarray, sizes: Sequence[int], stats: Mapping[str, Any], path: Path
+) -> Path:
     """PNG: items per code (codes by rank) for each level, and how many L-codes hold k items."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -188,14 +202,20 @@ def plot_diagnostics(codes: np.ndarray, sizes: Sequence[int], stats: Mapping[str
         cnt = np.sort(np.bincount(codes[:, lv], minlength=sizes[lv]))[::-1]
         s = stats["per_level"][lv]
         ax.bar(np.arange(len(cnt)), cnt, width=1.0, color="C0")
-        ax.set(title=f"level {s['token']}: {s['used']}/{s['size']} used, "
-                     f"H/Hmax={s['entropy_norm']:.2f}",
-               xlabel="code (by items, descending)", ylabel="items")
+        ax.set(
+            title=f"level {s['token']}: {s['used']}/{s['size']} used, "
+            f"H/Hmax={s['entropy_norm']:.2f}",
+            xlabel="code (by items, descending)",
+            ylabel="items",
+        )
     hist = {int(k): v for k, v in stats["bucket_sizes"].items()}
     axes[-1].bar(list(hist), list(hist.values()), color="C1")
-    axes[-1].set(title=f"collisions {stats['collision_rate']:.1%}, "
-                       f"largest bucket {stats['largest_bucket']}",
-                 xlabel="items per L-code", ylabel="L-codes", yscale="log")
+    axes[-1].set(
+        title=f"collisions {stats['collision_rate']:.1%}, largest bucket {stats['largest_bucket']}",
+        xlabel="items per L-code",
+        ylabel="L-codes",
+        yscale="log",
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path

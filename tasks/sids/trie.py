@@ -3,6 +3,7 @@
 Held as arrays so that the tokens allowed after a whole batch of beam prefixes are one gather,
 with no per-beam Python.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -28,13 +29,20 @@ class SidTrie:
     order the items were given.
     """
 
-    def __init__(self, item_ids: np.ndarray, prefixes: list[np.ndarray], node_parent: list[np.ndarray],
-                 tokens: list[np.ndarray], children: list[np.ndarray], item_leaf: np.ndarray) -> None:
+    def __init__(
+        self,
+        item_ids: np.ndarray,
+        prefixes: list[np.ndarray],
+        node_parent: list[np.ndarray],
+        tokens: list[np.ndarray],
+        children: list[np.ndarray],
+        item_leaf: np.ndarray,
+    ) -> None:
         self.item_ids = item_ids
-        self.prefixes = prefixes            # index d: [n_d, d]; index 0 is [1, 0]
-        self.node_parent = node_parent      # index d: [n_d]; index 0 is [-1]
-        self.tokens = tokens                # index l: [K_l]
-        self.children = children            # index l: [n_l, K_l]
+        self.prefixes = prefixes  # index d: [n_d, d]; index 0 is [1, 0]
+        self.node_parent = node_parent  # index d: [n_d]; index 0 is [-1]
+        self.tokens = tokens  # index l: [K_l]
+        self.children = children  # index l: [n_l, K_l]
         self.item_leaf = item_leaf
         self.depth = len(tokens)
         self.leaf_item = np.empty(len(item_ids), np.int64)
@@ -44,7 +52,9 @@ class SidTrie:
         self.ancestors: list[np.ndarray] = [np.zeros((1, 0), np.int64)]
         for d in range(1, self.depth + 1):
             prev = self.ancestors[d - 1][node_parent[d]]
-            self.ancestors.append(np.concatenate([prev, np.arange(len(node_parent[d]))[:, None]], 1))
+            self.ancestors.append(
+                np.concatenate([prev, np.arange(len(node_parent[d]))[:, None]], 1)
+            )
         order = np.argsort(item_ids, kind="stable")
         self._sorted_items, self._sorted_leaf = item_ids[order], item_leaf[order]
         self._torch: dict[tuple[str, str], Any] = {}
@@ -66,7 +76,7 @@ class SidTrie:
         n, depth = toks.shape
         prefixes = [np.zeros((1, 0), np.int64)]
         node_parent = [np.full(1, -1, np.int64)]
-        item_node = [np.zeros(n, np.int64)]        # depth-d node of every item
+        item_node = [np.zeros(n, np.int64)]  # depth-d node of every item
         for d in range(1, depth + 1):
             uniq, inv = np.unique(toks[:, :d], axis=0, return_inverse=True)
             inv = inv.reshape(-1)
@@ -78,14 +88,18 @@ class SidTrie:
         if len(prefixes[depth]) != n:
             _, first, counts = np.unique(item_node[depth], return_index=True, return_counts=True)
             dup = items[first[counts > 1]][:5].tolist()
-            raise ValueError(f"{n - len(prefixes[depth])} items share a SID with another item "
-                             f"(e.g. items {dup} have duplicates); SIDs must be unique")
+            raise ValueError(
+                f"{n - len(prefixes[depth])} items share a SID with another item "
+                f"(e.g. items {dup} have duplicates); SIDs must be unique"
+            )
         tokens, children = [], []
         for level in range(depth):
             tok = np.unique(toks[:, level])
             child_tok = prefixes[level + 1][:, -1]
             table = np.full((len(prefixes[level]), len(tok)), -1, np.int64)
-            table[node_parent[level + 1], np.searchsorted(tok, child_tok)] = np.arange(len(child_tok))
+            table[node_parent[level + 1], np.searchsorted(tok, child_tok)] = np.arange(
+                len(child_tok)
+            )
             tokens.append(tok)
             children.append(table)
         return cls(items, prefixes, node_parent, tokens, children, item_node[depth])
@@ -111,7 +125,9 @@ class SidTrie:
         hit = self._sorted_items[pos] == q
         return self._sorted_leaf[pos[hit]]
 
-    def t(self, name: str, index: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    def t(
+        self, name: str, index: int | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """A table as a torch tensor on `device` (cached): e.g. t("children", 2)."""
         key = (f"{name}:{index}", str(device))
         if key not in self._torch:
@@ -126,7 +142,7 @@ class SidTrie:
         return child.masked_fill((nodes < 0).unsqueeze(-1), -1)
 
     def allowed(self, level: int, nodes: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """Bool mask [batch, vocab_size]: the tokens the trie allows after each depth-`level` node."""
+        """Bool mask [batch, vocab_size]: tokens the trie allows after each depth-`level` node."""
         if self.max_token >= vocab_size:
             raise ValueError(f"trie token {self.max_token} outside a vocabulary of {vocab_size}")
         nodes = nodes.reshape(-1)

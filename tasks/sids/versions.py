@@ -9,6 +9,7 @@ so the same request is a cache hit. Within a version nothing changes: new items 
 centroid per level (no re-quantizing) and the next free disambiguation code of their L-code.
 Items are keyed by item_id, which survives a re-prepare that renumbers item_idx.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,17 +28,16 @@ import numpy as np
 import pyarrow as pa
 
 from .. import defaults
-from ..settings import state_dir
+from ..data.warehouse import run, transaction
 from ..relations.embeddings import DEFAULT_MODEL, Encoder, embed_items, item_text, text_sha256
 from ..reports import md_table
-from .rq import (diagnostics, disambiguate, effective_codebook, encode, plot_diagnostics,
-                      rq_kmeans)
-from ..data.warehouse import run, transaction
+from ..settings import state_dir
+from .rq import diagnostics, disambiguate, effective_codebook, encode, plot_diagnostics, rq_kmeans
 
 log = logging.getLogger("hoprec.sids")
 
 METHODS = ("rq-kmeans",)
-ALGORITHM = "sklearn-kmeans++/n_init-max-entropy/float64/v1"   # in the version hash
+ALGORITHM = "sklearn-kmeans++/n_init-max-entropy/float64/v1"  # in the version hash
 TEXT_INPUTS = {"dataset", "codebook_used", "algorithm", "items", "catalogue"}  # besides SidParams
 
 
@@ -48,10 +48,10 @@ class SidParams:
     levels: int = defaults.SID_LEVELS  # L: RQ levels
     codebook: int = defaults.SID_CODEBOOK  # codes per level before the small-catalogue shrink
     seed: int = 0
-    model: str = DEFAULT_MODEL       # embedding model (tasks.embeddings)
+    model: str = DEFAULT_MODEL  # embedding model (tasks.embeddings)
     method: str = "rq-kmeans"
-    n_init: int = 3                  # k-means runs per level; the one with most code entropy wins
-    shrink: bool = True              # shrink the codebook for small catalogues (effective_codebook)
+    n_init: int = 3  # k-means runs per level; the one with most code entropy wins
+    shrink: bool = True  # shrink the codebook for small catalogues (effective_codebook)
 
     def __post_init__(self) -> None:
         if not 1 <= self.levels <= 8:
@@ -70,12 +70,12 @@ class SidResult:
 
     sid_version: str
     dataset: str
-    status: str                      # computed | cached
+    status: str  # computed | cached
     n_items: int
     levels: int
-    codebook: int                    # effective codes per level
-    seconds: float                   # build time (of the original build when cached)
-    png: str                         # diagnostics plot
+    codebook: int  # effective codes per level
+    seconds: float  # build time (of the original build when cached)
+    png: str  # diagnostics plot
     params: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -134,8 +134,10 @@ def _first(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) ->
 def _version_row(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str) -> tuple:
     row = _first(con, "sids/find_version", {"dataset": dataset, "sid_version": sid_version})
     if not row:
-        raise ValueError(f"SID version {sid_version!r} of dataset {dataset!r} does not exist; "
-                         f"run `hoprec sids --dataset {dataset}` first")
+        raise ValueError(
+            f"SID version {sid_version!r} of dataset {dataset!r} does not exist; "
+            f"run `hoprec sids --dataset {dataset}` first"
+        )
     return row
 
 
@@ -149,20 +151,37 @@ def load_codebooks(con: duckdb.DuckDBPyConnection, sid_version: str) -> list[np.
 
 def _version_codes(con: duckdb.DuckDBPyConnection, sid_version: str) -> np.ndarray:
     """All codes (L + 1 per item) of a version, in item_idx order."""
-    return _matrix(run(con, "sids/version_codes", {"sid_version": sid_version})
-                   .to_arrow_table().column("codes"), np.int32)
+    return _matrix(
+        run(con, "sids/version_codes", {"sid_version": sid_version})
+        .to_arrow_table()
+        .column("codes"),
+        np.int32,
+    )
 
 
-def _insert_codes(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str,
-                  item_idx: np.ndarray, item_ids: list[str], full: np.ndarray,
-                  incremental: bool) -> None:
-    new = pa.table({"item_id": pa.array(item_ids, pa.string()),
-                    "item_idx": pa.array(item_idx, pa.int32()),
-                    "codes": _lists(full, pa.int32()),
-                    "sid": pa.array([sid_tokens(c) for c in full.tolist()], pa.string())})
+def _insert_codes(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    sid_version: str,
+    item_idx: np.ndarray,
+    item_ids: list[str],
+    full: np.ndarray,
+    incremental: bool,
+) -> None:
+    new = pa.table(
+        {
+            "item_id": pa.array(item_ids, pa.string()),
+            "item_idx": pa.array(item_idx, pa.int32()),
+            "codes": _lists(full, pa.int32()),
+            "sid": pa.array([sid_tokens(c) for c in full.tolist()], pa.string()),
+        }
+    )
     with _registered(con, sid_new_codes=new):
-        run(con, "sids/insert_codes", {"sid_version": sid_version, "dataset": dataset,
-                                       "incremental": incremental})
+        run(
+            con,
+            "sids/insert_codes",
+            {"sid_version": sid_version, "dataset": dataset, "incremental": incremental},
+        )
 
 
 def load_sids(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str) -> dict[int, str]:
@@ -198,26 +217,43 @@ def _png_path(sid_version: str) -> Path:
     return state_dir() / "sids" / re.sub(r"[^A-Za-z0-9._-]", "_", sid_version) / "diagnostics.png"
 
 
-def _refresh(con: duckdb.DuckDBPyConnection, sid_version: str, sizes: Sequence[int],
-             stats: dict[str, Any], full: np.ndarray | None = None) -> Path:
+def _refresh(
+    con: duckdb.DuckDBPyConnection,
+    sid_version: str,
+    sizes: Sequence[int],
+    stats: dict[str, Any],
+    full: np.ndarray | None = None,
+) -> Path:
     """Re-plot a version's diagnostics (codes from the warehouse unless given)."""
     full = _version_codes(con, sid_version) if full is None else full
-    return plot_diagnostics(full[:, :len(sizes)], sizes, stats, _png_path(sid_version))
+    return plot_diagnostics(full[:, : len(sizes)], sizes, stats, _png_path(sid_version))
 
 
 # --- the API ---------------------------------------------------------------------------------
-def version_spec(dataset: str, params: SidParams, n_items: int,
-                 fingerprint: str) -> tuple[dict[str, Any], str]:
+def version_spec(
+    dataset: str, params: SidParams, n_items: int, fingerprint: str
+) -> tuple[dict[str, Any], str]:
     """Everything a version depends on, and its id `<dataset>-rq<L>x<C>-<hash8>`."""
     c = effective_codebook(n_items, params.levels, params.codebook, params.shrink)
-    spec = asdict(params) | {"dataset": dataset, "codebook_used": c, "algorithm": ALGORITHM,
-                             "items": n_items, "catalogue": fingerprint}
+    spec = asdict(params) | {
+        "dataset": dataset,
+        "codebook_used": c,
+        "algorithm": ALGORITHM,
+        "items": n_items,
+        "catalogue": fingerprint,
+    }
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
     return spec, f"{dataset}-rq{params.levels}x{c}-{h}"
 
 
-def build_sids(con: duckdb.DuckDBPyConnection, dataset: str, params: SidParams = SidParams(), *,
-               force: bool = False, encoder: Encoder | None = None) -> SidResult:
+def build_sids(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    params: SidParams = SidParams(),
+    *,
+    force: bool = False,
+    encoder: Encoder | None = None,
+) -> SidResult:
     """Make (or reuse) the SID version of the dataset's current catalogue.
 
     The same request (params, model, item ids and texts) returns the stored version without
@@ -235,8 +271,18 @@ def build_sids(con: duckdb.DuckDBPyConnection, dataset: str, params: SidParams =
         if not png.exists():
             png = _refresh(con, version, [p["size"] for p in stats["per_level"]], stats)
         log.info("SIDs of %s: cached (%s)", dataset, version)
-        return SidResult(version, dataset, "cached", stats["items"], hit[2], hit[3], hit[6],
-                         str(png), json.loads(hit[4]), stats)
+        return SidResult(
+            version,
+            dataset,
+            "cached",
+            stats["items"],
+            hit[2],
+            hit[3],
+            hit[6],
+            str(png),
+            json.loads(hit[4]),
+            stats,
+        )
     t0 = time.perf_counter()
     emb = embed_items(con, dataset, params.model, encoder=encoder)
     if not np.array_equal(emb.item_idx, item_idx):
@@ -246,34 +292,75 @@ def build_sids(con: duckdb.DuckDBPyConnection, dataset: str, params: SidParams =
     full = np.column_stack([codes, disambiguate(codes)]).astype(np.int32)
     sizes = [len(b) for b in books]
     stats = diagnostics(codes, sizes) | {
-        "dim": emb.dim, "rq_mse": mse, "embedded_now": emb.n_encoded,
-        "embeddings_cached": emb.n_cached, "embed_seconds": t1 - t0,
-        "quantize_seconds": time.perf_counter() - t1, "incremental_items": 0}
+        "dim": emb.dim,
+        "rq_mse": mse,
+        "embedded_now": emb.n_encoded,
+        "embeddings_cached": emb.n_cached,
+        "embed_seconds": t1 - t0,
+        "quantize_seconds": time.perf_counter() - t1,
+        "incremental_items": 0,
+    }
     seconds = time.perf_counter() - t0
     cents = np.concatenate(books)
-    centroids = pa.table({
-        "level": pa.array(np.repeat(np.arange(1, len(books) + 1), sizes), pa.int32()),
-        "code": pa.array(np.concatenate([np.arange(s) for s in sizes]), pa.int32()),
-        "centroid": _lists(cents, pa.float32())})
+    centroids = pa.table(
+        {
+            "level": pa.array(np.repeat(np.arange(1, len(books) + 1), sizes), pa.int32()),
+            "code": pa.array(np.concatenate([np.arange(s) for s in sizes]), pa.int32()),
+            "centroid": _lists(cents, pa.float32()),
+        }
+    )
     with transaction(con):
         run(con, "sids/delete_version", {"sid_version": version})
         with _registered(con, sid_new_centroids=centroids):
             run(con, "sids/insert_centroids", keys)
         _insert_codes(con, dataset, version, item_idx, item_ids, full, incremental=False)
-        run(con, "sids/insert_version", keys | {
-            "model": params.model, "method": params.method, "levels": params.levels,
-            "codebook": c, "params_json": json.dumps(spec, sort_keys=True),
-            "stats_json": json.dumps(stats), "seconds": seconds})
+        run(
+            con,
+            "sids/insert_version",
+            keys
+            | {
+                "model": params.model,
+                "method": params.method,
+                "levels": params.levels,
+                "codebook": c,
+                "params_json": json.dumps(spec, sort_keys=True),
+                "stats_json": json.dumps(stats),
+                "seconds": seconds,
+            },
+        )
     png = _refresh(con, version, sizes, stats, full)
-    log.info("SIDs of %s: %d items, %dx%d codes, %.1f%% collisions, largest bucket %d, %.1f s (%s)",
-             dataset, len(item_idx), params.levels, c, 100 * stats["collision_rate"],
-             stats["largest_bucket"], seconds, version)
-    return SidResult(version, dataset, "computed", len(item_idx), params.levels, c, seconds,
-                     str(png), spec, stats)
+    log.info(
+        "SIDs of %s: %d items, %dx%d codes, %.1f%% collisions, largest bucket %d, %.1f s (%s)",
+        dataset,
+        len(item_idx),
+        params.levels,
+        c,
+        100 * stats["collision_rate"],
+        stats["largest_bucket"],
+        seconds,
+        version,
+    )
+    return SidResult(
+        version,
+        dataset,
+        "computed",
+        len(item_idx),
+        params.levels,
+        c,
+        seconds,
+        str(png),
+        spec,
+        stats,
+    )
 
 
-def assign_new_items(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, *,
-                     encoder: Encoder | None = None) -> int:
+def assign_new_items(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    sid_version: str,
+    *,
+    encoder: Encoder | None = None,
+) -> int:
     """Give SIDs to the dataset's items that have none in the version; returns how many.
 
     Each gets the nearest stored centroid per level on its residuals and the next free
@@ -289,23 +376,35 @@ def assign_new_items(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: 
     codes = encode(emb.vectors[np.searchsorted(emb.item_idx, idx)], books)
     sizes = [len(b) for b in books]
     with transaction(con):
-        taken = run(con, "sids/next_free", {"sid_version": sid_version,
-                                             "levels": levels}).fetchall()
+        taken = run(
+            con, "sids/next_free", {"sid_version": sid_version, "levels": levels}
+        ).fetchall()
         d = disambiguate(codes, {tuple(p): n for p, n in taken})
-        _insert_codes(con, dataset, sid_version, idx, [i for _, i in new],
-                      np.column_stack([codes, d]).astype(np.int32), incremental=True)
+        _insert_codes(
+            con,
+            dataset,
+            sid_version,
+            idx,
+            [i for _, i in new],
+            np.column_stack([codes, d]).astype(np.int32),
+            incremental=True,
+        )
         full = _version_codes(con, sid_version)
         old = json.loads(stats_json)
-        stats = old | diagnostics(full[:, :levels], sizes) | {
-            "incremental_items": old.get("incremental_items", 0) + len(new)}
+        stats = (
+            old
+            | diagnostics(full[:, :levels], sizes)
+            | {"incremental_items": old.get("incremental_items", 0) + len(new)}
+        )
         run(con, "sids/update_stats", {"sid_version": sid_version, "stats_json": json.dumps(stats)})
     _refresh(con, sid_version, sizes, stats, full)
     log.info("SIDs of %s: %d new items added to %s", dataset, len(new), sid_version)
     return len(new)
 
 
-def sid_provenance(con: duckdb.DuckDBPyConnection, dataset: str,
-                   sid_version: str) -> tuple[bool, str]:
+def sid_provenance(
+    con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str
+) -> tuple[bool, str]:
     """(text_only, detail) for a leakage audit: the version exists for the dataset and its
     recorded inputs are only the item catalogue (ids + exact texts), the embedding model and the
     RQ parameters; build_sids reads item_index, items and item_embeddings, never an event."""
@@ -315,10 +414,13 @@ def sid_provenance(con: duckdb.DuckDBPyConnection, dataset: str,
     spec = json.loads(row[4])
     inputs = set(spec) - set(asdict(SidParams()))
     if inputs != TEXT_INPUTS:
-        return False, (f"{sid_version} records inputs {sorted(inputs)}, "
-                       f"expected {sorted(TEXT_INPUTS)}")
-    return True, (f"{sid_version}: {spec['method']} of `{spec['model']}` embeddings of "
-                  f"{spec['items']:,} item texts, catalogue {spec['catalogue'][:8]}")
+        return False, (
+            f"{sid_version} records inputs {sorted(inputs)}, expected {sorted(TEXT_INPUTS)}"
+        )
+    return True, (
+        f"{sid_version}: {spec['method']} of `{spec['model']}` embeddings of "
+        f"{spec['items']:,} item texts, catalogue {spec['catalogue'][:8]}"
+    )
 
 
 def sids_report(result: SidResult | Mapping[str, Any]) -> str:
@@ -326,23 +428,50 @@ def sids_report(result: SidResult | Mapping[str, Any]) -> str:
     and where the diagnostics plot is (the flow attaches the image as its own artifact)."""
     r = asdict(result) if is_dataclass(result) else dict(result)
     s = r["stats"]
-    summary = {"version": r["sid_version"], "status": r["status"], "items": r["n_items"],
-               "codes": f"{r['levels']} x {r['codebook']} (+ d)",
-               "collision rate": s["collision_rate"], "largest bucket": s["largest_bucket"],
-               "items with d > 0": s["items_with_d_gt0"],
-               "added later": s.get("incremental_items", 0),
-               "seconds": round(r["seconds"], 2)}
-    levels = [{"level": p["token"], "codes": p["size"], "used": p["used"], "use": p["use"],
-               "entropy (bits)": p["entropy_bits"], "entropy / max": p["entropy_norm"],
-               "largest code": p["largest_code"], "distinct prefixes": p["prefixes"],
-               "residual MSE": (s.get("rq_mse") or [None] * len(s["per_level"]))[p["level"] - 1]}
-              for p in s["per_level"]]
+    summary = {
+        "version": r["sid_version"],
+        "status": r["status"],
+        "items": r["n_items"],
+        "codes": f"{r['levels']} x {r['codebook']} (+ d)",
+        "collision rate": s["collision_rate"],
+        "largest bucket": s["largest_bucket"],
+        "items with d > 0": s["items_with_d_gt0"],
+        "added later": s.get("incremental_items", 0),
+        "seconds": round(r["seconds"], 2),
+    }
+    levels = [
+        {
+            "level": p["token"],
+            "codes": p["size"],
+            "used": p["used"],
+            "use": p["use"],
+            "entropy (bits)": p["entropy_bits"],
+            "entropy / max": p["entropy_norm"],
+            "largest code": p["largest_code"],
+            "distinct prefixes": p["prefixes"],
+            "residual MSE": (s.get("rq_mse") or [None] * len(s["per_level"]))[p["level"] - 1],
+        }
+        for p in s["per_level"]
+    ]
     buckets = [{"items per L-code": int(k), "L-codes": v} for k, v in s["bucket_sizes"].items()]
-    lines = [f"# Semantic IDs of `{r['dataset']}`", "", md_table([summary]), "",
-             f"Model `{r['params'].get('model')}`, seed {r['params'].get('seed')}, "
-             f"{r['params'].get('n_init')} k-means runs per level. Collision rate: share of items "
-             "whose L codes another item shares (they differ only in the d code).", "",
-             "## Levels", "", md_table(levels), "", "## Bucket sizes", "", md_table(buckets), ""]
+    lines = [
+        f"# Semantic IDs of `{r['dataset']}`",
+        "",
+        md_table([summary]),
+        "",
+        f"Model `{r['params'].get('model')}`, seed {r['params'].get('seed')}, "
+        f"{r['params'].get('n_init')} k-means runs per level. Collision rate: share of items "
+        "whose L codes another item shares (they differ only in the d code).",
+        "",
+        "## Levels",
+        "",
+        md_table(levels),
+        "",
+        "## Bucket sizes",
+        "",
+        md_table(buckets),
+        "",
+    ]
     lines.append(f"Plot: `{r['png']}`")
     return "\n".join(lines)
 
@@ -360,8 +489,9 @@ from ..data.warehouse import connect  # noqa: E402
 
 
 @task(name="semantic-ids", cache_policy=NO_CACHE)
-def sids_task(warehouse: str, dataset: str, params: SidParams,
-              force: bool = False) -> dict[str, Any]:
+def sids_task(
+    warehouse: str, dataset: str, params: SidParams, force: bool = False
+) -> dict[str, Any]:
     """Quantize the item embeddings into a SID version (or reuse the stored one)."""
     with connect(warehouse) as con:
         return as_record(build_sids(con, dataset, params, force=force))
