@@ -9,7 +9,8 @@
 By default the model is a randomly initialised Llama of SmolLM2-135M's shape (hidden 576, 30
 layers, 9 heads, 3 kv heads, intermediate 1536, tied embeddings, vocab 49,152 + the SID tokens):
 decoding speed does not depend on the weights. `--model` loads real weights instead (an asset name
-such as smollm2-135m-instruct-gguf, a local path or an HF id, through tasks.basemodel.resolve_base;
+such as smollm2-135m-instruct-gguf, a local path or an HF id, through
+hoprec.tasks.llm.base.resolve_base;
 nothing is downloaded by this script itself) and appends the SID tokens to its vocabulary.
 
 Catalogue: `--items` random 4-level SIDs, 3 levels of 48 codes plus a 4th level d that tells
@@ -19,7 +20,8 @@ keep the whole run to about 1.5 minutes on 2 otherwise idle CPU cores (several t
 the cores are shared); exact scoring is run on fewer users (`--exact-users`) because it
 evaluates every trie node (~2,400 here) per user.
 
-Beam search is timed for both methods of `tasks.decoding.constrained_beam_search` ("tree": one
+Beam search is timed for both methods of
+`hoprec.tasks.llm.decoding.constrained_beam_search` ("tree": one
 cache row per user, beam tokens packed with a 4D mask; "batch": beams flattened into the batch,
 cache reordered every step), and next to the prompt forwards alone, which every method pays.
 """
@@ -36,7 +38,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hoprec.tasks.llm.decoding import SidTrie, constrained_beam_search, exact_item_scores  # noqa: E402
+from hoprec.tasks.llm.decoding import constrained_beam_search  # noqa: E402
+from hoprec.tasks.llm.exact import exact_item_scores  # noqa: E402
+from hoprec.tasks.sids.trie import SidTrie  # noqa: E402
 
 SMOL_VOCAB = 49152
 
@@ -147,12 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     constrained_beam_search(model, prompts[:1], trie, num_beams=args.beams, top_k=args.top_k)
 
     # reference: the prompt forwards alone (last-position logits), which every method pays
-    from hoprec.tasks.llm.decoding import _run_prompt, left_pad
+    from hoprec.tasks.llm.decoding import left_pad, run_prompt
 
     t = time.perf_counter()
     with torch.inference_mode():
         for a in range(0, args.users, args.batch_size):
-            _run_prompt(model, *left_pad(prompts[a : a + args.batch_size]))
+            run_prompt(model, *left_pad(prompts[a : a + args.batch_size]))
     prompt_s = time.perf_counter() - t
     print(
         f"prompt forwards alone (batch {args.batch_size}): {args.users} users in {prompt_s:.1f}s "

@@ -18,7 +18,7 @@ from hoprec.tasks.data.warehouse import connect, resolve
 from hoprec.tasks.evaluation.evaluate import evaluate_scores_task, sample_rows, split_inputs
 from hoprec.tasks.evaluation.report import compare_report, plot_groups
 from hoprec.tasks.evaluation.scoring import BASELINES, fused, fusion_task, score_task
-from hoprec.tasks.llm.finetune import META
+from hoprec.tasks.llm.checkpoints import META
 from hoprec.tasks.llm.train import find_build, promote, train_llm_task
 from hoprec.tasks.recommenders.sasrec import SASRecParams, train_sasrec_task
 from hoprec.tasks.recommenders.tiger import TigerParams, train_tiger_task

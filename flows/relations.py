@@ -9,11 +9,11 @@ from prefect import flow, unmapped
 
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.relations.pairs import count_shard_task
 from hoprec.tasks.relations.snapshots import (
     COLLABORATIVE,
     KINDS,
     RelationParams,
-    count_shard_task,
     export_input_task,
     relation_snapshot_task,
     semantic_snapshot_task,

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hoprec.tasks.llm.decoding import (
-    SidTrie,
     cache_select,
     constrained_beam_search,
-    exact_item_scores,
     left_pad,
     tree_attention_ok,
 )
+from hoprec.tasks.llm.exact import exact_item_scores
+from hoprec.tasks.sids.trie import SidTrie
 
 BASE = 40  # ordinary tokens 0..39, then SID tokens
 CODES = 4  # codes per level in the tests (so SIDs share prefixes)

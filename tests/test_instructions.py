@@ -13,7 +13,8 @@ from helpers import fake_encoder, write_sequences
 from hoprec.tasks.llm.audit import LeakageError, audit_build, enforce
 from hoprec.tasks.llm.instructions import InstructionParams, build_instructions
 from hoprec.tasks.relations.snapshots import RelationParams, snapshot
-from hoprec.tasks.sids.versions import SidParams, build_sids, load_sids
+from hoprec.tasks.sids.store import load_sids
+from hoprec.tasks.sids.versions import SidParams, build_sids
 
 rng = np.random.default_rng(11)
 SEQS = [[int(i) for i in rng.integers(1, 31, size=rng.integers(2, 25))] for _ in range(40)]

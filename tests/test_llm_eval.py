@@ -10,7 +10,7 @@ from hoprec.tasks.evaluation.evaluate import eval_rows
 from hoprec.tasks.evaluation.report import gain_rows, mean_std, metric_rows
 from hoprec.tasks.llm.prompts import PROMPTS, encode_sample, item_label
 from hoprec.tasks.llm.scoring import history_prompts, item_trie, llm_scorer
-from hoprec.tasks.sids.versions import code_matrix
+from hoprec.tasks.sids.store import code_matrix
 
 SIDS = {i: f"<a_{i % 3}><b_{i // 3}><c_0><d_0>" for i in range(1, 8)}
 LABELS = {i: item_label(s, None) for i, s in SIDS.items()}

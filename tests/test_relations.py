@@ -15,14 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hoprec.tasks.data.warehouse import connect
-from hoprec.tasks.relations.snapshots import (
-    RelationParams,
-    count_pairs,
-    count_shard,
-    export_input,
-    load_input,
-    snapshot,
-)
+from hoprec.tasks.relations.pairs import count_pairs, count_shard, export_input, load_input
+from hoprec.tasks.relations.snapshots import RelationParams, snapshot
 
 
 def oracle_pairs(

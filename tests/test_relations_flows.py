@@ -10,7 +10,8 @@ from helpers import prepare_ml100k
 from test_relations import oracle_pairs
 
 from hoprec.tasks.data.warehouse import connect
-from hoprec.tasks.relations.snapshots import RelationParams, count_pairs, load_input
+from hoprec.tasks.relations.pairs import count_pairs, load_input
+from hoprec.tasks.relations.snapshots import RelationParams
 
 NO_TOP_UP = {"top_up": False, "kinds": ["transitions", "cooccurrence"]}
 

@@ -16,16 +16,13 @@ import hoprec.tasks.sids.versions as sids_mod
 from hoprec.tasks.data.warehouse import connect
 from hoprec.tasks.relations.embeddings import embed_items
 from hoprec.tasks.sids.rq import diagnostics, disambiguate, effective_codebook, encode, rq_kmeans
+from hoprec.tasks.sids.store import all_sid_tokens, load_codebooks, load_sids, sid_tokens
 from hoprec.tasks.sids.versions import (
     SidParams,
-    all_sid_tokens,
     as_record,
     assign_new_items,
     build_sids,
-    load_codebooks,
-    load_sids,
     sid_provenance,
-    sid_tokens,
     sids_report,
 )
 

@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hoprec.tasks.llm.checkpoints import load_trained
 from hoprec.tasks.llm.finetune import (
     TrainParams,
     encode_batch,
-    load_trained,
     prepare_model,
     sample_order,
     train_llm,

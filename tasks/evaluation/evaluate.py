@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from ..data.sequences import n_items, split_events, user_histories
 from ..data.warehouse import connect, run, transaction
 from ..recommenders.baselines import relation_matrix
-from ..sids.versions import code_matrix, load_sids
+from ..sids.store import code_matrix, load_sids
 from .memorization import (
     categorize,
     category_masks,

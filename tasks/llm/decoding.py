@@ -1,8 +1,8 @@
-"""Decoding over semantic IDs: a trie of valid SIDs, constrained beam search, exact item scoring.
+"""Decoding over semantic IDs: constrained beam search, and the helpers exact scoring shares.
 
 Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces:
 
-* `SidTrie` (tasks.sid_trie) - the trie of all items' token sequences, dense per-level tables so the
+* `SidTrie` (sids/trie.py) - the trie of all items' token sequences, dense per-level tables so the
   tokens allowed after a batch of prefixes are one gather (no per-beam Python).
 * `constrained_beam_search` - batched beam search (prompt run once, then L steps on the KV cache)
   whose logits are restricted, at every step, to the tokens the trie allows after each beam's
@@ -14,20 +14,7 @@ Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces
   over the full vocabulary, then masking), so only real items can come out. History items are
   removed at the last step (their leaves are masked before the final top-k, so no beam is spent
   on them).
-* `exact_item_scores` - log P(SID | prompt) of every item, exactly (the SimGR argument: beam
-  search prunes, so the ranking it gives is biased). The prompt is run once; then the trie is
-  walked level by level, and each distinct prefix is evaluated once, so the cost is about the
-  number of trie nodes, not items x L forwards. Two ways of doing a level:
-
-  - ``method="tree"`` (default): all prefixes of a level are appended to the *one* cached prompt
-    as a packed sequence with a custom 4D attention mask (each node sees the prompt, its own
-    ancestors and itself; positions = prompt length + depth), i.e. tree attention. The prompt KV
-    is never copied; one token is fed per trie node (the deepest fed level is cropped from the
-    cache after each chunk, since it is nobody's ancestor).
-  - ``method="expand"``: the cached prompt KV is expanded to one row per (user, prefix), chunked,
-    and the l prefix tokens are fed on it. Works with any attention implementation (the tree
-    method needs one that honours a 4D float mask: eager and sdpa do, flash-attention does not;
-    ``method="auto"``, the default, checks with `tree_attention_ok`).
+* exact item scoring lives in `exact.py` and shares the helpers here.
 
 Caches: transformers 5.x `DynamicCache` (anything with ``reorder_cache``) or legacy tuples of
 (key, value) per layer; `cache_select` reorders/expands them along the batch dimension.
@@ -45,15 +32,6 @@ import numpy as np
 import torch
 
 from ..sids.trie import SidTrie
-
-__all__ = [
-    "SidTrie",
-    "tree_attention_ok",
-    "cache_select",
-    "constrained_beam_search",
-    "exact_item_scores",
-    "left_pad",
-]
 
 
 # ---------------------------------------------------------------------------------- kv caches
@@ -106,7 +84,7 @@ def left_pad(
 
 
 @contextlib.contextmanager
-def _inference(model: Any) -> Iterator[None]:
+def inference(model: Any) -> Iterator[None]:
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
@@ -118,12 +96,12 @@ def _inference(model: Any) -> Iterator[None]:
             model.train()
 
 
-def _pad_id(model: Any) -> int:
+def pad_id(model: Any) -> int:
     pad = getattr(getattr(model, "config", None), "pad_token_id", None)
     return int(pad) if isinstance(pad, int) and pad >= 0 else 0
 
 
-def _run_prompt(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> Any:
+def run_prompt(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> Any:
     """The prompt forward; logits of the last position only where the model supports it."""
     kwargs = {}
     try:
@@ -134,7 +112,7 @@ def _run_prompt(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Te
     return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kwargs)
 
 
-def _vocab_size(model: Any, logits: torch.Tensor, trie: SidTrie) -> int:
+def check_vocab(model: Any, logits: torch.Tensor, trie: SidTrie) -> int:
     if trie.max_token >= logits.shape[-1]:
         raise ValueError(
             f"SID token {trie.max_token} outside the model's vocabulary of {logits.shape[-1]}"
@@ -142,7 +120,7 @@ def _vocab_size(model: Any, logits: torch.Tensor, trie: SidTrie) -> int:
     return logits.shape[-1]
 
 
-def _batches(n: int, size: int) -> Iterator[slice]:
+def batches(n: int, size: int) -> Iterator[slice]:
     if size < 1:
         raise ValueError("batch_size must be >= 1")
     for a in range(0, n, size):
@@ -170,7 +148,7 @@ def tree_attention_ok(model: Any) -> bool:
     return True
 
 
-def _method(model: Any, method: str, fallback: str) -> str:
+def pick_method(model: Any, method: str, fallback: str) -> str:
     if method not in ("auto", "tree", fallback):
         raise ValueError(f"method must be 'auto', 'tree' or {fallback!r}, not {method!r}")
     if method == "auto":
@@ -178,7 +156,7 @@ def _method(model: Any, method: str, fallback: str) -> str:
     return method
 
 
-def _tree_mask(prompt_bias: torch.Tensor, kv_len: int, cols: torch.Tensor) -> torch.Tensor:
+def tree_mask(prompt_bias: torch.Tensor, kv_len: int, cols: torch.Tensor) -> torch.Tensor:
     """Additive 4D mask [users, 1, c, kv_len] for c packed query tokens on a cached prompt.
 
     Query j of user u sees the user's real prompt tokens (`prompt_bias` [users, T]: 0 or min) and
@@ -197,7 +175,7 @@ def _tree_mask(prompt_bias: torch.Tensor, kv_len: int, cols: torch.Tensor) -> to
     return attn
 
 
-def _prompt_bias(model: Any, mask: torch.Tensor) -> torch.Tensor:
+def prompt_mask_bias(model: Any, mask: torch.Tensor) -> torch.Tensor:
     dtype = next(model.parameters()).dtype
     if not dtype.is_floating_point:
         dtype = torch.float32
@@ -236,14 +214,14 @@ def constrained_beam_search(
     """
     if num_beams < 1 or top_k < 1:
         raise ValueError("num_beams and top_k must be >= 1")
-    method = _method(model, method, "batch")
+    method = pick_method(model, method, "batch")
     n = len(prompt_ids)
     if exclude is not None and len(exclude) != n:
         raise ValueError("exclude needs one entry (a set of item ids, or None) per prompt")
     items = np.full((n, top_k), -1, np.int64)
     scores = np.full((n, top_k), -np.inf, np.float32)
-    with _inference(model):
-        for sl in _batches(n, batch_size):
+    with inference(model):
+        for sl in batches(n, batch_size):
             ex = None if exclude is None else exclude[sl]
             it, sc = _beam_batch(
                 model, prompt_ids[sl], trie, num_beams, ex, torch.device(device), method == "tree"
@@ -275,17 +253,17 @@ def _beam_batch(
     tree: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     n_users = len(prompts)
-    ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
-    out = _run_prompt(model, ids, mask, pos)
+    ids, mask, pos = left_pad(prompts, pad_id(model), dev)
+    out = run_prompt(model, ids, mask, pos)
     cache = out.past_key_values
     logits = out.logits[:, -1]
-    vocab = _vocab_size(model, logits, trie)
+    vocab = check_vocab(model, logits, trie)
     logp = torch.log_softmax(logits.float(), -1)  # [users * width, vocab]
     del out, logits
     width = ids.shape[1]
     n_prompt = mask.sum(1)
     if tree:
-        prompt_bias = _prompt_bias(model, mask)
+        prompt_bias = prompt_mask_bias(model, mask)
         anc = torch.zeros(n_users, 1, 0, dtype=torch.long, device=dev)  # cache columns per beam
         fed = 0
     beam_scores = torch.zeros(n_users, 1, device=dev)  # width 1 at the root
@@ -315,7 +293,7 @@ def _beam_batch(
             self_col = width + fed + torch.arange(w, device=dev)
             anc = torch.cat([anc, self_col.expand(n_users, w)[:, :, None]], 2)
             fed += w
-            attn = _tree_mask(prompt_bias, width + fed, anc)
+            attn = tree_mask(prompt_bias, width + fed, anc)
             position = (n_prompt + level)[:, None].expand(n_users, w)
             out = model(
                 input_ids=step_ids,
@@ -344,121 +322,6 @@ def _beam_batch(
     items = torch.where(nodes >= 0, leaf_item[nodes.clamp(min=0)], -1)
     scores = beam_scores.masked_fill(nodes < 0, -torch.inf)
     return items.cpu().numpy(), scores.float().cpu().numpy()
-
-
-# ---------------------------------------------------------------------------- exact scoring
-def exact_item_scores(
-    model: Any,
-    prompt_ids: Sequence[Sequence[int]],
-    trie: SidTrie,
-    batch_size: int = 4,
-    device: torch.device | str = "cpu",
-    method: str = "auto",
-    max_tokens: int = 1024,
-) -> np.ndarray:
-    """log P(item's SID | prompt) for every user and item: float32 [n_users, n_items], exact.
-
-    Columns follow the order of the items given to `SidTrie.from_token_ids` (``trie.item_ids``).
-    Users go `batch_size` at a time; the prompt is run once, then every distinct prefix of length
-    1..L-1 is evaluated once (``method="tree"``: packed on the shared prompt cache with tree
-    attention, one token per trie node; ``"expand"``: on per-prefix copies of the prompt cache;
-    ``"auto"``: tree where `tree_attention_ok(model)`), in chunks of about `max_tokens`
-    (users x fed tokens) per forward, which bounds the memory of the logits and the attention.
-    """
-    method = _method(model, method, "expand")
-    n = len(prompt_ids)
-    result = np.empty((n, trie.n_items), np.float32)
-    with _inference(model):
-        for sl in _batches(n, batch_size):
-            leaf = _exact_batch(
-                model, prompt_ids[sl], trie, torch.device(device), method, max_tokens
-            )
-            result[sl] = leaf[:, trie.item_leaf]
-    return result
-
-
-def _exact_batch(
-    model: Any,
-    prompts: Sequence[Sequence[int]],
-    trie: SidTrie,
-    dev: torch.device,
-    method: str,
-    max_tokens: int,
-) -> np.ndarray:
-    n_users = len(prompts)
-    ids, mask, pos = left_pad(prompts, _pad_id(model), dev)
-    out = _run_prompt(model, ids, mask, pos)
-    cache = out.past_key_values
-    logits = out.logits[:, -1]
-    _vocab_size(model, logits, trie)
-    logp0 = torch.log_softmax(logits.float(), -1)
-    del out, logits
-    # node_score: [users, n_d] log P(prefix) of every depth-d node
-    node_score = logp0[:, trie.t("node_token", 1, dev)]
-    n_prompt = mask.sum(1)  # real prompt lengths
-    width = ids.shape[1]
-    if method == "tree":
-        prompt_bias = _prompt_bias(model, mask)
-    fed = 0  # trie nodes appended to the cache (tree)
-    for d in range(1, trie.depth):
-        n_d = trie.num_nodes(d)
-        parent_next = trie.node_parent[d + 1]  # sorted (nodes are in prefix order)
-        tok_next = trie.t("node_token", d + 1, dev)
-        par_next = trie.t("node_parent", d + 1, dev)
-        next_score = torch.empty(n_users, trie.num_nodes(d + 1), device=dev)
-        if method == "tree":
-            # cache column of every depth-j node: the prompt first, then depths 1, 2, ... in order
-            # (the last fed level is cropped after each chunk, so it never needs a column)
-            starts = [width + sum(trie.num_nodes(j) for j in range(1, k)) for k in range(1, d + 1)]
-            anc_cols = trie.t("ancestors", d, dev) + torch.as_tensor(starts, device=dev)
-            chunk = max(1, max_tokens // n_users)
-        else:
-            prefixes = trie.t("prefixes", d, dev)
-            chunk = max(1, max_tokens // (n_users * d))
-        for a in range(0, n_d, chunk):
-            b = min(n_d, a + chunk)
-            c = b - a
-            if method == "tree":
-                cols = anc_cols[a:b].clone()
-                cols[:, -1] = width + fed + torch.arange(c, device=dev)  # the chunk itself
-                attn = _tree_mask(prompt_bias, width + fed + c, cols[None])
-                step = trie.t("node_token", d, dev)[a:b].expand(n_users, c)
-                position = (n_prompt + d - 1)[:, None].expand(n_users, c)
-                out = model(
-                    input_ids=step,
-                    attention_mask=attn,
-                    position_ids=position,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                cache = out.past_key_values
-                if d == trie.depth - 1 and hasattr(cache, "crop"):
-                    cache.crop(-c)  # last fed level: never an ancestor, keep the kv short
-                else:
-                    fed += c
-                logp = torch.log_softmax(out.logits.float(), -1)  # [users, c, vocab]
-            else:
-                rep = torch.arange(n_users, device=dev).repeat_interleave(c)
-                sub = cache_select(cache, rep, inplace=False)
-                step = prefixes[a:b].repeat(n_users, 1)  # [users * c, d]
-                am = torch.cat([mask.index_select(0, rep), mask.new_ones(len(rep), d)], 1)
-                position = n_prompt.index_select(0, rep)[:, None] + torch.arange(d, device=dev)
-                out = model(
-                    input_ids=step,
-                    attention_mask=am,
-                    position_ids=position,
-                    past_key_values=sub,
-                    use_cache=True,
-                )
-                del sub
-                logp = torch.log_softmax(out.logits[:, -1].float(), -1).view(n_users, c, -1)
-            del out
-            lo, hi = np.searchsorted(parent_next, [a, b])
-            par = par_next[lo:hi]
-            next_score[:, lo:hi] = node_score[:, par] + logp[:, par - a, tok_next[lo:hi]]
-            del logp
-        node_score = next_score
-    return node_score.cpu().numpy()
 
 
 def beam_scores(items: np.ndarray, scores: np.ndarray, n_items: int) -> np.ndarray:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,12 +28,12 @@ import torch.nn.functional as F
 from .. import defaults
 from ..devices import resolve_device
 from .base import DEFAULT_BASE
+from .checkpoints import META, load_checkpoint, save_checkpoint, trainable_parameters
 from .prompts import encode_sample
 
 log = logging.getLogger("hoprec.training")
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-META = "hoprec_model.json"
 
 
 @dataclass(frozen=True)
@@ -189,66 +188,6 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
     return get_peft_model(model, cfg), tokenizer, new_ids
 
 
-def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-# ------------------------------------------------------------------------------ checkpoints
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*.pt"))
-
-
-def save_checkpoint(
-    out: Path,
-    step: int,
-    model: Any,
-    opt: Any,
-    sched: Any,
-    history: list[dict[str, float]],
-    keep: int = 2,
-) -> Path:
-    """Trainable weights, optimizer, schedule, RNG and the log so far; written to a temporary
-    name and renamed, so a kill mid-write leaves the previous checkpoint whole."""
-    path = out / "checkpoints" / f"step-{step:07d}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "step": step,
-        "trainable": {n: p.detach().cpu() for n, p in _trainable(model).items()},
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "rng": torch.get_rng_state(),
-        "history": history,
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    for old in _checkpoints(out)[:-keep]:
-        old.unlink()
-    return path
-
-
-def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any] | None:
-    """Restore the newest readable checkpoint; None when there is none."""
-    for path in reversed(_checkpoints(out)):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a torn file: fall back to the one before
-            log.warning("checkpoint %s unreadable (%s); trying an older one", path.name, exc)
-            continue
-        params = _trainable(model)
-        missing = set(params) ^ set(state["trainable"])
-        if missing:
-            raise ValueError(f"checkpoint {path} does not match the model: {sorted(missing)[:3]}")
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(state["trainable"][n])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        return state
-    return None
-
-
 # ---------------------------------------------------------------------------------- training
 def load_samples(
     path: str | Path, tasks: Sequence[str] = ()
@@ -294,9 +233,8 @@ def train_llm(
     model, tokenizer, _ = prepare_model(params, sid_tokens)
     model.to(dev).train()
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-    opt = torch.optim.AdamW(
-        list(_trainable(model).values()), lr=params.learning_rate, weight_decay=params.weight_decay
-    )
+    trained = list(trainable_parameters(model).values())
+    opt = torch.optim.AdamW(trained, lr=params.learning_rate, weight_decay=params.weight_decay)
     sched = get_cosine_schedule_with_warmup(
         opt, int(params.warmup * params.max_steps), params.max_steps
     )
@@ -345,7 +283,7 @@ def train_llm(
             loss_sum += float(loss.detach())
             tokens += int(b["attention_mask"].sum())
         targets += n_target
-        torch.nn.utils.clip_grad_norm_(list(_trainable(model).values()), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -414,35 +352,3 @@ def save_trained(
         **meta,
     }
     (out / META).write_text(json.dumps(info, indent=1, default=str))
-
-
-def is_trained(out_dir: str | Path) -> bool:
-    return (Path(out_dir) / META).exists()
-
-
-def load_trained(
-    out_dir: str | Path, device: str = "auto", merge: bool = False
-) -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode, tokenizer, meta) of a finished run: the base resized to the saved
-    tokenizer, then `PeftModel.from_pretrained` (LoRA) - the standard way a user loads it.
-    `merge` folds the adapter into the weights: a plain model, several times faster to decode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = Path(out_dir)
-    if not is_trained(out):
-        raise FileNotFoundError(f"no finished training run in {out} (missing {META})")
-    meta = json.loads((out / META).read_text())
-    tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
-    if meta["mode"] == "full":
-        model = AutoModelForCausalLM.from_pretrained(str(out / "model"))
-    else:
-        from peft import PeftModel
-
-        from .base import load_base_model
-
-        base = load_base_model(meta["base"])
-        base.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        model = PeftModel.from_pretrained(base, str(out / "model"))
-        if merge:
-            model = model.merge_and_unload()
-    return model.to(resolve_device(device)).eval(), tokenizer, meta

@@ -116,7 +116,7 @@ def item_labels(
     con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, titles: bool = True
 ) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
     """(labels, sids, titles) by item_idx for a SID version."""
-    from ..sids.versions import load_sids
+    from ..sids.store import load_sids
 
     sids = load_sids(con, dataset, sid_version)
     names = item_titles(con, dataset, sids)
@@ -397,7 +397,7 @@ def leakage_audit_task(warehouse: str, build: dict[str, Any], mode: str) -> dict
 @task(name="token-lengths", cache_policy=NO_CACHE)
 def token_lengths_task(warehouse: str, build: dict[str, Any], base_model: str) -> dict[str, Any]:
     """Token-length quantiles per task under the base model's tokenizer (+ SID tokens)."""
-    from ..sids.versions import all_sid_tokens
+    from ..sids.store import all_sid_tokens
     from .base import load_tokenizer
 
     with connect(warehouse) as con:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..sids.trie import SidTrie
-from .decoding import beam_scores, constrained_beam_search, exact_item_scores
+from .decoding import beam_scores, constrained_beam_search
+from .exact import exact_item_scores
 from .prompts import history_prompts
 
 DECODE = ("beam", "exact")
@@ -102,7 +103,7 @@ def score_trained(
     import torch
 
     from ..devices import resolve_device
-    from .finetune import load_trained
+    from .checkpoints import load_trained
     from .instructions import item_labels
 
     dev = resolve_device(device)

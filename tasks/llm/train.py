@@ -15,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from ..data.warehouse import connect, fetch_dicts, run, transaction
 from ..settings import state_dir
-from .finetune import TrainParams, is_trained, train_llm
+from .checkpoints import is_trained
+from .finetune import TrainParams, train_llm
 
 log = logging.getLogger("hoprec.training")
 
@@ -78,7 +79,7 @@ def train_llm_task(
     Prefect progress artifact current, and register the model in `models`."""
     import shutil
 
-    from ..sids.versions import all_sid_tokens
+    from ..sids.store import all_sid_tokens
 
     with connect(warehouse) as con:
         build = find_build(con, dataset, build_id)

@@ -1,7 +1,7 @@
 """TIGER-like generative recommender: a small Llama trained from scratch on semantic IDs.
 
 The non-LLM comparison point for "LLMs memorize more than non-LLM GR models": the same SIDs and
-trie-constrained beam search (tasks.decoding) as the LLM recommenders, but a tiny random-init
+trie-constrained beam search (llm/decoding.py) as the LLM recommenders, but a tiny random-init
 decoder whose vocabulary is the SID codes (token = offset[level] + code) plus pad/bos/eos.
 Training is a causal LM over each user's train sequence cut into windows of <= history + 1
 items (BOS, then 4 tokens per item), so every transition of a window is in one loss: the SID
@@ -351,7 +351,7 @@ def parse_sid(sid: str) -> list[int]:
 def warehouse_codes(con: Any, dataset: str, sid_version: str) -> np.ndarray:
     """The codes array [n_items + 1, 4] of the dataset's items under `sid_version`."""
     from ..data.sequences import n_items
-    from ..sids.versions import code_matrix, load_sids
+    from ..sids.store import code_matrix, load_sids
 
     codes = code_matrix(load_sids(con, dataset, sid_version), n_items(con, dataset))
     if codes.shape[1] != L:

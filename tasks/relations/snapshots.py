@@ -5,7 +5,7 @@ test target, and is registered in `relation_snapshots` under the hash of everyth
 on (its parameters plus fingerprints of the prepared data and item texts). The same request is
 a cache hit; a recompute swaps rows and registry entry in one transaction, so readers never see
 half a snapshot. All data work is SQL in `sql/relations/`; pair counts are additive over users,
-so they can be computed in shards (see `count_shard`) and merged by summing.
+so they can be computed in shards (`pairs.count_shard`) and merged by summing.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import reduce
-from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
 
 from .. import defaults
-from ..data.warehouse import export_parquet, fetch_dict, run, transaction
-from ..settings import state_dir
+from ..data.warehouse import fetch_dict, run, transaction
+from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir, ts_text
 
 log = logging.getLogger("hoprec.relations")
 
@@ -115,15 +112,6 @@ def parse_as_of(value: str | datetime | None) -> datetime | None:
         ) from None
 
 
-def _ts(as_of: datetime | None) -> str | None:
-    return None if as_of is None else as_of.isoformat(sep=" ")
-
-
-def lcm_upto(window: int) -> int:
-    """lcm(1..window): the denominator that keeps 1/hop weights exact integers."""
-    return reduce(math.lcm, range(1, window + 1), 1)
-
-
 def fingerprints(con: duckdb.DuckDBPyConnection, dataset: str, kind: str) -> dict[str, str]:
     """Content fingerprints a snapshot depends on; missing prepare is a clear error."""
     row = run(con, "relations/prepared_fingerprint", {"dataset": dataset}).fetchone()
@@ -164,66 +152,8 @@ def find_snapshot(
     return run(
         con,
         "relations/find_snapshot",
-        {"dataset": dataset, "kind": kind, "params_hash": phash, "as_of": _ts(as_of)},
+        {"dataset": dataset, "kind": kind, "params_hash": phash, "as_of": ts_text(as_of)},
     ).fetchone()
-
-
-# --- pair counts: the part that shards ------------------------------------------------------
-def load_input(
-    con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool
-) -> None:
-    """Temp tables `rel_input` (the snapshot's events) and `rel_pop` (item popularity)."""
-    run(
-        con,
-        "relations/input",
-        {"dataset": dataset, "strict": strict, "as_of": _ts(as_of) or "infinity"},
-    )
-    run(con, "relations/popularity")
-
-
-def count_pairs(con: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> None:
-    """Temp table `rel_pairs(a, b, n, w)` from `rel_input` for a collaborative spec."""
-    params = {"window": spec["window"], "directed": spec["directed"]}
-    if spec["weighting"] == "inverse-hop":
-        run(con, "relations/pair_counts_inverse_hop", params | {"lcm": lcm_upto(spec["window"])})
-    else:
-        run(con, "relations/pair_counts", params)
-
-
-def export_input(
-    con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool, path: Path
-) -> Path:
-    """Write a snapshot's events to Parquet, so shards can run anywhere without the warehouse."""
-    load_input(con, dataset, as_of, strict)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    export_parquet(con, "SELECT user_idx, pos, item_idx FROM rel_input", path)
-    return path
-
-
-def count_shard(
-    input_path: str,
-    shard: int,
-    shards: int,
-    spec: dict[str, Any],
-    out_path: str,
-    memory_limit: str | None = None,
-) -> str:
-    """Pair counts of one user shard, in a private in-memory DuckDB, written to Parquet."""
-    con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
-    try:
-        run(con, "relations/shard_input", {"path": input_path, "shard": shard, "shards": shards})
-        count_pairs(con, spec)
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        export_parquet(con, "SELECT a, b, n, w FROM rel_pairs", Path(out_path))
-    finally:
-        con.close()
-    return out_path
-
-
-def shard_dir(dataset: str, kind: str, as_of: datetime | None, phash: str) -> Path:
-    """Where a sharded snapshot's intermediate files go (shared storage for remote workers)."""
-    stamp = as_of.strftime("%Y%m%dT%H%M%S") if as_of else "all"
-    return state_dir() / "relations" / dataset / f"{kind}-{stamp}-{phash}"
 
 
 # --- building and storing snapshots ---------------------------------------------------------
@@ -299,9 +229,9 @@ def snapshot(
     hit = None if force else find_snapshot(con, dataset, kind, at, phash)
     if hit:
         sid, rows, stats_json, seconds = hit
-        log.info("%s snapshot of %s as of %s: cached (#%d)", kind, dataset, _ts(at), sid)
+        log.info("%s snapshot of %s as of %s: cached (#%d)", kind, dataset, ts_text(at), sid)
         return Snapshot(
-            sid, dataset, kind, _ts(at), "cached", rows, seconds, spec, json.loads(stats_json)
+            sid, dataset, kind, ts_text(at), "cached", rows, seconds, spec, json.loads(stats_json)
         )
     started = time.perf_counter()
     try:
@@ -321,7 +251,7 @@ def snapshot(
                     "snapshot_id": sid,
                     "dataset": dataset,
                     "kind": kind,
-                    "as_of": _ts(at),
+                    "as_of": ts_text(at),
                     "params_json": json.dumps(spec, sort_keys=True),
                     "params_hash": phash,
                     "rows": stats["rows"],
@@ -336,12 +266,14 @@ def snapshot(
         "%s snapshot of %s as of %s: %d rows in %.2f s (#%d)",
         kind,
         dataset,
-        _ts(at),
+        ts_text(at),
         stats["rows"],
         seconds,
         sid,
     )
-    return Snapshot(sid, dataset, kind, _ts(at), "computed", stats["rows"], seconds, spec, stats)
+    return Snapshot(
+        sid, dataset, kind, ts_text(at), "computed", stats["rows"], seconds, spec, stats
+    )
 
 
 def _semantic_hash(con: duckdb.DuckDBPyConnection, semantic_id: int | None) -> str:
@@ -463,11 +395,3 @@ def export_input_task(
         folder = shard_dir(dataset, kind, at, phash)
         path = export_input(con, dataset, at, spec["strict"], folder / "input.parquet")
     return {"cached": False, "input": str(path), "folder": str(folder), "spec": spec}
-
-
-@task(name="count-shard", task_run_name="shard {shard} of {shards}", cache_policy=NO_CACHE)
-def count_shard_task(
-    input_path: str, shard: int, shards: int, spec: dict[str, Any], folder: str
-) -> str:
-    """Pair counts of one user shard; needs no warehouse, so it runs on any worker."""
-    return count_shard(input_path, shard, shards, spec, f"{folder}/shard-{shard:04d}.parquet")

@@ -1,4 +1,4 @@
-"""Residual quantization for semantic IDs, as pure functions of arrays (tasks.sids stores them).
+"""Residual quantization for semantic IDs, as pure functions of arrays (versions.py keeps them).
 
 RQ-KMeans: level 1 clusters the vectors, level l clusters the residuals levels < l left, so the
 codes run from coarse to fine and similar items share prefixes.

@@ -1,4 +1,4 @@
-"""The trie of all items' SID token sequences, as dense per-level tables (see tasks.decoding).
+"""The trie of all items' SID token sequences, as dense per-level tables (see llm/decoding.py).
 
 Held as arrays so that the tokens allowed after a whole batch of beam prefixes are one gather,
 with no per-beam Python.

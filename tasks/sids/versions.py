@@ -1,4 +1,4 @@
-"""Semantic IDs (SIDs): item embeddings quantized (tasks.rq) into short token strings, versioned.
+"""Semantic IDs (SIDs): item embeddings quantized (rq.py) into short token strings, versioned.
 
 Every SID has L + 1 codes: the L RQ codes and a disambiguation code (TIGER): 0 for the first item
 of an L-code in item_idx order, 1, 2, ... for the next. A fixed length keeps constrained decoding
@@ -17,8 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,20 @@ import pyarrow as pa
 
 from .. import defaults
 from ..data.warehouse import run, transaction
-from ..relations.embeddings import DEFAULT_MODEL, Encoder, embed_items, item_text, text_sha256
+from ..relations.embeddings import DEFAULT_MODEL, Encoder, embed_items
 from ..reports import md_table
 from ..settings import state_dir
 from .rq import diagnostics, disambiguate, effective_codebook, encode, plot_diagnostics, rq_kmeans
+from .store import (
+    catalogue,
+    first_row,
+    insert_codes,
+    list_array,
+    load_codebooks,
+    registered,
+    version_codes,
+    version_row,
+)
 
 log = logging.getLogger("hoprec.sids")
 
@@ -48,7 +57,7 @@ class SidParams:
     levels: int = defaults.SID_LEVELS  # L: RQ levels
     codebook: int = defaults.SID_CODEBOOK  # codes per level before the small-catalogue shrink
     seed: int = 0
-    model: str = DEFAULT_MODEL  # embedding model (tasks.embeddings)
+    model: str = DEFAULT_MODEL  # embedding model (relations/embeddings.py)
     method: str = "rq-kmeans"
     n_init: int = 3  # k-means runs per level; the one with most code entropy wins
     shrink: bool = True  # shrink the codebook for small catalogues (effective_codebook)
@@ -80,139 +89,6 @@ class SidResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-# --- tokens ----------------------------------------------------------------------------------
-def _token(pos: int, code: int) -> str:
-    return f"<{chr(ord('a') + pos)}_{int(code)}>"
-
-
-def sid_tokens(codes: Sequence[int]) -> str:
-    """[12, 7, 201, 0] -> '<a_12><b_7><c_201><d_0>': position i uses the i-th letter."""
-    return "".join(_token(i, c) for i, c in enumerate(codes))
-
-
-# --- warehouse -------------------------------------------------------------------------------
-@contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[None]:
-    for name, t in tables.items():
-        con.register(name, t)
-    try:
-        yield
-    finally:
-        for name in tables:
-            con.unregister(name)
-
-
-def _matrix(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
-    """A list column of equal-length rows -> a 2-d array."""
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(dtype)
-    return flat.reshape(len(column), -1) if len(column) else flat.reshape(0, 0)
-
-
-def _lists(m: np.ndarray, type_: pa.DataType) -> pa.Array:
-    return pa.FixedSizeListArray.from_arrays(pa.array(m.ravel(), type_), m.shape[1])
-
-
-def _catalogue(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[np.ndarray, list[str], str]:
-    """(item_idx, item_id, fingerprint of item ids and the exact texts that get embedded)."""
-    ids = run(con, "sids/catalogue", {"dataset": dataset}).fetchall()
-    if not ids:
-        raise ValueError(f"dataset {dataset!r} has no prepared items; run `hoprec prepare` first")
-    fields = run(con, "embeddings/item_fields", {"dataset": dataset}).fetchall()
-    h = hashlib.sha256()
-    for (idx, item_id), (_, title, cats, desc) in zip(ids, fields, strict=True):
-        h.update(f"{idx}\t{item_id}\t{text_sha256(item_text(title, cats, desc))}\n".encode())
-    return np.array([i for i, _ in ids], np.int32), [i for _, i in ids], h.hexdigest()
-
-
-def _first(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> tuple | None:
-    """The first row of `sql/<name>.sql`, fetched to the end: DuckDB 2.0 refuses register and
-    unregister on a connection whose last result is unfinished, as fetchone() leaves it."""
-    rows = run(con, name, params).fetchall()
-    return rows[0] if rows else None
-
-
-def _version_row(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str) -> tuple:
-    row = _first(con, "sids/find_version", {"dataset": dataset, "sid_version": sid_version})
-    if not row:
-        raise ValueError(
-            f"SID version {sid_version!r} of dataset {dataset!r} does not exist; "
-            f"run `hoprec sids --dataset {dataset}` first"
-        )
-    return row
-
-
-def load_codebooks(con: duckdb.DuckDBPyConnection, sid_version: str) -> list[np.ndarray]:
-    """A version's centroids, one float32 [k_l, d] array per level."""
-    t = run(con, "sids/codebooks", {"sid_version": sid_version}).to_arrow_table()
-    levels = t.column("level").to_numpy()
-    cents = _matrix(t.column("centroid"), np.float32)
-    return [cents[levels == lv] for lv in np.unique(levels)]
-
-
-def _version_codes(con: duckdb.DuckDBPyConnection, sid_version: str) -> np.ndarray:
-    """All codes (L + 1 per item) of a version, in item_idx order."""
-    return _matrix(
-        run(con, "sids/version_codes", {"sid_version": sid_version})
-        .to_arrow_table()
-        .column("codes"),
-        np.int32,
-    )
-
-
-def _insert_codes(
-    con: duckdb.DuckDBPyConnection,
-    dataset: str,
-    sid_version: str,
-    item_idx: np.ndarray,
-    item_ids: list[str],
-    full: np.ndarray,
-    incremental: bool,
-) -> None:
-    new = pa.table(
-        {
-            "item_id": pa.array(item_ids, pa.string()),
-            "item_idx": pa.array(item_idx, pa.int32()),
-            "codes": _lists(full, pa.int32()),
-            "sid": pa.array([sid_tokens(c) for c in full.tolist()], pa.string()),
-        }
-    )
-    with _registered(con, sid_new_codes=new):
-        run(
-            con,
-            "sids/insert_codes",
-            {"sid_version": sid_version, "dataset": dataset, "incremental": incremental},
-        )
-
-
-def load_sids(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str) -> dict[int, str]:
-    """item_idx -> SID for the dataset's current items that have one in the version."""
-    _version_row(con, dataset, sid_version)
-    keys = {"dataset": dataset, "sid_version": sid_version}
-    return dict(run(con, "sids/load_sids", keys).fetchall())
-
-
-def code_matrix(sids: Mapping[int, str], n_items: int) -> np.ndarray:
-    """[n_items + 1, L] integer codes of every item's SID, row 0 (padding) zeros: the one
-    parser of SID strings that the SID transformer and prefix memorization share."""
-    missing = [i for i in range(1, n_items + 1) if i not in sids]
-    if missing:
-        raise ValueError(f"{len(missing)} items have no SID: {missing[:5]}")
-    rows = [[int(c) for c in re.findall(r"<[a-z]_(\d+)>", sids[i])] for i in range(1, n_items + 1)]
-    if len({len(r) for r in rows}) > 1:
-        raise ValueError("SIDs of different lengths in one version")
-    return np.array([[0] * (len(rows[0]) if rows else 0)] + rows, dtype=np.int64)
-
-
-def all_sid_tokens(con: duckdb.DuckDBPyConnection, sid_version: str) -> list[str]:
-    """Every token a tokenizer must add for the version: each codebook code of each level, and
-    the disambiguation codes in use (d_0 .. d_max; assign_new_items can add one more)."""
-    row = _first(con, "sids/version_levels", {"sid_version": sid_version})
-    if not row:
-        raise ValueError(f"SID version {sid_version!r} does not exist")
-    rows = run(con, "sids/token_codes", {"sid_version": sid_version, "levels": row[0]}).fetchall()
-    return [_token(p, c) for p, c in rows]
-
-
 def _png_path(sid_version: str) -> Path:
     return state_dir() / "sids" / re.sub(r"[^A-Za-z0-9._-]", "_", sid_version) / "diagnostics.png"
 
@@ -225,7 +101,7 @@ def _refresh(
     full: np.ndarray | None = None,
 ) -> Path:
     """Re-plot a version's diagnostics (codes from the warehouse unless given)."""
-    full = _version_codes(con, sid_version) if full is None else full
+    full = version_codes(con, sid_version) if full is None else full
     return plot_diagnostics(full[:, : len(sizes)], sizes, stats, _png_path(sid_version))
 
 
@@ -261,11 +137,11 @@ def build_sids(
     catalogue is a new version: to keep SIDs stable as items arrive, keep a version and call
     assign_new_items.
     """
-    item_idx, item_ids, fp = _catalogue(con, dataset)
+    item_idx, item_ids, fp = catalogue(con, dataset)
     spec, version = version_spec(dataset, params, len(item_idx), fp)
     c = spec["codebook_used"]
     keys = {"sid_version": version, "dataset": dataset}
-    if not force and (hit := _first(con, "sids/find_version", keys)):
+    if not force and (hit := first_row(con, "sids/find_version", keys)):
         stats = json.loads(hit[5])
         png = _png_path(version)
         if not png.exists():
@@ -306,14 +182,14 @@ def build_sids(
         {
             "level": pa.array(np.repeat(np.arange(1, len(books) + 1), sizes), pa.int32()),
             "code": pa.array(np.concatenate([np.arange(s) for s in sizes]), pa.int32()),
-            "centroid": _lists(cents, pa.float32()),
+            "centroid": list_array(cents, pa.float32()),
         }
     )
     with transaction(con):
         run(con, "sids/delete_version", {"sid_version": version})
-        with _registered(con, sid_new_centroids=centroids):
+        with registered(con, sid_new_centroids=centroids):
             run(con, "sids/insert_centroids", keys)
-        _insert_codes(con, dataset, version, item_idx, item_ids, full, incremental=False)
+        insert_codes(con, dataset, version, item_idx, item_ids, full, incremental=False)
         run(
             con,
             "sids/insert_version",
@@ -366,7 +242,7 @@ def assign_new_items(
     Each gets the nearest stored centroid per level on its residuals and the next free
     disambiguation code of its L-code; no existing SID or centroid changes.
     """
-    _, model, levels, _, _, stats_json, _ = _version_row(con, dataset, sid_version)
+    _, model, levels, _, _, stats_json, _ = version_row(con, dataset, sid_version)
     new = run(con, "sids/unassigned", {"dataset": dataset, "sid_version": sid_version}).fetchall()
     if not new:
         return 0
@@ -380,7 +256,7 @@ def assign_new_items(
             con, "sids/next_free", {"sid_version": sid_version, "levels": levels}
         ).fetchall()
         d = disambiguate(codes, {tuple(p): n for p, n in taken})
-        _insert_codes(
+        insert_codes(
             con,
             dataset,
             sid_version,
@@ -389,7 +265,7 @@ def assign_new_items(
             np.column_stack([codes, d]).astype(np.int32),
             incremental=True,
         )
-        full = _version_codes(con, sid_version)
+        full = version_codes(con, sid_version)
         old = json.loads(stats_json)
         stats = (
             old
@@ -408,7 +284,7 @@ def sid_provenance(
     """(text_only, detail) for a leakage audit: the version exists for the dataset and its
     recorded inputs are only the item catalogue (ids + exact texts), the embedding model and the
     RQ parameters; build_sids reads item_index, items and item_embeddings, never an event."""
-    row = _first(con, "sids/find_version", {"dataset": dataset, "sid_version": sid_version})
+    row = first_row(con, "sids/find_version", {"dataset": dataset, "sid_version": sid_version})
     if not row:
         return False, f"SID version {sid_version!r} of {dataset!r} does not exist"
     spec = json.loads(row[4])

@@ -1,0 +1,115 @@
+"""A fine-tuning run on disk: resumable checkpoints while it trains, and the finished run
+(adapter or full model + tokenizer + `hoprec_model.json`) as a user loads it.
+
+Checkpoints hold the trainable weights, optimizer, schedule, RNG and the log, written to a
+temporary name and renamed; the meta file is written last, so its presence marks a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..devices import resolve_device
+
+log = logging.getLogger("hoprec.training")
+
+META = "hoprec_model.json"
+
+
+def trainable_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+    """The parameters a run trains (LoRA + SID rows, or all): what a checkpoint holds."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step-*.pt"))
+
+
+def save_checkpoint(
+    out: Path,
+    step: int,
+    model: Any,
+    opt: Any,
+    sched: Any,
+    history: list[dict[str, float]],
+    keep: int = 2,
+) -> Path:
+    """Trainable weights, optimizer, schedule, RNG and the log so far; written to a temporary
+    name and renamed, so a kill mid-write leaves the previous checkpoint whole."""
+    path = out / "checkpoints" / f"step-{step:07d}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step,
+        "trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": torch.get_rng_state(),
+        "history": history,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in _checkpoints(out)[:-keep]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any] | None:
+    """Restore the newest readable checkpoint; None when there is none."""
+    for path in reversed(_checkpoints(out)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a torn file: fall back to the one before
+            log.warning("checkpoint %s unreadable (%s); trying an older one", path.name, exc)
+            continue
+        params = trainable_parameters(model)
+        missing = set(params) ^ set(state["trainable"])
+        if missing:
+            raise ValueError(f"checkpoint {path} does not match the model: {sorted(missing)[:3]}")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(state["trainable"][n])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        return state
+    return None
+
+
+def is_trained(out_dir: str | Path) -> bool:
+    """A finished run: its meta file exists."""
+    return (Path(out_dir) / META).exists()
+
+
+def load_trained(
+    out_dir: str | Path, device: str = "auto", merge: bool = False
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode, tokenizer, meta) of a finished run: the base resized to the saved
+    tokenizer, then `PeftModel.from_pretrained` (LoRA) - the standard way a user loads it.
+    `merge` folds the adapter into the weights: a plain model, several times faster to decode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out_dir)
+    if not is_trained(out):
+        raise FileNotFoundError(f"no finished training run in {out} (missing {META})")
+    meta = json.loads((out / META).read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
+    if meta["mode"] == "full":
+        model = AutoModelForCausalLM.from_pretrained(str(out / "model"))
+    else:
+        from peft import PeftModel
+
+        from .base import load_base_model
+
+        base = load_base_model(meta["base"])
+        base.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        model = PeftModel.from_pretrained(base, str(out / "model"))
+        if merge:
+            model = model.merge_and_unload()
+    return model.to(resolve_device(device)).eval(), tokenizer, meta
