@@ -28,7 +28,7 @@ from hoprec.tasks.reports import md_table, publish, publish_table
 @flow(
     name="backfill",
     flow_run_name="backfill {dataset} {start}..{end} every {every}",
-    task_runner=ThreadPoolTaskRunner(max_workers=1),
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]  # prefect stubs
 )
 def backfill_flow(
     dataset: str,

@@ -49,8 +49,14 @@ def baselines_flow(
     ev = evaluate_scores_task(wh, dataset, split, scores, rows, snaps, history, None, "")
     runs = [{"seed": seed, "eval": ev}]
     png = plot_groups(runs, f"{dataset} {split}: NDCG@10 by one-hop memorization group")
-    result = {"dataset": dataset, "split": split, "runs": runs, "sasrec": sasrec, "png": png}
-    result["report"] = baselines_report(result)
-    publish("baselines-report", result["report"], f"baselines on {dataset} ({split})")
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "split": split,
+        "runs": runs,
+        "sasrec": sasrec,
+        "png": png,
+    }
+    report = result["report"] = baselines_report(result)
+    publish("baselines-report", report, f"baselines on {dataset} ({split})")
     publish_plot("baselines-plot", png, f"NDCG@10 by group, baselines on {dataset}")
     return result

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 def command_function(command: str) -> Callable[..., Any]:
     """The flow (or flow-running function) behind a subcommand, imported when it runs."""
     module, name = COMMANDS[command].split(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return fn
 
 
 def run_command(args: argparse.Namespace) -> str:

@@ -143,14 +143,15 @@ def compare_flow(
         "sasrec_steps": sasrec_steps,
         "tiger_steps": tiger_steps,
     }
-    out["png"] = plot_groups(
+    png = plot_groups(
         runs,
         f"{dataset} test: NDCG@10 by one-hop memorization group "
         f"({len(runs)} seed{'s' * (len(runs) > 1)})",
     )
-    out["report"] = compare_report(out)
-    publish("compare-report", out["report"], f"compare on {dataset}")
-    publish_plot("compare-plot", out["png"], f"NDCG@10 by group, compare on {dataset}")
+    out["png"] = png
+    report = out["report"] = compare_report(out)
+    publish("compare-report", report, f"compare on {dataset}")
+    publish_plot("compare-plot", png, f"NDCG@10 by group, compare on {dataset}")
     return out
 
 

@@ -66,7 +66,12 @@ def ingest_flow(
     override = None
     if fmt.generic:
         override = generic_source(
-            fmt, kind, _parse_mapping(mapping), ts_unit or "s", delim, encoding
+            fmt,
+            kind,  # type: ignore[arg-type]  # checked above
+            _parse_mapping(mapping),
+            ts_unit or "s",
+            delim,
+            encoding,
         )
     elif mapping or delim:
         raise IngestError(

@@ -25,8 +25,8 @@ def prepare_flow(
     """Turn a dataset's interactions into ordered, split user sequences (tables + Parquet)."""
     params = PrepareParams(
         k_core=k_core,
-        split=split,
-        max_history=max_history,  # type: ignore[arg-type]
+        split=split,  # type: ignore[arg-type]  # PrepareParams checks it
+        max_history=max_history,
         valid_start=valid_start,
         test_start=test_start,
     )

@@ -163,5 +163,5 @@ def relations_command(
             if dask_address
             else DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1})
         )
-        return relations_flow.with_options(task_runner=runner)(**params)
+        return relations_flow.with_options(task_runner=runner)(**params)  # type: ignore[arg-type]
     return relations_flow(**params)

@@ -30,8 +30,8 @@ def train_params(
     """TrainParams from flow/CLI arguments (one place, so `train` and `compare` agree)."""
     return TrainParams(
         base=base,
-        mode=mode,
-        tasks=tuple(tasks or ()),  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]  # TrainParams checks it
+        tasks=tuple(tasks or ()),
         max_steps=steps,
         batch_size=batch_size,
         grad_accum=grad_accum,

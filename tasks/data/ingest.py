@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from .assets import sha256_of
 from .formats import FORMATS, ML100K_GENRES, OPTIONAL, REQUIRED, Format, Source, source_for
-from .warehouse import fetch_dicts, row_count, run, transaction
+from .warehouse import fetch_dicts, fetch_row, fetch_value, row_count, run, transaction
 
 log = logging.getLogger("hoprec.ingest")
 MAX_LINE_SIZE = 64 << 20
@@ -99,8 +99,13 @@ def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]
                 )
         return loc, len(cols)
     if src.reader == "parquet":
-        schema = duckdb.sql("SELECT name FROM parquet_schema($p)", params={"p": str(path)})
-        cols = [r[0] for r in schema.fetchall()]
+        with duckdb.connect() as mem:
+            cols = [
+                r[0]
+                for r in mem.execute(
+                    "SELECT name FROM parquet_schema($p)", {"p": str(path)}
+                ).fetchall()
+            ]
         loc = {}
         for f in wanted:
             name = src.fields.get(f)
@@ -132,7 +137,7 @@ def _py_literal_to_json(col: pa.Array) -> pa.Array:
 
 def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        con.create_function(
+        con.create_function(  # type: ignore[call-overload]  # arrow UDF: stubs miss the form
             "py_literal_to_json",
             _py_literal_to_json,
             ["VARCHAR"],
@@ -227,7 +232,7 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
 
 def check_fields_present(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
     """Fatal when records parse but none carries a required field (wrong mapping or format)."""
-    row = run(con, "ingest/stage_counts").fetchone()
+    row = fetch_row(run(con, "ingest/stage_counts"))
     n_records, n_parsed = row[0], row[1]
     present = {"user_id": row[2], "item_id": row[3], "ts": row[4]}
     if n_records and not n_parsed and src.reader == "delimited":
@@ -274,7 +279,7 @@ def ingest_file(
     stage(con, path, src)
     check_fields_present(con, path, src)
     run(con, f"ingest/check_{src.kind}", {"ts_unit": ts_unit or src.ts_unit})
-    n_read, n_good, n_bad = run(con, "ingest/checked_counts").fetchone()
+    n_read, n_good, n_bad = fetch_row(run(con, "ingest/checked_counts"))
     n_rejected = row_count(con, "rejected")
     with transaction(con):
         batch_id = run(
@@ -287,7 +292,8 @@ def ingest_file(
                 "path": str(path),
                 "sha256": sha,
             },
-        ).fetchone()[0]
+        )
+        batch_id = fetch_value(batch_id)
         params = {"batch_id": batch_id, "dataset": dataset, "path": str(path)}
         run(con, "ingest/insert_quarantine", params)
         before = row_count(con, src.kind, dataset)

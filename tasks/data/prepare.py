@@ -17,7 +17,16 @@ import duckdb
 
 from .. import defaults
 from ..settings import state_dir
-from .warehouse import export_parquet, fetch_dict, row_count, run, sql_text, transaction
+from .warehouse import (
+    export_parquet,
+    fetch_dict,
+    fetch_row,
+    fetch_value,
+    row_count,
+    run,
+    sql_text,
+    transaction,
+)
 
 log = logging.getLogger("hoprec.prepare")
 
@@ -61,7 +70,7 @@ def kcore(con: duckdb.DuckDBPyConnection, dataset: str, k: int) -> int:
     passes = 0
     while True:
         passes += 1
-        removed = run(con, "prepare/kcore_step", {"k": k}).fetchone()[0]
+        removed = fetch_value(run(con, "prepare/kcore_step", {"k": k}))
         log.info("k-core pass %d removed %d events", passes, removed)
         if removed == 0:
             return passes
@@ -77,7 +86,7 @@ def prepare(
     run(con, "prepare/item_index")
     valid_start, test_start = params.valid_start, params.test_start
     if params.split == "temporal" and not (valid_start and test_start):
-        q_valid, q_test = run(con, "prepare/temporal_cuts").fetchone()
+        q_valid, q_test = fetch_row(run(con, "prepare/temporal_cuts"))
         valid_start, test_start = valid_start or str(q_valid), test_start or str(q_test)
     run(
         con,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
-from .warehouse import run
+from .warehouse import fetch_arrow, fetch_value, run
 
 SPLITS = ("valid", "test")
 
@@ -21,8 +21,7 @@ def _check_split(split: str) -> None:
 
 def n_items(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     """Catalogue size: item_idx runs densely over 1..n_items (0 is padding)."""
-    row = run(con, "prepare/n_items", {"dataset": dataset}).fetchone()
-    return int(row[0]) if row else 0
+    return int(fetch_value(run(con, "prepare/n_items", {"dataset": dataset})))
 
 
 def train_sequences(con: duckdb.DuckDBPyConnection, dataset: str) -> list[np.ndarray]:
@@ -55,7 +54,7 @@ def user_histories(
     user_idx may repeat there. A user whose events all fall in `split` gets an empty history.
     """
     _check_split(split)
-    tbl = run(con, "prepare/user_histories", {"dataset": dataset, "split": split}).to_arrow_table()
+    tbl = fetch_arrow(run(con, "prepare/user_histories", {"dataset": dataset, "split": split}))
     hist = tbl.column("history").combine_chunks()
     values = hist.values.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = hist.offsets.to_numpy()

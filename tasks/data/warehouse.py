@@ -78,6 +78,27 @@ def fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def fetch_row(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The single row of a result that always has one (an aggregate, a count)."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row
+
+
+def fetch_value(cur: duckdb.DuckDBPyConnection) -> Any:
+    """The first column of `fetch_row`."""
+    return fetch_row(cur)[0]
+
+
+def fetch_arrow(cur: duckdb.DuckDBPyConnection) -> Any:
+    """A result as an Arrow table (DuckDB's stubs type it optional; a query always has one)."""
+    table = cur.to_arrow_table()
+    if table is None:
+        raise LookupError("the query returned no result")
+    return table
+
+
 def fetch_dict(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The single row of a result (a stats query) as a dict."""
     return fetch_dicts(cur)[0]
@@ -101,8 +122,8 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str, dataset: str | None = 
     """Rows of a (whitelisted) table, optionally of one dataset."""
     sql = f"SELECT count(*) FROM {ident(table, COUNTABLE)}"
     if dataset is None:
-        return con.execute(sql).fetchone()[0]
-    return con.execute(sql + " WHERE dataset = ?", [dataset]).fetchone()[0]
+        return int(fetch_value(con.execute(sql)))
+    return int(fetch_value(con.execute(sql + " WHERE dataset = ?", [dataset])))
 
 
 def export_parquet(
@@ -115,7 +136,7 @@ def export_parquet(
     import pyarrow.parquet as pq
 
     tmp = target.with_name(target.name + ".tmp")
-    reader = con.execute(query, dict(params or {})).to_arrow_reader()
+    reader: Any = con.execute(query, dict(params or {})).to_arrow_reader()
     with pq.ParquetWriter(tmp, reader.schema) as writer:
         for batch in reader:
             writer.write_batch(batch)

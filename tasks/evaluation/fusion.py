@@ -18,6 +18,7 @@ Paper grid: "k in {1, 5, ..., 25}" is read as the arithmetic sequence 1, 5, 9, .
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -97,7 +98,7 @@ def fuse(
     return _mix(nid, ngr, id_listed | gr_listed, alpha)
 
 
-def _compact(listed: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+def _compact(listed: np.ndarray, targets: np.ndarray) -> tuple[Any, ...]:
     """Per user the listed items in index order, padded to the widest row: (rows, cols of the
     listed cells, their column in the compact matrix, its width, each target's column or -1)."""
     rows, cols = np.nonzero(listed)  # row-major: item index ascending

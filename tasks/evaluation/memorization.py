@@ -83,8 +83,9 @@ def categorize(
     }
     n = len(targets)
     inst = np.repeat(np.arange(n), [min(len(h), max_hop) for h in histories])
-    offset = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or [[]])
-    u = np.concatenate([np.asarray(h, np.int64)[::-1][:max_hop] for h in histories] or [[]])
+    none = [np.zeros(0, np.int64)]
+    offset = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or none)
+    u = np.concatenate([np.asarray(h, np.int64)[::-1][:max_hop] for h in histories] or none)
     u, offset = u.astype(np.int64), offset.astype(np.int64)
     v = np.asarray(targets, np.int64)[inst]
     forward = _lookup(two["u->x->v"], u, v)

@@ -106,13 +106,13 @@ def _relation_checks(
     held: list[str],
     result: AuditResult,
 ) -> None:
-    rec = run(
+    records = run(
         con,
         "audit/snapshot_record",
         {"snapshot_id": sources["cooccurrence_snapshot"], "dataset": dataset},
     ).fetchall()
-    rec = rec[0] if rec else None
-    if not rec or rec[0] != "cooccurrence":
+    rec = records[0] if records else None
+    if rec is None or rec[0] != "cooccurrence":
         _check(
             result,
             "co-occurrence snapshot",

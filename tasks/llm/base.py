@@ -61,7 +61,7 @@ def load_base_model(name: str = DEFAULT_BASE, dtype: Any = None) -> Any:
             log.info("dequantizing the GGUF weights of %s (once)", name)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
             # the weights are plain fp32 tensors now; drop the GGUF marker that blocks saving
-            model.hf_quantizer = None
+            model.hf_quantizer = None  # type: ignore[assignment]
             model.config.__dict__.pop("quantization_config", None)
             tmp = cached.with_name("model.tmp")
             model.save_pretrained(str(tmp))

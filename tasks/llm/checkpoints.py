@@ -100,6 +100,7 @@ def load_trained(
         raise FileNotFoundError(f"no finished training run in {out} (missing {META})")
     meta = json.loads((out / META).read_text())
     tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
+    model: Any
     if meta["mode"] == "full":
         model = AutoModelForCausalLM.from_pretrained(str(out / "model"))
     else:

@@ -371,8 +371,8 @@ def leakage_audit_task(warehouse: str, build: dict[str, Any], mode: str) -> dict
             build["path"],
             build["sources"],
             build["params"]["neighbors"],
-            mode,
-        )  # type: ignore[arg-type]
+            mode,  # type: ignore[arg-type]  # the flow checks it
+        )
         publish("leakage-audit", audit_report(result), f"leakage audit of {build['build_id']}")
         enforce(result)
         s = build["sources"]

@@ -142,7 +142,7 @@ def _progress_reporter(mid: str, total: int) -> Any:
 
     if TaskRunContext.get() is None:
         return None
-    art = create_progress_artifact(0.0, description=f"fine-tuning {mid}: steps done (%)")
+    art: Any = create_progress_artifact(0.0, description=f"fine-tuning {mid}: steps done (%)")
 
     def update(step: int, _total: int, row: dict[str, float]) -> None:
         update_progress_artifact(

@@ -71,7 +71,11 @@ def markov_scores(
 def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
     """Users x items counts of the items in each history."""
     rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(rows) else []
+    cols = (
+        np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        if len(rows)
+        else np.zeros(0, np.int64)
+    )
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(histories), n_items + 1))
 
 

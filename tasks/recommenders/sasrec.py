@@ -73,7 +73,7 @@ class SASRecModel:
     """A trained network and what it was trained with. `valid` lists (step, valid NDCG@10);
     when it is not empty the weights are those of `best_step` (model selection on valid)."""
 
-    model: nn.Module
+    model: SASRecNet
     n_items: int
     params: SASRecParams
     steps: int = 0
@@ -222,7 +222,10 @@ def train_sasrec(
         )
     inputs = torch.from_numpy(_left_pad([s[:-1] for s in seqs], params.max_len))
     labels = torch.from_numpy(_left_pad([s[1:] for s in seqs], params.max_len))
-    _, v_hist, v_tgt = user_histories(con, dataset, "valid") if params.eval_every else (0, [], [])
+    v_hist: list[np.ndarray] = []
+    v_tgt = np.zeros(0, np.int64)
+    if params.eval_every:
+        _, v_hist, v_tgt = user_histories(con, dataset, "valid")
     per_epoch = math.ceil(len(seqs) / params.batch_size)
     total = params.epochs * per_epoch
     total = min(total, params.max_steps) if params.max_steps else total
@@ -273,7 +276,8 @@ def train_sasrec(
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 result.best_step = result.steps
             result.valid.append((result.steps, ndcg))
-            stale = sum(1 for s, _ in result.valid if s > result.best_step)
+            best = result.best_step or 0
+            stale = sum(1 for s, _ in result.valid if s > best)
             if params.patience and stale >= params.patience:
                 log.info("early stop: no valid improvement in %d evals", stale)
                 done = True

@@ -170,7 +170,7 @@ def windows(
 ) -> list[np.ndarray]:
     """Each sequence cut into windows of <= history + 1 items overlapping by one item, so every
     transition appears once; cut points are shifted by a random phase (per sequence)."""
-    out = []
+    out: list[np.ndarray] = []
     for s in (s for s in sequences if len(s) >= 2):
         cuts = sorted({0, len(s) - 1, *range(len(s) - 1 - int(rng.integers(history)), 0, -history)})
         out.extend(s[a : b + 1] for a, b in itertools.pairwise(cuts))
@@ -281,7 +281,8 @@ def _train(
     rng = np.random.default_rng(params.seed)
     net = build_net(params, int(3 + (codes[1:].max(0) + 1).sum())).to(device).train()
     model, tokens = TigerModel(net, codes, params), sid_tokens(codes)
-    v_hist, v_tgt = None, None
+    v_hist: list[np.ndarray] = []
+    v_tgt: np.ndarray | None = None
     if valid is not None and params.eval_every and len(valid[1]):
         pick = np.sort(
             np.random.default_rng(params.seed + 1).permutation(len(valid[1]))[: params.eval_users]

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import duckdb
 
 from .. import defaults
-from ..data.warehouse import fetch_dict, run, transaction
+from ..data.warehouse import fetch_dict, fetch_value, run, transaction
 from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir, ts_text
 
 log = logging.getLogger("hoprec.relations")
@@ -122,7 +122,7 @@ def fingerprints(con: duckdb.DuckDBPyConnection, dataset: str, kind: str) -> dic
         )
     out = {"prepared": row[0]}
     if kind == "semantic":
-        out["items"] = run(con, "relations/items_fingerprint", {"dataset": dataset}).fetchone()[0]
+        out["items"] = fetch_value(run(con, "relations/items_fingerprint", {"dataset": dataset}))
     return out
 
 
@@ -242,7 +242,7 @@ def snapshot(
         stats |= fetch_dict(run(con, "relations/out_stats"))
         stats["shards"] = len(shard_files or []) or 1
         seconds = time.perf_counter() - started
-        sid = run(con, "relations/next_snapshot_id").fetchone()[0]
+        sid = fetch_value(run(con, "relations/next_snapshot_id"))
         with transaction(con):
             run(
                 con,

@@ -83,7 +83,7 @@ def encode(vectors: np.ndarray, codebooks: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([_step(r, c) for c in codebooks], axis=1).reshape(len(r), len(codebooks))
 
 
-def _fit_level(r: np.ndarray, k: int, seeds: Sequence[int]) -> np.ndarray:
+def _fit_level(r: np.ndarray, k: int, seeds: Sequence[int] | np.ndarray) -> np.ndarray:
     """float32 [k, d] centroids: of n_init k-means++ runs, the one whose codes have most entropy.
 
     sklearn's own n_init keeps the lowest inertia, which on residuals can be a collapsed solution

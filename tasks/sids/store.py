@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..data.warehouse import run
+from ..data.warehouse import fetch_arrow, run
 from ..relations.embeddings import item_text, text_sha256
 
 
@@ -81,7 +81,7 @@ def version_row(con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str) 
 
 def load_codebooks(con: duckdb.DuckDBPyConnection, sid_version: str) -> list[np.ndarray]:
     """A version's centroids, one float32 [k_l, d] array per level."""
-    t = run(con, "sids/codebooks", {"sid_version": sid_version}).to_arrow_table()
+    t = fetch_arrow(run(con, "sids/codebooks", {"sid_version": sid_version}))
     levels = t.column("level").to_numpy()
     cents = list_matrix(t.column("centroid"), np.float32)
     return [cents[levels == lv] for lv in np.unique(levels)]
@@ -90,9 +90,7 @@ def load_codebooks(con: duckdb.DuckDBPyConnection, sid_version: str) -> list[np.
 def version_codes(con: duckdb.DuckDBPyConnection, sid_version: str) -> np.ndarray:
     """All codes (L + 1 per item) of a version, in item_idx order."""
     return list_matrix(
-        run(con, "sids/version_codes", {"sid_version": sid_version})
-        .to_arrow_table()
-        .column("codes"),
+        fetch_arrow(run(con, "sids/version_codes", {"sid_version": sid_version})).column("codes"),
         np.int32,
     )
 
