@@ -208,7 +208,7 @@ def _variants(names: list[str]) -> str:
     return ", ".join(shown) + (". Same steps, batch and seed." if len(shown) > 1 else ".")
 
 
-def compare_report(report: dict[str, Any], title: str = "# Compare on") -> str:
+def compare_report(report: dict[str, Any]) -> str:
     """The markdown of `hoprec compare`: several runs (seeds), fusion and promotion."""
     runs, build = report["runs"], report["build"]
     seeds = [r["seed"] for r in runs]
@@ -224,7 +224,7 @@ def compare_report(report: dict[str, Any], title: str = "# Compare on") -> str:
         if r.get("fusion")
     ]
     lines = [
-        f"{title} `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
+        f"# Compare on `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
         f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
         f"{report['batch_size']} samples on instruction build `{build['build_id']}` "
         f"(SIDs `{build['sid_version']}`): "
