@@ -11,12 +11,11 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from hoprec.flows.relations import check_kinds, semantic_step, snapshot_rows
+from hoprec.flows.relations import check_kinds, relation_params, semantic_step, snapshot_rows
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.relations.snapshots import (
     COLLABORATIVE,
-    RelationParams,
     as_of_dates,
     dated_snapshots_task,
 )
@@ -48,15 +47,7 @@ def backfill_flow(
 ) -> dict[str, Any]:
     """Relation snapshots of `dataset` as of every date from `start` to `end`.
     Returns {"dates": the as-of dates, "snapshots": one record a snapshot, "report"}."""
-    params = RelationParams(
-        window=window,
-        weighting=weighting,  # type: ignore[arg-type]
-        directed=directed,
-        top_k=top_k,
-        top_up=top_up,
-        strict=strict,
-        model=model,
-    )
+    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
     kinds = check_kinds(kinds or list(COLLABORATIVE))
     dates = [d.isoformat(sep=" ") for d in as_of_dates(start, end, every)]
     wh = str(resolve(warehouse))

@@ -50,22 +50,6 @@ EPILOG = """examples:
   hoprec compare --dataset ml100k --steps 60 --seeds 0,1 --eval-users 200
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
-EPILOG = """examples:
-  hoprec demo                          the whole pipeline on the embedded ml-100k
-  hoprec ingest --dataset ml100k --format ml-100k             (embedded copy)
-  hoprec ingest --dataset beauty --format amazon-2014 reviews_Beauty_5.json.gz meta_Beauty.json.gz
-  hoprec ingest --dataset shop --format csv --map user_id=customer --map ts=time events.csv
-  hoprec prepare --dataset ml100k --k-core 5 --split loo
-  hoprec relations --dataset ml100k --as-of 1998-03-01 --window 5 --top-k 10
-  hoprec relations --dataset ml100k --shards 4 --task-runner dask
-  hoprec backfill --dataset ml100k --start 1998-02-01 --end 1998-03-22 --every 1w
-  hoprec sids --dataset ml100k --levels 3 --codebook 256 --seed 0
-  hoprec instructions --dataset ml100k --next-item both --alignment --max-samples 20000
-  hoprec baselines --dataset ml100k --sasrec-steps 2000
-  hoprec train --dataset ml100k --steps 200 --batch-size 8 --grad-accum 4
-  hoprec compare --dataset ml100k --steps 60 --seeds 0,1 --eval-users 200
-environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
-PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
 
 def subcommands() -> list[tuple[str, str, Any, str | None]]:

@@ -21,6 +21,27 @@ from hoprec.tasks.relations.snapshots import (
 from hoprec.tasks.reports import fmt, md_table, publish
 
 
+def relation_params(
+    window: int,
+    weighting: str,
+    directed: bool,
+    top_k: int,
+    top_up: bool,
+    strict: bool,
+    model: str,
+) -> RelationParams:
+    """Flow parameters -> validated RelationParams (the relations and backfill flows share it)."""
+    return RelationParams(
+        window=window,
+        weighting=weighting,  # type: ignore[arg-type]  # RelationParams checks it
+        directed=directed,
+        top_k=top_k,
+        top_up=top_up,
+        strict=strict,
+        model=model,
+    )
+
+
 def check_kinds(kinds: list[str] | None) -> list[str]:
     kinds = list(kinds or KINDS)
     bad = sorted(set(kinds) - set(KINDS))
@@ -63,15 +84,7 @@ def relations_flow(
 ) -> dict[str, Any]:
     """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
     Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
-    params = RelationParams(
-        window=window,
-        weighting=weighting,  # type: ignore[arg-type]
-        directed=directed,
-        top_k=top_k,
-        top_up=top_up,
-        strict=strict,
-        model=model,
-    )
+    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
     kinds = check_kinds(kinds)
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")
