@@ -43,6 +43,7 @@ def relation_params(
 
 
 def check_kinds(kinds: list[str] | None) -> list[str]:
+    """The relation kinds asked for (default: all), or an error that lists the known ones."""
     kinds = list(kinds or KINDS)
     bad = sorted(set(kinds) - set(KINDS))
     if bad:

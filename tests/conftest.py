@@ -62,6 +62,10 @@ def con(wh: Path):
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> str:
     """A 2-layer, 32-wide random Llama with the SmolLM2 tokenizer, saved as a local path."""
+    return _tiny_llama(tmp_path_factory, tied=True)
+
+
+def _tiny_llama(tmp_path_factory, tied: bool) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -76,7 +80,7 @@ def tiny_base(tmp_path_factory) -> str:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
@@ -85,3 +89,10 @@ def tiny_base(tmp_path_factory) -> str:
     LlamaForCausalLM(cfg).save_pretrained(str(path))
     tok.save_pretrained(str(path))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_untied_base(tmp_path_factory) -> str:
+    """The same tiny Llama with an output layer of its own (not tied to the embeddings), as
+    most 1B+ bases have."""
+    return _tiny_llama(tmp_path_factory, tied=False)

@@ -179,6 +179,47 @@ def test_training_learns_and_the_adapter_loads_the_standard_way(tiny_base, sampl
     assert meta["history"][-1]["step"] == 40
 
 
+def test_untied_output_layer_trains_and_reloads(tiny_untied_base, samples, tmp_path, monkeypatch):
+    """On a base whose output layer is its own, the new SID rows train there too, and the
+    logits before saving equal those after the standard PeftModel reload."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import hoprec.tasks.llm.finetune as ft
+
+    model, _, new_ids = prepare_model(params(tiny_untied_base), SID_TOKENS)
+    assert ft.token_layers(model.get_base_model()) == ["embed_tokens", "lm_head"]
+    trained = {n for n, p in model.named_parameters() if p.requires_grad and "token_adapter" in n}
+    assert any("lm_head" in n for n in trained) and any("embed_tokens" in n for n in trained)
+    text = "After [<a_1><b_0><c_0><d_0>]? [<a_2><b_1>"
+    ids = torch.tensor([AutoTokenizer.from_pretrained(tiny_untied_base).encode(text)])
+    seen: dict[str, torch.Tensor] = {}
+    real_save = ft.save_trained
+
+    def save_and_remember(model, tokenizer, *a, **kw):
+        model.eval()
+        with torch.no_grad():
+            seen["before"] = model(input_ids=tokenizer(text, return_tensors="pt").input_ids).logits
+        return real_save(model, tokenizer, *a, **kw)
+
+    monkeypatch.setattr(ft, "save_trained", save_and_remember)
+    res = train_llm(
+        samples, SID_TOKENS, params(tiny_untied_base, max_steps=30, log_every=5, lr=5e-2), tmp_path
+    )
+    losses = [r["loss"] for r in res.history]
+    assert losses[-1] < 0.6 * losses[0], losses  # a short run learns
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_untied_base)
+    base.resize_token_embeddings(len(tok))
+    user_model = PeftModel.from_pretrained(base, str(tmp_path / "model")).eval()
+    ids = tok(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        after = user_model(input_ids=ids).logits
+    torch.testing.assert_close(after, seen["before"], atol=1e-5, rtol=1e-5)
+    sid_cols = torch.tensor(new_ids)
+    assert after[..., sid_cols].abs().sum() > 0
+
+
 def test_killed_run_resumes_and_continues_the_loss(tiny_base, samples, tmp_path):
     full = train_llm(samples, SID_TOKENS, params(tiny_base), tmp_path / "full")
 

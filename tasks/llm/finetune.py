@@ -160,6 +160,16 @@ def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> 
 
 
 # ----------------------------------------------------------------------------------- models
+def token_layers(model: Any) -> list[str]:
+    """Names of the layers whose new-token rows must train: the input embeddings, and the output
+    layer too when it is not tied to them (most 1B+ bases): otherwise its new rows stay random
+    and differ after a reload."""
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    layers = [inp] if out is None or out.weight is inp.weight else [inp, out]
+    names = {id(m): name.rsplit(".", 1)[-1] for name, m in model.named_modules()}
+    return [names[id(m)] for m in layers]
+
+
 def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, Any, list[int]]:
     """(model, tokenizer, ids of the SID tokens): the base with the SID tokens added and, for
     LoRA, adapters on every projection plus trainable rows for exactly the new tokens."""
@@ -182,7 +192,7 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
         lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
         target_modules=list(LORA_TARGETS),
-        trainable_token_indices={"embed_tokens": list(new_ids)},
+        trainable_token_indices={name: list(new_ids) for name in token_layers(model)},
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, cfg), tokenizer, new_ids
