@@ -3,24 +3,24 @@ memorization, by hand and against literal oracles."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memgen_port import FineGrainedEvaluator, PrefixGramMemorizationEvaluator
 
 from hoprec.tasks.evaluation.memorization import (
     categorize,
     category_masks,
-    last_items,
+    label_masks,
+    memgen_labels,
     memorization_rate,
     memorization_split,
+    prefix_hops,
     prefix_memorization,
-    prefix_memorized,
+    primary,
     successor_candidates,
-    transitions_from_sequences,
 )
 
 # training: user 1 = [1, 2, 3], user 2 = [4, 5]
@@ -37,13 +37,17 @@ def test_categories_by_hand():
         ([3], 1, "second-order symmetry", 1),  # v=1 -> 2 -> u=3
         ([5], 2, "uncategorized", 0),
     ]
-    labels, hops = categorize(
-        [np.array(h) for h, *_ in cases], np.array([c[1] for c in cases]), USERS, ITEMS, n_items=9
-    )
+    hists = [np.array(h) for h, *_ in cases]
+    targets = np.array([c[1] for c in cases])
+    labels, hops = categorize(hists, targets, USERS, ITEMS, n_items=9)
     assert labels == [c[2] for c in cases] and hops == [c[3] for c in cases]
     masks = category_masks(labels)
     assert masks["memorization"].tolist() == [True, False, False, False, False, False]
     assert "uncategorized" in masks
+    multi = memgen_labels(hists, targets, USERS, ITEMS, n_items=9)
+    # [1, 9] -> 3 carries two labels: 1 then 3 within 2, and 1 -> 2 -> 3 composed within 2
+    assert multi[1] == {"substitutability": 2, "transitivity": 2}
+    assert label_masks(multi)["transitivity_2"].tolist() == [0, 1, 0, 0, 0, 0]
 
 
 def test_second_order_variants_and_smallest_hop():
@@ -61,69 +65,42 @@ def test_second_order_variants_and_smallest_hop():
     assert hops == [1, 1, 2]
 
 
-def oracle(histories, targets, seqs, max_hop=4):
-    """The definitions, literally, with Python sets."""
-    within = {
-        h: {
-            (s[i], s[j])
-            for s in seqs
-            for i in range(len(s))
-            for j in range(i + 1, min(len(s), i + h + 1))
-            if s[i] != s[j]
-        }
-        for h in range(1, max_hop + 1)
-    }
-    edge = within[1]
-    nodes = {x for s in seqs for x in s}
-    out = []
-    for hist, v in zip(histories, targets):
-        if hist and (hist[-1], v) in edge:
-            out.append(("memorization", 0))
-            continue
-        label = ("uncategorized", 0)
-        for h in range(1, max_hop + 1):
-            us = hist[-h:]
-            tests = [
-                ("substitutability", h >= 2 and any((u, v) in within[h] for u in us)),
-                ("symmetry", any((v, u) in within[h] for u in us)),
-                ("transitivity", any((u, x) in edge and (x, v) in edge for u in us for x in nodes)),
-                (
-                    "second-order symmetry",
-                    any(
-                        ((v, x) in edge and (x, u) in edge)
-                        or ((v, x) in edge and (u, x) in edge)
-                        or ((x, v) in edge and (x, u) in edge)
-                        for u in us
-                        for x in nodes
-                    ),
-                ),
-            ]
-            hit = next((name for name, ok in tests if ok), None)
-            if hit:
-                label = (hit, h)
-                break
-        out.append(label)
-    return out
+def test_transitivity_composes_within_hop_relations():
+    # training 1, 5, 2 and 2, 6, 3: 1 -> 2 and 2 -> 3 only within 2 positions, so 1 ~> 3 is
+    # transitivity at hop 2 (MemGen's code), which one-hop transitions alone never find
+    users, items = np.array([1, 1, 1, 2, 2, 2]), np.array([1, 5, 2, 2, 6, 3])
+    [labels] = memgen_labels([np.array([1, 9])], np.array([3]), users, items, n_items=9)
+    assert labels == {"transitivity": 2}
+    assert memgen_labels([np.array([], np.int64)], np.array([3]), users, items, 9) == [{}]
+    assert primary({}) == ("uncategorized", 0)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=8), min_size=1, max_size=6),
-    st.lists(
-        st.tuples(st.lists(st.integers(1, 8), max_size=6), st.integers(1, 8)),
-        min_size=1,
-        max_size=6,
-    ),
+def _memgen_format(labels: dict[str, int]) -> set[str]:
+    """hoprec's labels in MemGen's spelling: pattern_hop, plus its master labels."""
+    if not labels:
+        return set()
+    if "memorization" in labels or "uncategorized" in labels:
+        return set(labels)
+    names = {"second-order symmetry": "2nd-symmetry"}
+    return {f"{names.get(p, p)}_{h}" for p, h in labels.items()} | {"generalization"}
+
+
+sequences = st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=8), min_size=1, max_size=6)
+instances = st.lists(
+    st.tuples(st.lists(st.integers(1, 8), max_size=6), st.integers(1, 8)), min_size=1, max_size=8
 )
-def test_vectorized_categories_equal_the_definitions(seqs, instances):
+
+
+@settings(max_examples=80, deadline=None)
+@given(sequences, instances)
+def test_memgen_labels_equal_memgens_own_code(seqs, cases):
     users = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)])
     items = np.concatenate([np.array(s) for s in seqs])
-    hists = [h for h, _ in instances]
-    targets = np.array([t for _, t in instances])
-    labels, hops = categorize(
-        [np.array(h, dtype=np.int64) for h in hists], targets, users, items, 8
-    )
-    assert list(zip(labels, hops)) == oracle(hists, targets, seqs)
+    hists = [np.array(h, dtype=np.int64) for h, _ in cases]
+    targets = np.array([t for _, t in cases])
+    ours = memgen_labels(hists, targets, users, items, 8)
+    port = FineGrainedEvaluator(seqs)
+    assert [_memgen_format(o) for o in ours] == [port.get_case_labels([*h, t]) for h, t in cases]
 
 
 # --- IIRG's one-hop analysis: C(u), groups, memorization rate ---------------------------------
@@ -147,6 +124,7 @@ def test_successor_candidates_and_groups():
 # --- token-level prefix memorization ---------------------------------------------------------
 
 # items 1..5 with 3-code SIDs
+# SID codes of items 1..8 (row 0 is padding): unique, with shared prefixes
 CODES = np.array(
     [
         [9, 9, 9],
@@ -154,85 +132,58 @@ CODES = np.array(
         [0, 0, 1],  # 2
         [0, 1, 0],  # 3
         [1, 0, 0],  # 4
-        [1, 1, 1],
+        [1, 1, 1],  # 5
+        [1, 0, 1],  # 6
+        [0, 1, 1],  # 7
+        [1, 1, 0],  # 8
     ]
-)  # 5
+)
 
 
-def test_transitions_from_sequences():
-    src, dst = transitions_from_sequences([np.array([1, 2, 2, 3]), np.array([4]), np.array([])])
-    assert src.tolist() == [1, 2] and dst.tolist() == [2, 3]  # 2 -> 2 dropped
-    src, dst = transitions_from_sequences([np.array([1, 1])], self_loops=True)
-    assert src.tolist() == [1] and dst.tolist() == [1]
-    assert last_items([np.array([3, 4]), np.array([])]).tolist() == [4, 0]
-
-
-def test_prefix_memorization_by_hand():
-    src, dst = transitions_from_sequences([np.array([1, 4])])  # 000 -> 100
-    last = np.array([1, 2, 3, 2, 0])
-    targets = np.array([4, 4, 5, 1, 4])
-    memo = prefix_memorization(last, targets, src, dst, CODES)
-    assert memo[1].tolist() == [True, True, True, False, False]  # 0.. -> 1.. ; empty: no
-    assert memo[2].tolist() == [True, True, False, False, False]  # 00 -> 10
-    assert memo[3].tolist() == [True, False, False, False, False]  # item level
-    assert prefix_memorization(last, targets, src, dst, CODES, max_n=2).keys() == {1, 2}
+def test_prefix_hops_by_hand():
+    # training 1, 8, 4 = 000, 110, 100: 00 -> 10 and 000 -> 100 only at distance 2
+    users, items = np.array([1, 1, 1]), np.array([1, 8, 4])
+    hists = [np.array([2]), np.array([1, 7]), np.array([3]), np.array([], np.int64)]
+    targets = np.array([4, 4, 4, 4])
+    assert prefix_hops(hists, targets, users, items, CODES, 1).tolist() == [1, 1, 1, 0]
+    # 001 -> 100 shares 00 -> 10 only at distance 2, so hop 2 though 2 is the last item
+    assert prefix_hops(hists, targets, users, items, CODES, 2).tolist() == [2, 2, 0, 0]
+    assert prefix_hops(hists, targets, users, items, CODES, 3).tolist() == [0, 2, 0, 0]
+    masks = prefix_memorization(hists, targets, users, items, CODES)
+    assert masks["2-gram h2"].tolist() == [True, True, False, False]
+    assert masks["2-gram unseen"].tolist() == [False, False, True, True]
+    assert masks["3-gram h2"].tolist() == [False, True, False, False]
     with pytest.raises(ValueError):
-        prefix_memorized(last, targets, src, dst, CODES, 4)
-
-
-def oracle_prefix(last, targets, seqs, codes, n):
-    pairs = {
-        (tuple(codes[a][:n]), tuple(codes[b][:n]))
-        for s in seqs
-        for a, b in itertools.pairwise(s)
-        if a != b
-    }
-    return [
-        bool(u > 0 and (tuple(codes[u][:n]), tuple(codes[v][:n])) in pairs)
-        for u, v in zip(last, targets)
-    ]
+        prefix_hops(hists, targets, users, items, CODES, 4)
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    st.integers(1, 8).flatmap(
-        lambda m: st.tuples(
-            st.lists(
-                st.lists(st.integers(0, 2), min_size=3, max_size=3), min_size=m + 1, max_size=m + 1
-            ),
-            st.lists(st.lists(st.integers(1, m), max_size=6), max_size=5),
-            st.lists(st.tuples(st.integers(0, m), st.integers(1, m)), min_size=1, max_size=8),
-        )
+@given(sequences, instances, st.integers(1, 3))
+def test_prefix_hops_equal_memgens_own_code(seqs, cases, n):
+    users = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)])
+    items = np.concatenate([np.array(s) for s in seqs])
+    hists = [np.array(h, dtype=np.int64) for h, _ in cases]
+    targets = np.array([t for _, t in cases])
+    ours = prefix_hops(hists, targets, users, items, CODES, n)
+    port = PrefixGramMemorizationEvaluator(
+        seqs, {i: tuple(CODES[i]) for i in range(1, len(CODES))}, prefix_length=n
     )
-)
-def test_prefix_memorization_equals_the_definition(case):
-    codes, seqs, inst = np.array(case[0]), case[1], case[2]
-    last, targets = np.array([i[0] for i in inst]), np.array([i[1] for i in inst])
-    src, dst = transitions_from_sequences([np.array(s, dtype=np.int64) for s in seqs])
-    memo = prefix_memorization(last, targets, src, dst, codes)
-    assert sorted(memo) == [1, 2, 3]
-    for n in (1, 2, 3):
-        assert memo[n].tolist() == oracle_prefix(last, targets, seqs, codes, n)
-        if n > 1:
-            assert not (memo[n] & ~memo[n - 1]).any()  # monotone in n
+    expected = []
+    for h, t in cases:
+        labels = port.get_case_labels([*h, t])
+        hop = [int(x.split("_")[1]) for x in labels if x.startswith("memorization_")]
+        expected.append(hop[0] if hop else 0)  # unseen, or no label (empty history)
+    assert ours.tolist() == expected
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.lists(st.integers(1, 5), min_size=1, max_size=6), min_size=1, max_size=5),
-    st.lists(
-        st.tuples(st.lists(st.integers(1, 5), max_size=4), st.integers(1, 5)),
-        min_size=1,
-        max_size=6,
-    ),
-)
-def test_full_prefix_is_item_level_memorization(seqs, instances):
-    """Unique SIDs: n = L agrees with memgen's memorization label."""
+@given(sequences, instances)
+def test_full_prefix_at_hop_one_is_item_level_memorization(seqs, cases):
+    """SIDs are unique, so the whole-SID prefix at hop 1 is MemGen's item memorization."""
     users = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)])
     items = np.concatenate([np.array(s) for s in seqs])
-    hists = [np.array(h, dtype=np.int64) for h, _ in instances]
-    targets = np.array([t for _, t in instances])
-    labels, _ = categorize(hists, targets, users, items, 5)
-    src, dst = transitions_from_sequences([np.array(s) for s in seqs])
-    memo = prefix_memorized(last_items(hists), targets, src, dst, CODES, 3)
-    assert memo.tolist() == [lab == "memorization" for lab in labels]
+    hists = [np.array(h, dtype=np.int64) for h, _ in cases]
+    targets = np.array([t for _, t in cases])
+    labels, _ = categorize(hists, targets, users, items, 8)
+    hops = prefix_hops(hists, targets, users, items, CODES, 3)
+    assert (hops == 1).tolist() == [lab == "memorization" for lab in labels]

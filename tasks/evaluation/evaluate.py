@@ -27,14 +27,14 @@ from ..data.warehouse import connect, run, transaction
 from ..recommenders.baselines import relation_matrix
 from ..sids.store import code_matrix, load_sids
 from .memorization import (
-    categorize,
     category_masks,
-    last_items,
+    label_masks,
+    memgen_labels,
     memorization_rate,
     memorization_split,
     prefix_memorization,
+    primary,
     successor_candidates,
-    transitions_from_sequences,
 )
 from .metrics import KS, grouped_metrics, mask_items, top_k
 
@@ -174,17 +174,18 @@ def instance_groups(
     n: int,
     sid_version: str | None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """MemGen instance categories and, with a SID version, SID-prefix memorization (n = 1..L)
-    of each instance, against the events the split may learn from."""
-    users, items = split_events(con, dataset, split)
-    labels, _ = categorize(histories, targets, users, items, n)
-    out = {"memgen": category_masks(labels)}
+    """MemGen's instance categories (primary and multi-label) and, with a SID version, its
+    SID-prefix memorization (n = 1..L, hops 1..4) of each instance. As in MemGen's code the
+    training relations come from the train split only, for validation and test alike."""
+    users, items = split_events(con, dataset, "valid")  # the events a validation may see: train
+    labels = memgen_labels(histories, targets, users, items, n)
+    out = {
+        "memgen": category_masks([primary(lab)[0] for lab in labels]),
+        "memgen-label": label_masks(labels),
+    }
     if sid_version:
         codes = code_matrix(load_sids(con, dataset, sid_version), n)
-        cuts = np.flatnonzero(np.diff(users)) + 1
-        src, dst = transitions_from_sequences(np.split(items, cuts))
-        pm = prefix_memorization(last_items(histories), targets, src, dst, codes)
-        out["prefix"] = {f"{k}-gram": mask for k, mask in pm.items()}
+        out["prefix"] = prefix_memorization(histories, targets, users, items, codes)
     return out
 
 

@@ -4,17 +4,25 @@ IIRG's one-hop analysis: C(u) = the top-50 training successors of the input hist
 whose target is in C(u) benefit from memorization, and a model's memorization rate is the share
 of its top-5 inside C(u).
 
-MemGen's instance categories (Ding et al.):
+MemGen's instance categories, as MemGen's code defines them (`mem_gen_categorizer.py`,
+`FineGrainedEvaluator`; tests hold a literal port against this vectorized version). Relations
+come from training sequences; R_h(a, b) means b follows a within h positions (self-pairs kept,
+as MemGen keeps them). For an instance (history, target v):
 
-- memorization: (last history item, target) is a training transition; no other label.
-- otherwise, for h = 1..4 over the last h history items u, target v, the smallest h that
-  matches, checked in this order: substitutability (u then v within h positions, h >= 2),
-  symmetry (v then u within h), transitivity (u -> x -> v), second-order symmetry
-  (v -> x -> u, v -> x <- u or v <- x -> u); anything else is uncategorized.
-"Then within h" reads the training sequences; "->" is a one-hop training transition.
+- memorization: R_1(last history item, v). It is the only label then.
+- otherwise each pattern is checked for h = 1..4 (substitutability from h = 2, since its h = 1
+  is memorization), only when the history has at least h items, over the last h history items
+  u, and labelled at its own smallest matching h: substitutability R_h(u, v); symmetry R_h(v, u);
+  transitivity R_h(u, x) and R_h(x, v); second-order symmetry R_h(v, x) and R_h(x, u), or
+  R_h(v, x) and R_h(u, x), or R_h(x, v) and R_h(x, u). Several labels per instance; none is
+  "uncategorized" (an empty history gets no label at all in MemGen, "uncategorized" here).
+- the primary label, for grouped metrics: memorization; else the pattern found at the smallest
+  h, ties in the order above; else uncategorized.
 
-MemGen's token-level memorization: an instance is n-gram prefix memorized when some training
-transition j -> j' shares the first n SID codes of (last history item, target).
+MemGen's token-level (prefix) memorization (`token_mem_categorizer.py`): with prefix_n(i) the
+first n SID codes of item i, an instance is memorized at the smallest hop h = 1..4 for which some
+of its last h history items u (those that exist) has prefix_n(u) -> prefix_n(v) within h
+positions in a training sequence; otherwise unseen.
 """
 
 from __future__ import annotations
@@ -26,32 +34,32 @@ import scipy.sparse as sp
 
 from ..recommenders.baselines import history_matrix
 
-CATEGORIES = (
-    "memorization",
-    "substitutability",
-    "symmetry",
-    "transitivity",
-    "second-order symmetry",
-    "uncategorized",
-)
+LOGICS = ("substitutability", "symmetry", "transitivity", "second-order symmetry")
+CATEGORIES = ("memorization", *LOGICS, "uncategorized")
+MAX_HOP = 4
+
+
+def _pairs_at(users: np.ndarray, items: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of every b exactly d positions after a in a training sequence (`users`/`items`
+    ordered by user, then position)."""
+    same = users[d:] == users[:-d]
+    return items[:-d][same].astype(np.int64), items[d:][same].astype(np.int64)
 
 
 def within_hops(
-    users: np.ndarray, items: np.ndarray, max_hop: int, n_items: int
-) -> list[np.ndarray]:
-    """S[h] (h = 1..max_hop; S[0] empty): sorted keys a * (n+1) + b of every (a, b) with b at
-    most h positions after a in some training sequence (`users`/`items` ordered by user, pos)."""
+    users: np.ndarray, items: np.ndarray, n_items: int, max_hop: int = MAX_HOP
+) -> list[sp.csr_matrix]:
+    """R[h] (h = 1..max_hop; R[0] None): boolean (n+1)^2 matrices, R[h][a, b] when b follows a
+    within h positions in some training sequence."""
     m = n_items + 1
-    out = [np.empty(0, np.int64)]
+    out: list[sp.csr_matrix] = [None]  # type: ignore[list-item]
+    rows, cols = np.zeros(0, np.int64), np.zeros(0, np.int64)
     for d in range(1, max_hop + 1):
-        same = (users[d:] == users[:-d]) & (items[d:] != items[:-d])  # no self-pairs
-        keys = items[:-d][same].astype(np.int64) * m + items[d:][same]
-        out.append(np.union1d(out[-1], keys))
+        a, b = _pairs_at(users, items, d)
+        rows, cols = np.concatenate([rows, a]), np.concatenate([cols, b])
+        mat = sp.csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(m, m))
+        out.append((mat > 0).astype(np.int8).tocsr())
     return out
-
-
-def _matrix(keys: np.ndarray, m: int) -> sp.csr_matrix:
-    return sp.csr_matrix((np.ones(len(keys), bool), (keys // m, keys % m)), shape=(m, m))
 
 
 def _lookup(mat: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -61,68 +69,122 @@ def _lookup(mat: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return np.asarray(mat[rows, cols]).ravel() != 0
 
 
+def _common(x: sp.csr_matrix, rx: np.ndarray, y: sp.csr_matrix, ry: np.ndarray) -> np.ndarray:
+    """Row rx[i] of x and row ry[i] of y share a nonzero column, for every i."""
+    if not len(rx):
+        return np.zeros(0, bool)
+    return np.asarray(x[rx].multiply(y[ry]).sum(axis=1)).ravel() > 0
+
+
+def _instance_pairs(
+    histories: Sequence[np.ndarray], targets: np.ndarray, max_hop: int
+) -> tuple[np.ndarray, ...]:
+    """(instance, distance from the end, u, v) for the last `max_hop` history items."""
+    none = [np.zeros(0, np.int64)]
+    inst = np.repeat(np.arange(len(targets)), [min(len(h), max_hop) for h in histories])
+    dist = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or none)
+    u = np.concatenate([np.asarray(h, np.int64)[::-1][:max_hop] for h in histories] or none)
+    v = np.asarray(targets, np.int64)[inst]
+    return inst, dist.astype(np.int64), u.astype(np.int64), v
+
+
+def memgen_labels(
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    max_hop: int = MAX_HOP,
+) -> list[dict[str, int]]:
+    """MemGen's labels of each instance as {pattern: its smallest hop}: {"memorization": 1},
+    several generalization patterns, {"uncategorized": 0}, or {} for an empty history.
+
+    Vectorized: each instance contributes its last `max_hop` history items; every relation is
+    looked up once per hop for all (u, v) pairs, then combined per instance."""
+    n = len(targets)
+    rel = within_hops(users, items, n_items, max_hop)
+    inst, dist, u, v = _instance_pairs(histories, targets, max_hop)
+    length = np.array([len(h) for h in histories], dtype=np.int64)
+
+    def per_instance(flags: np.ndarray, h: int) -> np.ndarray:
+        hit = np.bincount(inst, weights=flags & (dist <= h), minlength=n) > 0
+        return hit & (length >= h)
+
+    memo = per_instance(_lookup(rel[1], u, v) & (dist == 1), 1)
+    found = {logic: np.zeros(n, np.int64) for logic in LOGICS}
+    for h in range(1, max_hop + 1):
+        r, rt = rel[h], rel[h].T.tocsr()
+        flags = {
+            "substitutability": _lookup(r, u, v) if h >= 2 else np.zeros(len(u), bool),
+            "symmetry": _lookup(r, v, u),
+            "transitivity": _common(r, u, rt, v),
+            "second-order symmetry": _common(r, v, rt, u)
+            | _common(r, v, r, u)
+            | _common(rt, v, rt, u),
+        }
+        for logic in LOGICS:
+            new = per_instance(flags[logic], h) & (found[logic] == 0)
+            found[logic][new] = h
+    out: list[dict[str, int]] = []
+    for i in range(n):
+        if not length[i]:
+            out.append({})
+        elif memo[i]:
+            out.append({"memorization": 1})
+        else:
+            labels = {logic: int(found[logic][i]) for logic in LOGICS if found[logic][i]}
+            out.append(labels or {"uncategorized": 0})
+    return out
+
+
+def primary(labels: dict[str, int]) -> tuple[str, int]:
+    """One label per instance for grouped metrics: memorization; else the pattern at the
+    smallest hop (ties in LOGICS order); else uncategorized. Memorization and uncategorized
+    carry hop 0."""
+    if "memorization" in labels:
+        return "memorization", 0
+    found = [(h, LOGICS.index(p), p) for p, h in labels.items() if p in LOGICS]
+    if not found:
+        return "uncategorized", 0
+    h, _, pattern = min(found)
+    return pattern, h
+
+
 def categorize(
     histories: Sequence[np.ndarray],
     targets: np.ndarray,
     users: np.ndarray,
     items: np.ndarray,
     n_items: int,
-    max_hop: int = 4,
+    max_hop: int = MAX_HOP,
 ) -> tuple[list[str], list[int]]:
-    """(category, hop) per test instance; hop 0 for memorization and uncategorized.
-
-    Vectorized: each instance contributes its last `max_hop` history items u_o (o = 1 is the
-    last); every relation is looked up once for all (u_o, v) pairs, then combined per hop."""
-    m = n_items + 1
-    within = [_matrix(k, m) for k in within_hops(users, items, max_hop, n_items)]
-    adj = within[1].astype(np.int32)
-    two = {
-        "u->x->v": adj @ adj,  # [u, v]: u -> x -> v; [v, u]: v -> x -> u
-        "v->x<-u": adj @ adj.T,
-        "v<-x->u": adj.T @ adj,
-    }
-    n = len(targets)
-    inst = np.repeat(np.arange(n), [min(len(h), max_hop) for h in histories])
-    none = [np.zeros(0, np.int64)]
-    offset = np.concatenate([np.arange(1, min(len(h), max_hop) + 1) for h in histories] or none)
-    u = np.concatenate([np.asarray(h, np.int64)[::-1][:max_hop] for h in histories] or none)
-    u, offset = u.astype(np.int64), offset.astype(np.int64)
-    v = np.asarray(targets, np.int64)[inst]
-    forward = _lookup(two["u->x->v"], u, v)
-    second = (
-        _lookup(two["u->x->v"], v, u)
-        | _lookup(two["v->x<-u"], v, u)
-        | _lookup(two["v<-x->u"], v, u)
-    )
-
-    def any_upto(flags: np.ndarray, h: int) -> np.ndarray:
-        return np.bincount(inst, weights=(flags & (offset <= h)), minlength=n) > 0
-
-    labels = np.full(n, "uncategorized", dtype=object)
-    hops = np.zeros(n, dtype=int)
-    done = np.zeros(n, bool)
-    memo = any_upto(_lookup(within[1], u, v), 1)  # (last item, target) is a transition
-    labels[memo], done = "memorization", memo.copy()
-    for h in range(1, max_hop + 1):
-        checks = [
-            (
-                "substitutability",
-                any_upto(_lookup(within[h], u, v), h) if h >= 2 else np.zeros(n, bool),
-            ),
-            ("symmetry", any_upto(_lookup(within[h], v, u), h)),
-            ("transitivity", any_upto(forward, h)),
-            ("second-order symmetry", any_upto(second, h)),
-        ]
-        for name, hit in checks:
-            new = hit & ~done
-            labels[new], hops[new], done = name, h, done | new
-    return labels.tolist(), hops.tolist()
+    """(primary category, hop) per instance; see `primary`."""
+    prim = [
+        primary(lab) for lab in memgen_labels(histories, targets, users, items, n_items, max_hop)
+    ]
+    return [p for p, _ in prim], [h for _, h in prim]
 
 
 def category_masks(labels: Sequence[str]) -> dict[str, np.ndarray]:
-    """A boolean user mask per category that occurs (for grouped metrics)."""
+    """A boolean user mask per primary category that occurs (for grouped metrics)."""
     arr = np.array(labels)
     return {c: arr == c for c in CATEGORIES if (arr == c).any()}
+
+
+def label_masks(labels: Sequence[dict[str, int]]) -> dict[str, np.ndarray]:
+    """A boolean user mask per multi-label `pattern_h` (MemGen's table), in MemGen's order; an
+    instance lies in every one of its labels."""
+    names = (
+        ["memorization"]
+        + [f"{p}_{h}" for p in LOGICS for h in range(1, MAX_HOP + 1) if (p, h) != (LOGICS[0], 1)]
+        + ["uncategorized"]
+    )
+    flat = [
+        {(p if p in ("memorization", "uncategorized") else f"{p}_{h}") for p, h in lab.items()}
+        for lab in labels
+    ]
+    masks = {name: np.array([name in f for f in flat], dtype=bool) for name in names}
+    return {name: m for name, m in masks.items() if m.any()}
 
 
 # --- IIRG's one-hop analysis --------------------------------------------------------------
@@ -152,26 +214,6 @@ def memorization_rate(candidates: Sequence[np.ndarray], lists: np.ndarray, k: in
 
 
 # --- token-level (SID prefix) memorization ---------------------------------------------------
-def transitions_from_sequences(
-    sequences: Sequence[np.ndarray], self_loops: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """(src, dst) of every consecutive pair in the training sequences. Self-transitions j -> j
-    are dropped by default, as `memgen.within_hops` does, so n = L agrees with its
-    item-level memorization."""
-    seqs = [np.asarray(s, dtype=np.int64) for s in sequences if len(s) > 1]
-    if not seqs:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    src = np.concatenate([s[:-1] for s in seqs])
-    dst = np.concatenate([s[1:] for s in seqs])
-    keep = np.ones(len(src), bool) if self_loops else src != dst
-    return src[keep], dst[keep]
-
-
-def last_items(histories: Sequence[np.ndarray]) -> np.ndarray:
-    """Each history's last item; 0 for an empty history."""
-    return np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
-
-
 def prefix_keys(codes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """(key per item_idx, number of keys): items share a key iff their first n codes agree;
     row 0 (padding) gets -1."""
@@ -182,35 +224,47 @@ def prefix_keys(codes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return np.concatenate([[-1], inv.reshape(-1)]).astype(np.int64), len(uniq)
 
 
-def prefix_memorized(
-    last: np.ndarray,
+def prefix_hops(
+    histories: Sequence[np.ndarray],
     targets: np.ndarray,
-    src: np.ndarray,
-    dst: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
     codes: np.ndarray,
     n: int,
+    max_hop: int = MAX_HOP,
 ) -> np.ndarray:
-    """True where some training transition j -> j' has prefix_n(j) = prefix_n(last) and
-    prefix_n(j') = prefix_n(target); never for an empty history (last <= 0)."""
+    """Per instance the smallest hop (1..max_hop) at which it is n-gram prefix memorized, 0 when
+    unseen. A prefix pair first seen at distance m in training matches a history item at
+    distance d from hop max(d, m) on, so the answer is the minimum of that over d."""
     key, size = prefix_keys(codes, n)
-    last = np.asarray(last, dtype=np.int64)
-    targets = np.asarray(targets, dtype=np.int64)
-    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
-    seen = np.unique(key[src] * size + key[dst])  # pairs of prefix keys < size**2
-    valid = (last > 0) & (targets > 0)
-    query = key[np.where(valid, last, 0)] * size + key[np.where(valid, targets, 0)]
-    return valid & np.isin(query, seen)
+    big = max_hop + 1
+    first = {}  # prefix pair key -> smallest training distance
+    for d in range(max_hop, 0, -1):
+        a, b = _pairs_at(users, items, d)
+        for k in np.unique(key[a] * size + key[b]).tolist():
+            first[k] = d
+    inst, dist, u, v = _instance_pairs(histories, targets, max_hop)
+    seen = np.array([first.get(k, big) for k in (key[u] * size + key[v]).tolist()], np.int64)
+    hop = np.maximum(dist, seen)
+    best = np.full(len(targets), big, np.int64)
+    np.minimum.at(best, inst, hop)
+    return np.where(best <= max_hop, best, 0)
 
 
 def prefix_memorization(
-    last: np.ndarray,
+    histories: Sequence[np.ndarray],
     targets: np.ndarray,
-    src: np.ndarray,
-    dst: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
     codes: np.ndarray,
-    max_n: int | None = None,
-) -> dict[int, np.ndarray]:
-    """{n: prefix_memorized(..., n)} for n = 1..max_n (default: the SID length L). n = L is
-    item-level memorization when SIDs are unique; memorized at n implies memorized at n - 1."""
-    max_n = np.asarray(codes).shape[1] if max_n is None else max_n
-    return {n: prefix_memorized(last, targets, src, dst, codes, n) for n in range(1, max_n + 1)}
+    max_hop: int = MAX_HOP,
+) -> dict[str, np.ndarray]:
+    """Masks `{n}-gram h{h}` (memorized at smallest hop h) and `{n}-gram unseen` for every prefix
+    length n = 1..L of the SIDs: MemGen's token-level table."""
+    out = {}
+    for n in range(1, np.asarray(codes).shape[1] + 1):
+        hops = prefix_hops(histories, targets, users, items, codes, n, max_hop)
+        for h in range(1, max_hop + 1):
+            out[f"{n}-gram h{h}"] = hops == h
+        out[f"{n}-gram unseen"] = hops == 0
+    return {k: m for k, m in out.items() if m.any()}

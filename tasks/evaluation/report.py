@@ -157,8 +157,15 @@ def evaluation_sections(runs: Runs, reference: str) -> list[str]:
         f"## NDCG@10 gain over {reference}, and the share of it each group carries",
         md_table(gain_rows(runs, reference)),
         "",
-        "## MemGen instance categories (Recall@10)",
+        "## MemGen instance categories (Recall@10), primary label",
+        "Memorization, else the pattern at the smallest hop (ties: substitutability, symmetry, "
+        "transitivity, second-order symmetry), else uncategorized.",
+        "",
         md_table(category_rows(runs, "memgen")),
+        "",
+        "## MemGen labels (Recall@10): every pattern at its own smallest hop, an instance may "
+        "carry several",
+        md_table(category_rows(runs, "memgen-label")),
     ]
     prefix = category_rows(runs, "prefix")
     if prefix:
