@@ -49,10 +49,10 @@ def _pairs_at(users: np.ndarray, items: np.ndarray, d: int) -> tuple[np.ndarray,
 def within_hops(
     users: np.ndarray, items: np.ndarray, n_items: int, max_hop: int = MAX_HOP
 ) -> list[sp.csr_matrix]:
-    """R[h] (h = 1..max_hop; R[0] None): boolean (n+1)^2 matrices, R[h][a, b] when b follows a
+    """R[h] (h = 1..max_hop; R[0] empty): boolean (n+1)^2 matrices, R[h][a, b] when b follows a
     within h positions in some training sequence."""
     m = n_items + 1
-    out: list[sp.csr_matrix] = [None]  # type: ignore[list-item]
+    out: list[sp.csr_matrix] = [sp.csr_matrix((m, m), dtype=np.int8)]  # R[0]: no pair
     rows, cols = np.zeros(0, np.int64), np.zeros(0, np.int64)
     for d in range(1, max_hop + 1):
         a, b = _pairs_at(users, items, d)
