@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from hoprec.tasks.evaluation.evaluate import evaluate, store
-from hoprec.tasks.evaluation.report import gain_rows, metric_rows
+from hoprec.tasks.evaluation.report import bootstrap_rows, gain_rows, metric_rows
 
 N = 4
 # training successors: 1 -> 2 only
@@ -62,6 +62,14 @@ def test_groups_metrics_and_gains(con):
     non_memo = (1 - 1 / 2) + (1 - 1 / np.log2(3))
     assert gains["share non-memorization"] == f"{non_memo / 0.5:.0%}"  # 174%
     assert gains["share memorization"] == f"{(1 / np.log2(3) - 1) / 0.5:.0%}"  # -74%
+    # per-user values behind the paired bootstrap: one memorization user loses 1 - 1/log2(3),
+    # both others gain; a single user's interval is that user's difference
+    assert res.memorization == [True, False, False]
+    boot = {r["group"]: r for r in bootstrap_rows(runs, "memorizer")}
+    loss = 1 / np.log2(3) - 1
+    assert boot["memorization"]["ΔNDCG@10 [95% CI]"] == f"{loss:+.4f} [{loss:+.4f}, {loss:+.4f}]"
+    assert boot["memorization"]["NDCG@10"] == "significant"
+    assert boot["non-memorization"]["ΔR@10 [95% CI]"].startswith("+0.0000")  # all hit at 10
     store(con, res)
     store(con, res)  # a rerun replaces its rows
     assert con.execute("SELECT count(*) FROM eval_results").fetchone()[0] == len(res.rows)

@@ -83,3 +83,22 @@ def test_rank_agrees_with_sorted_lists(seed, n_items, n_users):
         expected = sorted(range(1, n_items + 1), key=lambda i: (-masked[u, i], i))
         assert full[u].tolist() == expected
         assert target_ranks(masked, targets)[u] == expected.index(targets[u]) + 1
+
+
+def test_per_user_values_by_hand():
+    from hoprec.tasks.evaluation.metrics import per_user
+
+    v = per_user(np.array([1, 3, 12]), k=10)
+    assert v["ndcg@10"].tolist() == [1.0, 0.5, 0.0]  # 1/log2(1+1), 1/log2(3+1), beyond 10
+    assert v["recall@10"].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_paired_bootstrap_intervals():
+    from hoprec.tasks.evaluation.metrics import paired_bootstrap
+
+    assert paired_bootstrap(np.full(30, 0.2)) == pytest.approx((0.2, 0.2, 0.2))
+    mean, lo, hi = paired_bootstrap(np.tile([-1.0, 1.0], 50))
+    assert mean == 0 and lo < 0 < hi  # a symmetric difference is not significant
+    assert paired_bootstrap(np.arange(10.0), seed=3) == paired_bootstrap(np.arange(10.0), seed=3)
+    mean, lo, hi = paired_bootstrap(np.r_[np.ones(90), np.zeros(10)])
+    assert mean == pytest.approx(0.9) and 0.8 < lo < 0.9 < hi <= 0.97

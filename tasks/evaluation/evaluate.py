@@ -36,7 +36,7 @@ from .memorization import (
     primary,
     successor_candidates,
 )
-from .metrics import KS, grouped_metrics, mask_items, top_k
+from .metrics import KS, metrics_by_group, per_user, ranked
 
 GROUPS = ("all", "memorization", "non-memorization")
 
@@ -49,6 +49,10 @@ class EvalResult:
     users: int
     group_sizes: dict[str, int]
     rows: list[dict[str, Any]] = field(default_factory=list)  # eval_results rows
+    # per model, each user's NDCG@10 and Recall@10 (for paired bootstrap intervals), and each
+    # user's IIRG one-hop group (True: memorization-benefiting)
+    per_user: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    memorization: list[bool] = field(default_factory=list)
 
 
 def eval_rows(n: int, users: int, seed: int = 0) -> np.ndarray:
@@ -117,9 +121,11 @@ def evaluate(
         len(targets),
         {"all": len(targets), **{g: int(m.sum()) for g, m in groups.items()}},
     )
+    result.memorization = benefit.tolist()
     for name, matrix in scores.items():
-        per_group = grouped_metrics(matrix, targets, histories, groups, ks)
-        lists = top_k(mask_items(matrix, histories), 5)
+        ranks, lists = ranked(matrix, targets, histories, max(*ks, 5))
+        per_group = metrics_by_group(ranks, lists[:, : max(ks)], matrix.shape[1] - 1, groups, ks)
+        result.per_user[name] = {m: v.tolist() for m, v in per_user(ranks).items()}
         for group, values in per_group.items():
             for (metric, k), value in values.items():
                 result.rows.append(
@@ -141,7 +147,7 @@ def evaluate(
                     "metric": "memorization_rate",
                     "k": 5,
                     "value": memorization_rate(
-                        [c for c, m in zip(cands, mask) if m], lists[mask], 5
+                        [c for c, m in zip(cands, mask) if m], lists[mask, :5], 5
                     ),
                 }
             )

@@ -77,6 +77,29 @@ def ranking_metrics(
     return out
 
 
+def ranked(
+    scores: np.ndarray, targets: np.ndarray, exclude: Sequence[np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(each target's rank, each user's top-k list) with padding and history masked: the one
+    pass over the score matrix that every metric below reads."""
+    masked = mask_items(scores, exclude)
+    return target_ranks(masked, targets), top_k(masked, k)
+
+
+def metrics_by_group(
+    ranks: np.ndarray,
+    lists: np.ndarray,
+    n_items: int,
+    groups: Mapping[str, np.ndarray] | None = None,
+    ks: Sequence[int] = KS,
+) -> dict[str, dict[tuple[str, int], float]]:
+    """Metrics for all users and for each named boolean user mask."""
+    out = {"all": ranking_metrics(ranks, lists, n_items, ks)}
+    for name, m in (groups or {}).items():
+        out[name] = ranking_metrics(ranks[m], lists[m], n_items, ks)
+    return out
+
+
 def grouped_metrics(
     scores: np.ndarray,
     targets: np.ndarray,
@@ -84,12 +107,30 @@ def grouped_metrics(
     groups: Mapping[str, np.ndarray] | None = None,
     ks: Sequence[int] = KS,
 ) -> dict[str, dict[tuple[str, int], float]]:
-    """Metrics for all users and for each named boolean user mask."""
-    masked = mask_items(scores, exclude)
-    ranks = target_ranks(masked, targets)
-    lists = top_k(masked, max(ks))
-    n_items = scores.shape[1] - 1
-    out = {"all": ranking_metrics(ranks, lists, n_items, ks)}
-    for name, m in (groups or {}).items():
-        out[name] = ranking_metrics(ranks[m], lists[m], n_items, ks)
-    return out
+    """Metrics for all users and for each named boolean user mask, from a score matrix."""
+    ranks, lists = ranked(scores, targets, exclude, max(ks))
+    return metrics_by_group(ranks, lists, scores.shape[1] - 1, groups, ks)
+
+
+def per_user(ranks: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Each user's NDCG@k and Recall@k (hit): what paired comparisons resample."""
+    hit = ranks <= k
+    return {
+        f"ndcg@{k}": np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0),
+        f"recall@{k}": hit.astype(np.float64),
+    }
+
+
+def paired_bootstrap(
+    diff: np.ndarray, draws: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-user differences between two models on the same
+    users, and its percentile bootstrap interval (users resampled with replacement)."""
+    diff = np.asarray(diff, dtype=np.float64)
+    if not len(diff):
+        return float("nan"), float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(draws, len(diff)))
+    means = diff[idx].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(diff.mean()), float(low), float(high)

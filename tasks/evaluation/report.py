@@ -15,6 +15,7 @@ import numpy as np
 from ..reports import md_table
 from ..settings import state_dir
 from .evaluate import GROUPS
+from .metrics import paired_bootstrap
 
 COLUMNS = (
     ("recall", 10),
@@ -99,6 +100,45 @@ def gain_rows(runs: Runs, reference: str = "sasrec") -> list[dict[str, Any]]:
     return out
 
 
+def bootstrap_rows(runs: Runs, reference: str, draws: int = 1000) -> list[dict[str, Any]]:
+    """Per model and one-hop group, the paired bootstrap 95% interval of the NDCG@10 and
+    Recall@10 difference to `reference` over the same users (each user's value averaged over
+    the runs first); "not significant" where the NDCG interval covers 0."""
+    ev = runs[0]["eval"]
+    if reference not in ev.get("per_user", {}):
+        return []
+    memo = np.asarray(ev["memorization"], dtype=bool)
+    masks = {"all": np.ones(len(memo), bool), "memorization": memo, "non-memorization": ~memo}
+
+    def values(model: str, metric: str) -> np.ndarray:
+        return np.mean([r["eval"]["per_user"][model][metric] for r in runs], axis=0)
+
+    out = []
+    for m in models(runs):
+        if m == reference:
+            continue
+        diffs = {k: values(m, k) - values(reference, k) for k in ("ndcg@10", "recall@10")}
+        for g in GROUPS:
+            ci = {k: paired_bootstrap(d[masks[g]], draws) for k, d in diffs.items()}
+            lo, hi = ci["ndcg@10"][1:]
+            out.append(
+                {
+                    "model": m,
+                    "group": g,
+                    "users": int(masks[g].sum()),
+                    "ΔNDCG@10 [95% CI]": _interval(ci["ndcg@10"]),
+                    "ΔR@10 [95% CI]": _interval(ci["recall@10"]),
+                    "NDCG@10": "not significant" if lo <= 0 <= hi else "significant",
+                }
+            )
+    return out
+
+
+def _interval(mean_lo_hi: tuple[float, float, float]) -> str:
+    mean, lo, hi = mean_lo_hi
+    return f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
 def category_rows(runs: Runs, kind: str) -> list[dict[str, Any]]:
     """Recall@10 (mean over runs) of each model on each category of a kind."""
     c, sizes = cells(runs), runs[0]["eval"]["group_sizes"]
@@ -156,6 +196,10 @@ def evaluation_sections(runs: Runs, reference: str) -> list[str]:
         "",
         f"## NDCG@10 gain over {reference}, and the share of it each group carries",
         md_table(gain_rows(runs, reference)),
+        "",
+        f"## Paired bootstrap 95% intervals of the difference to {reference} (users resampled, "
+        "1,000 draws; per-user values averaged over seeds)",
+        md_table(bootstrap_rows(runs, reference)),
         "",
         "## MemGen instance categories (Recall@10), primary label",
         "Memorization, else the pattern at the smallest hop (ties: substitutability, symmetry, "
