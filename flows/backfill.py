@@ -41,13 +41,17 @@ def backfill_flow(
     directed: bool = False,
     top_k: int = defaults.TOP_K,
     top_up: bool = True,
+    top_up_mode: str = defaults.TOP_UP_MODE,
+    top_up_depth: int = defaults.TOP_UP_DEPTH,
     strict: bool = False,
     model: str = defaults.EMBEDDING_MODEL,
     force: bool = False,
 ) -> dict[str, Any]:
     """Relation snapshots of `dataset` as of every date from `start` to `end`.
     Returns {"dates": the as-of dates, "snapshots": one record a snapshot, "report"}."""
-    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
+    params = relation_params(
+        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth
+    )
     kinds = check_kinds(kinds or list(COLLABORATIVE))
     dates = [d.isoformat(sep=" ") for d in as_of_dates(start, end, every)]
     wh = str(resolve(warehouse))

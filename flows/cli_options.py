@@ -161,6 +161,21 @@ def relation_options(p: argparse.ArgumentParser, kinds: str) -> None:
     )
     opt(
         p,
+        "--top-up-mode",
+        choices=("chained", "independent"),
+        default=D.TOP_UP_MODE,
+        help="chained: IIRG's in-place top-up in item order (a list may borrow a topped-up "
+        "list); independent: borrow only counted lists",
+    )
+    opt(
+        p,
+        "--top-up-depth",
+        type=int,
+        default=D.TOP_UP_DEPTH,
+        help="semantic neighbours searched for the top-up (IIRG: 500)",
+    )
+    opt(
+        p,
         "--strict",
         action="store_true",
         help="also leave validation targets out of the relations",

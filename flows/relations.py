@@ -29,6 +29,8 @@ def relation_params(
     top_up: bool,
     strict: bool,
     model: str,
+    top_up_mode: str = defaults.TOP_UP_MODE,
+    top_up_depth: int = defaults.TOP_UP_DEPTH,
 ) -> RelationParams:
     """Flow parameters -> validated RelationParams (the relations and backfill flows share it)."""
     return RelationParams(
@@ -39,6 +41,8 @@ def relation_params(
         top_up=top_up,
         strict=strict,
         model=model,
+        top_up_mode=top_up_mode,  # type: ignore[arg-type]
+        top_up_depth=top_up_depth,
     )
 
 
@@ -78,6 +82,8 @@ def relations_flow(
     directed: bool = False,
     top_k: int = defaults.TOP_K,
     top_up: bool = True,
+    top_up_mode: str = defaults.TOP_UP_MODE,
+    top_up_depth: int = defaults.TOP_UP_DEPTH,
     strict: bool = False,
     model: str = defaults.EMBEDDING_MODEL,
     shards: int = 1,
@@ -85,7 +91,9 @@ def relations_flow(
 ) -> dict[str, Any]:
     """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
     Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
-    params = relation_params(window, weighting, directed, top_k, top_up, strict, model)
+    params = relation_params(
+        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth
+    )
     kinds = check_kinds(kinds)
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")

@@ -20,6 +20,8 @@ SPLIT = "loo"
 WINDOW = 5
 WEIGHTING = "count"
 TOP_K = 10
+TOP_UP_MODE = "chained"  # IIRG's code: lists updated in place, in item order
+TOP_UP_DEPTH = 500  # semantic neighbours searched for the top-up (IIRG: 500)
 BACKFILL_EVERY = "1w"
 
 # semantic IDs

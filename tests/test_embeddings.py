@@ -228,3 +228,14 @@ def test_real_minilm_on_ml100k(con, ml100k_dir, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(res.vectors, axis=1), 1.0, rtol=1e-5)
     assert table.num_rows == 1349 * 5
     assert embed_items(con, "ml100k").n_encoded == 0
+
+
+def test_cosine_topk_of_some_rows_equals_those_rows_of_all():
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(300, 16)).astype(np.float32)
+    v[7] = v[3]  # a duplicate: still each other's neighbour, self excluded by index
+    rows = np.array([3, 7, 299, 0])
+    all_n, all_s = cosine_topk(v, 40, block=64)
+    some_n, some_s = cosine_topk(v, 40, block=2, rows=rows)
+    assert np.array_equal(some_n, all_n[rows]) and np.allclose(some_s, all_s[rows])
+    assert 7 in some_n[0] and 3 not in some_n[0]

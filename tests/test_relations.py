@@ -13,10 +13,13 @@ import pytest
 from helpers import fake_encoder, write_sequences
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from iirg_port import backfill
 
 from hoprec.tasks.data.warehouse import connect
+from hoprec.tasks.relations.embeddings import cosine_topk, embed_items
 from hoprec.tasks.relations.pairs import count_pairs, count_shard, export_input, load_input
 from hoprec.tasks.relations.snapshots import RelationParams, snapshot
+from hoprec.tasks.relations.top_up import top_up_lists
 
 
 def oracle_pairs(
@@ -232,7 +235,7 @@ def test_bad_parameters_fail_fast(con):
         snapshot(con, "syn", "cooccurrence")  # top-up without a semantic snapshot
 
 
-def test_top_up_from_semantic_neighbours(con):
+def test_top_up_follows_iirgs_code(con):
     # item 5 never co-occurs; items 1..4 do. 5's semantic neighbours lend their co-occurrences.
     seqs = [[1, 2, 3, 4, 1, 2], [2, 3, 4, 1], [5, 6]]
     write_sequences(con, "syn", seqs)
@@ -240,20 +243,22 @@ def test_top_up_from_semantic_neighbours(con):
         "INSERT INTO items VALUES ('syn', ?, ?, NULL, NULL, 0)",
         [(str(i), f"item {i}") for i in range(1, 7)],
     )
-    p = RelationParams(top_k=3, window=2)
-    sem = snapshot(con, "syn", "semantic", params=p, encoder=fake_encoder)
-    co = snapshot(con, "syn", "cooccurrence", params=p, semantic_id=sem.snapshot_id)
-    sem_lists = stored(con, "semantic_neighbors", sem.snapshot_id)
-    collab = oracle_topk(oracle_pairs(training(seqs), 2, False, False), training(seqs), 3)
-    got = stored(con, "cooccurrence", co.snapshot_id)
-    for item in range(1, 7):
-        expected = list(collab.get(item, []))
-        for s in sem_lists[item]:
-            for c in collab.get(s, []):
-                if len(expected) < 3 and c != item and c not in expected:
-                    expected.append(c)
-        assert got.get(item, []) == expected, item
-    assert co.stats["items_topped_up"] >= 1
+    emb = None
+    for mode in ("chained", "independent"):
+        p = RelationParams(top_k=3, window=2, top_up_mode=mode)
+        sem = snapshot(con, "syn", "semantic", params=p, encoder=fake_encoder)
+        co = snapshot(con, "syn", "cooccurrence", params=p, semantic_id=sem.snapshot_id)
+        if emb is None:
+            emb = embed_items(con, "syn", p.model)
+        nbrs, _ = cosine_topk(emb.vectors, 500)
+        semantic = {int(i): emb.item_idx[nbrs[r]].tolist() for r, i in enumerate(emb.item_idx)}
+        collab = oracle_topk(oracle_pairs(training(seqs), 2, False, False), training(seqs), 3)
+        expected = backfill(
+            {i: list(collab.get(i, [])) for i in range(1, 7)}, semantic, 6, 3, mode != "chained"
+        )
+        got = stored(con, "cooccurrence", co.snapshot_id)
+        assert {i: got.get(i, []) for i in range(1, 7)} == expected, mode
+        assert co.stats["items_topped_up"] >= 1 and co.params["top_up_mode"] == mode
     # a new semantic snapshot (other model name) makes the co-occurrence snapshot a new one
     sem2 = snapshot(
         con,
@@ -270,6 +275,25 @@ def test_top_up_from_semantic_neighbours(con):
         semantic_id=sem2.snapshot_id,
     )
     assert co2.status == "computed"
+
+
+lists = st.dictionaries(
+    st.integers(1, 12), st.lists(st.integers(1, 12), max_size=6, unique=True), max_size=12
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lists, lists, st.integers(1, 6), st.sampled_from(["chained", "independent"]))
+def test_top_up_lists_equal_iirgs_loop(collab, semantic, k, mode):
+    # IIRG's lists never hold the item itself; the semantic lists never hold the item either
+    collab = {i: [d for d in v if d != i][:k] for i, v in collab.items()}
+    semantic = {i: [d for d in v if d != i] for i, v in semantic.items()}
+    added = top_up_lists(collab, semantic, list(range(1, 13)), k, mode)
+    expected = backfill(collab, semantic, 12, k, independent=mode == "independent")
+    got = {i: list(collab.get(i, [])) + [nb for nb, _ in added.get(i, [])] for i in range(1, 13)}
+    assert got == {i: expected.get(i, []) for i in range(1, 13)}
+    for item, borrowed in added.items():
+        assert all(via in semantic[item] for _, via in borrowed)
 
 
 def test_sharded_counts_equal_single_run(con, tmp_path: Path):

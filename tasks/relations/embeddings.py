@@ -244,8 +244,11 @@ def _topk_rows(neg: np.ndarray, kk: int, out_idx: np.ndarray, out_score: np.ndar
     out_score[:] = -np.take_along_axis(vals, order, axis=1)
 
 
-def cosine_topk(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k neighbours of every row by dot product (cosine for unit rows), self excluded.
+def cosine_topk(
+    vectors: np.ndarray, k: int, block: int = 2048, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k neighbours of every row (or of `rows` only) by dot product (cosine for unit
+    rows), self excluded.
 
     Returns (neighbours int64 [n, k'], scores float32 [n, k']) with k' = min(k, n - 1), each row by
     score descending then neighbour index ascending. Self is excluded by index, so identical
@@ -259,9 +262,10 @@ def cosine_topk(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndar
     if k < 0 or block < 1:
         raise ValueError(f"need k >= 0 and block >= 1, got k={k}, block={block}")
     n = v.shape[0]
+    query = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     kk = max(0, min(k, n - 1))
-    nbrs = np.empty((n, kk), np.int64)
-    scores = np.empty((n, kk), np.float32)
+    nbrs = np.empty((len(query), kk), np.int64)
+    scores = np.empty((len(query), kk), np.float32)
     if kk == 0:
         return nbrs, scores
     if not np.isfinite(v).all():
@@ -269,13 +273,13 @@ def cosine_topk(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndar
     # A separate transposed copy: `v @ v.T` on one buffer takes OpenBLAS's syrk path, which
     # segfaults for large n (numpy/numpy#19685; here from n = 28,000 with one block).
     vt = v.T.copy()
-    buf = np.empty((min(block, n), n), np.float32)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
+    buf = np.empty((min(block, len(query)), n), np.float32)
+    for start in range(0, len(query), block):
+        stop = min(start + block, len(query))
         neg = buf[: stop - start]
-        np.matmul(v[start:stop], vt, out=neg)
+        np.matmul(v[query[start:stop]], vt, out=neg)
         np.negative(neg, out=neg)  # ascending partition = best first
-        neg[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        neg[np.arange(stop - start), query[start:stop]] = np.inf
         for a in range(0, stop - start, _TOPK_ROWS):
             b = min(a + _TOPK_ROWS, stop - start)
             _topk_rows(neg[a:b], kk, nbrs[start + a : start + b], scores[start + a : start + b])

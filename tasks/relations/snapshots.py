@@ -23,6 +23,7 @@ import duckdb
 from .. import defaults
 from ..data.warehouse import fetch_dict, fetch_value, run, transaction
 from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir, ts_text
+from .top_up import MODES, top_up_table
 
 log = logging.getLogger("hoprec.relations")
 
@@ -45,6 +46,8 @@ class RelationParams:
     directed: bool = False  # co-occurrence: only a -> b (b after a)
     top_k: int = defaults.TOP_K  # neighbours kept per item
     top_up: bool = True  # IIRG top-up from semantic neighbours
+    top_up_mode: Literal["chained", "independent"] = defaults.TOP_UP_MODE  # type: ignore[assignment]
+    top_up_depth: int = defaults.TOP_UP_DEPTH  # semantic neighbours searched (IIRG: 500)
     strict: bool = False  # also drop validation targets
     model: str = defaults.EMBEDDING_MODEL  # sentence-transformers model for semantic
 
@@ -55,6 +58,10 @@ class RelationParams:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_up_mode not in MODES:
+            raise ValueError(f"top_up_mode must be one of {MODES}, got {self.top_up_mode!r}")
+        if self.top_up_depth < 1:
+            raise ValueError(f"top_up_depth must be >= 1, got {self.top_up_depth}")
 
     def spec(self, kind: str) -> dict[str, Any]:
         """What a snapshot of `kind` depends on (besides data fingerprints)."""
@@ -78,7 +85,13 @@ class RelationParams:
                 "strict": self.strict,
                 "top_up": self.top_up,
             }
-            return spec | ({"model": self.model} if self.top_up else {})
+            if self.top_up:
+                spec |= {
+                    "model": self.model,
+                    "top_up_mode": self.top_up_mode,
+                    "top_up_depth": self.top_up_depth,
+                }
+            return spec
         if kind == "semantic":
             return {"kind": kind, "model": self.model, "top_k": self.top_k}
         raise ValueError(f"unknown relation kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -175,11 +188,14 @@ def build_collaborative(
     run(con, "relations/ranked", {"directed": spec["directed"], "lcm": lcm, "top_k": spec["top_k"]})
     top_up = bool(spec["top_up"] and semantic_id is not None)
     if top_up:
-        run(
-            con,
-            "relations/top_up",
-            {"dataset": dataset, "top_k": spec["top_k"], "semantic_id": semantic_id},
+        rows = top_up_table(
+            con, dataset, spec["model"], spec["top_k"], spec["top_up_depth"], spec["top_up_mode"]
         )
+        con.register("rel_top_up_rows", rows)
+        try:
+            run(con, "relations/top_up")
+        finally:
+            con.unregister("rel_top_up_rows")
     else:
         run(con, "relations/no_top_up")
     run(con, "relations/collaborative_rows", {"top_up": top_up})
