@@ -381,3 +381,18 @@ def compare_options(p: argparse.ArgumentParser) -> None:
         help="TIGER-like SID transformer steps (0 = skip)",
     )
     opt(p, "--no-fusion", dest="fusion", action="store_false")
+    opt(
+        p,
+        "--fusion-minmax",
+        choices=("gap", "literal"),
+        default="gap",
+        help="fusion normalisation: listed items onto [1/m, 1] (unlisted 0), or MemGen's "
+        "literal min-max (the last listed item ties the unlisted ones at 0)",
+    )
+    opt(
+        p,
+        "--full-relations",
+        action="store_true",
+        help="also train llm-iirg-full on the build as given (co-occurrence with validation "
+        "events), reported on test next to the validation-clean llm-iirg",
+    )

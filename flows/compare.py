@@ -1,6 +1,11 @@
 """The compare flow: one base LLM fine-tuned on next-item-only data and on IIRG data, under one
 step budget and seed, next to every baseline, evaluated on the same users, per memorization
-group, plus MemGen's adaptive fusion of SASRec and the IIRG LLM; several seeds -> mean ± std."""
+group, plus MemGen's adaptive fusions; several seeds -> mean ± std.
+
+Decisions use validation only: the fusion grids, the promotion and its seed (and SASRec's and
+the SID transformer's model selection inside their training). The models judged on validation
+never saw a validation event: the LLMs train on the validation-clean twin of the build (strict
+co-occurrence, audited in validation mode), made when missing. Test is for reporting."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import numpy as np
 from prefect import flow
 
+from hoprec.flows.instructions import validation_clean_build
 from hoprec.flows.relations import relations_flow
 from hoprec.flows.train import train_params
 from hoprec.tasks import defaults
@@ -24,9 +30,9 @@ from hoprec.tasks.recommenders.sasrec import SASRecParams, train_sasrec_task
 from hoprec.tasks.recommenders.tiger import TigerParams, train_tiger_task
 from hoprec.tasks.reports import publish, publish_plot
 
-NEXT, IIRG = "llm-next-item", "llm-iirg"
+NEXT, IIRG, IIRG_FULL = "llm-next-item", "llm-iirg", "llm-iirg-full"
 VARIANTS = {"next-item": NEXT, "iirg": IIRG}
-FUSION = "fusion(sasrec+llm-iirg)"
+MINMAX = {"gap": None, "literal": 0.0}  # fusion normalisation: hoprec's floor, or MemGen's 0
 
 
 @flow(name="compare", flow_run_name="compare {dataset}")
@@ -47,85 +53,62 @@ def compare_flow(
     tiger_steps: int = defaults.TIGER_STEPS,
     device: str = defaults.DEVICE,
     fusion: bool = True,
+    fusion_minmax: str = "gap",
+    full_relations: bool = False,
     promote_best: bool = True,
     llms: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
-    the SID transformer; fusion needs the IIRG LLM."""
+    the SID transformer; fusion mixes SASRec with the IIRG LLM and with the SID transformer
+    (MemGen's pair); `full_relations` adds llm-iirg-full, the IIRG LLM on the build as given
+    (its co-occurrence counts validation events: more data, reported on test, never decides)."""
     seeds = list(seeds or [0])
     llms = list(llms or VARIANTS)
     unknown = sorted(set(llms) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown LLM variant(s) {unknown}; choose from {list(VARIANTS)}")
-    fusion = fusion and "iirg" in llms
+    if fusion_minmax not in MINMAX:
+        raise ValueError(f"fusion_minmax must be one of {list(MINMAX)}, got {fusion_minmax!r}")
     wh = str(resolve(warehouse))
     with connect(wh) as con:
-        build = find_build(con, dataset, build_id)
+        given = find_build(con, dataset, build_id)
         rows = {s: sample_rows(con, dataset, s, eval_users) for s in ("valid", "test")}
+    build = validation_clean_build(dataset, warehouse, given)
     snaps = {
         s: relations_flow(dataset=dataset, warehouse=warehouse, strict=s == "valid")["ids"]
         for s in ("valid", "test")
     }
+    builds = {"clean": build, "full": given if full_relations and given is not build else None}
     llm_opts = {"decode": decode, "num_beams": num_beams, "device": device}
+    budget = (steps, batch_size, grad_accum, lr, device)
+    history, sids = build["params"]["history"], build["sid_version"]
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         models = _train_all(
-            wh,
-            dataset,
-            build,
-            base,
-            seed,
-            steps,
-            batch_size,
-            grad_accum,
-            lr,
-            sasrec_steps,
-            tiger_steps,
-            device,
-            llms,
+            wh, dataset, builds, base, seed, budget, sasrec_steps, tiger_steps, llms
         )
-        splits = ("valid", "test") if fusion else ("test",)
         scores = {
             s: {
                 name: score_task(wh, dataset, s, name, kind, path, snaps[s], rows[s], llm_opts)
                 for name, (kind, path) in models.items()
-                if s == "test" or name in ("sasrec", IIRG)
+                if s == "test" or name != IIRG_FULL  # its validation saw validation events
             }
-            for s in splits
+            for s in ("valid", "test")
         }
-        fusion_params = None
-        if fusion:
-            fusion_params = fusion_task(
-                wh,
-                dataset,
-                "sasrec",
-                IIRG,
-                scores["valid"]["sasrec"],
-                scores["valid"][IIRG],
-                rows["valid"],
+        fusions = _fusions(wh, dataset, scores, rows, MINMAX[fusion_minmax]) if fusion else {}
+        evals = {
+            s: evaluate_scores_task(
+                wh, dataset, s, scores[s], rows[s], snaps[s], history, sids, f"compare seed {seed}"
             )
-            with connect(wh) as con:
-                hist, _ = split_inputs(con, dataset, "test", rows["test"])
-            scores["test"][FUSION] = fused(
-                scores["test"]["sasrec"], scores["test"][IIRG], hist, fusion_params
-            )
-        result = evaluate_scores_task(
-            wh,
-            dataset,
-            "test",
-            scores["test"],
-            rows["test"],
-            snaps["test"],
-            build["params"]["history"],
-            build["sid_version"],
-            f"compare seed {seed}",
-        )
+            for s in ("valid", "test")
+        }
         runs.append(
             {
                 "seed": seed,
-                "eval": result,
-                "fusion": fusion_params,
+                "valid": evals["valid"],
+                "eval": evals["test"],
+                "fusion": fusions,
                 "models": {k: v[1] for k, v in models.items()},
             }
         )
@@ -133,6 +116,7 @@ def compare_flow(
     out = {
         "dataset": dataset,
         "build": build,
+        "given_build": given,
         "runs": runs,
         "steps": steps,
         "batch_size": batch_size * grad_accum,
@@ -142,6 +126,7 @@ def compare_flow(
         "base": base,
         "sasrec_steps": sasrec_steps,
         "tiger_steps": tiger_steps,
+        "fusion_minmax": fusion_minmax,
     }
     png = plot_groups(
         runs,
@@ -158,19 +143,17 @@ def compare_flow(
 def _train_all(
     wh: str,
     dataset: str,
-    build: dict[str, Any],
+    builds: dict[str, Any],
     base: str,
     seed: int,
-    steps: int,
-    batch_size: int,
-    grad_accum: int,
-    lr: float | None,
+    budget: tuple[int, int, int, float | None, str],
     sasrec_steps: int,
     tiger_steps: int,
-    device: str,
     llms: list[str],
 ) -> dict[str, tuple[str, str | None]]:
     """name -> (kind, path) of every model of one seed (LLMs: same budget, different data)."""
+    steps, batch_size, grad_accum, lr, device = budget
+    build = builds["clean"]
     sasrec = train_sasrec_task(
         wh, dataset, SASRecParams(max_steps=sasrec_steps, seed=seed, device=device)
     )
@@ -185,9 +168,10 @@ def _train_all(
         )
         models["tiger"] = ("tiger", tiger["path"])
     next_only = tuple(t for t in build["counts"] if t.startswith("next-item"))
-    variants = {"next-item": next_only, "iirg": ()}
-    for variant in llms:
-        name, tasks = VARIANTS[variant], variants[variant]
+    runs = [(VARIANTS[v], build, {"next-item": next_only, "iirg": ()}[v]) for v in llms]
+    if builds["full"] is not None and "iirg" in llms:
+        runs.append((IIRG_FULL, builds["full"], ()))
+    for name, on, tasks in runs:
         params = train_params(
             base,
             "lora",
@@ -201,32 +185,56 @@ def _train_all(
             save_every=max(10, steps // 4),
             log_every=max(1, steps // 10),
         )
-        models[name] = ("llm", train_llm_task(wh, dataset, build["build_id"], params)["out_dir"])
+        models[name] = ("llm", train_llm_task(wh, dataset, on["build_id"], params)["out_dir"])
     return models
 
 
+def _fusions(
+    wh: str,
+    dataset: str,
+    scores: dict[str, dict[str, Any]],
+    rows: dict[str, np.ndarray],
+    floor: float | None,
+) -> dict[str, dict[str, Any]]:
+    """MemGen's adaptive fusion of SASRec with each generative model there is (the IIRG LLM,
+    the SID transformer): (k, tau) on validation NDCG@10, the fused test scores added."""
+    with connect(wh) as con:
+        hist, _ = split_inputs(con, dataset, "test", rows["test"])
+    out = {}
+    for gr in (IIRG, "tiger"):
+        if gr not in scores["valid"]:
+            continue
+        name = f"fusion(sasrec+{gr})"
+        v = scores["valid"]
+        params = fusion_task(wh, dataset, "sasrec", gr, v["sasrec"], v[gr], rows["valid"], floor)
+        t = scores["test"]
+        t[name] = fused(t["sasrec"], t[gr], hist, params, floor)
+        out[name] = params
+    return out
+
+
 def _promote(wh: str, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Promote the IIRG LLM of the best seed when its mean test NDCG@10 beats every baseline's
-    and the next-item-only LLM's; otherwise say why not."""
-    means = _mean_metric(runs, "ndcg", 10, "all")
+    """Promote the IIRG LLM of the seed with the best validation NDCG@10 when its mean
+    validation NDCG@10 beats every other model's; otherwise say why not. Test is never read."""
+    means = _mean_metric(runs, "valid", "ndcg", 10, "all")
     if IIRG not in means:
         return {"promoted": None, "reason": "no IIRG model was trained"}
-    rivals = {m: v for m, v in means.items() if m not in (IIRG, FUSION)}
+    rivals = {m: v for m, v in means.items() if m != IIRG}
     best_rival = max(rivals, key=lambda m: rivals[m])
-    if means.get(IIRG, -1) <= rivals[best_rival]:
+    if means[IIRG] <= rivals[best_rival]:
         return {
             "promoted": None,
-            "reason": f"{IIRG} NDCG@10 {means.get(IIRG, 0):.4f} does not "
-            f"beat {best_rival} ({rivals[best_rival]:.4f})",
+            "reason": f"{IIRG} validation NDCG@10 {means[IIRG]:.4f} does not beat "
+            f"{best_rival} ({rivals[best_rival]:.4f})",
         }
-    best = max(runs, key=lambda r: _cell(r["eval"], IIRG, "ndcg", 10, "all"))
+    best = max(runs, key=lambda r: _cell(r["valid"], IIRG, "ndcg", 10, "all"))
     mid = json.loads((Path(best["models"][IIRG]) / META).read_text())["model_id"]
     with connect(wh) as con:
         promote(con, dataset, mid)
     return {
         "promoted": mid,
-        "reason": f"{IIRG} NDCG@10 {means[IIRG]:.4f} beats every other "
-        f"model (best: {best_rival} {rivals[best_rival]:.4f})",
+        "reason": f"{IIRG} validation NDCG@10 {means[IIRG]:.4f} beats every other model (best: "
+        f"{best_rival} {rivals[best_rival]:.4f}); seed {best['seed']} has the best validation",
     }
 
 
@@ -238,8 +246,9 @@ def _cell(ev: dict[str, Any], model: str, metric: str, k: int, group: str) -> fl
     )
 
 
-def _mean_metric(runs: list[dict[str, Any]], metric: str, k: int, group: str) -> dict[str, float]:
-    models = dict.fromkeys(r["model"] for r in runs[0]["eval"]["rows"])
-    return {
-        m: float(np.mean([_cell(r["eval"], m, metric, k, group) for r in runs])) for m in models
-    }
+def _mean_metric(
+    runs: list[dict[str, Any]], split: str, metric: str, k: int, group: str
+) -> dict[str, float]:
+    """Each model's mean over seeds of one figure on `split` ('valid' or 'eval' = test)."""
+    models = dict.fromkeys(r["model"] for r in runs[0][split]["rows"])
+    return {m: float(np.mean([_cell(r[split], m, metric, k, group) for r in runs])) for m in models}

@@ -3,12 +3,13 @@ audit (which fails the flow on any violation), then token-length statistics."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow
 
 from hoprec.tasks import defaults
-from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.data.warehouse import connect, resolve
 from hoprec.tasks.llm.instructions import (
     InstructionParams,
     instructions_task,
@@ -16,6 +17,8 @@ from hoprec.tasks.llm.instructions import (
     sources_task,
     token_lengths_task,
 )
+from hoprec.tasks.llm.train import find_build
+from hoprec.tasks.relations.snapshots import relation_snapshot_task, snapshot_params
 from hoprec.tasks.reports import md_table, publish
 
 
@@ -106,3 +109,35 @@ def instructions_report(build: dict[str, Any]) -> str:
         ]
     lines += ["", f"Parquet: `{build['path']}`"]
     return "\n".join(lines)
+
+
+def validation_clean_build(
+    dataset: str, warehouse: str | None, build: dict[str, Any]
+) -> dict[str, Any]:
+    """The build a model may be judged on validation with: the same parameters over the strict
+    twin of its co-occurrence snapshot (no validation event; next-item samples read train
+    events only anyway), audited in validation mode. Made when missing; a build that already
+    is one comes back as it is."""
+    if build["audit"]["mode"] == "validation":
+        return build
+    wh = str(resolve(warehouse))
+    with connect(wh) as con:
+        _, as_of, params = snapshot_params(con, dataset, build["cooccurrence_snapshot"])
+    strict = relation_snapshot_task(
+        wh, dataset, "cooccurrence", as_of, replace(params, strict=True), build["semantic_snapshot"]
+    )
+    knobs = {
+        k: v for k, v in build["params"].items() if k in InstructionParams.__dataclass_fields__
+    }
+    clean = instructions_flow(
+        dataset=dataset,
+        warehouse=warehouse,
+        audit="validation",
+        sid_version=build["sid_version"],
+        cooccurrence_snapshot=strict["snapshot_id"],
+        semantic_snapshot=build["semantic_snapshot"],
+        token_stats=False,
+        **knobs,
+    )
+    with connect(wh) as con:
+        return find_build(con, dataset, clean["build_id"])

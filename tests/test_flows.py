@@ -152,7 +152,9 @@ def _train_and_compare(wh: str, tiny_base: str, capsys) -> None:
     assert "# Compare on `ml100k` (test, 20 users, seeds [0, 1])" in out
     assert "| llm-next-item | non-memorization | " in out and " ± " in out
     assert "## Adaptive fusion" in out and "| fusion(sasrec+llm-iirg) | all |" in out
-    assert "| 1-gram |" in out and "Promotion:" in out
+    assert "| 1-gram h1 |" in out and "Promotion:" in out and "validation NDCG@10" in out
+    assert "| fusion(sasrec+tiger) | all |" in out and "## Decisions, on validation only" in out
+    assert "## Paired bootstrap 95% intervals" in out and "audited in `validation` mode" in out
     assert _latest_artifact("compare-report").strip() == out.strip()
     assert "data:image/png;base64" in _latest_artifact("compare-plot")
     with duckdb.connect(wh, read_only=True) as con:

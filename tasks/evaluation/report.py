@@ -251,6 +251,8 @@ def baselines_report(result: dict[str, Any]) -> str:
 
 def _variants(names: list[str]) -> str:
     desc = {
+        "llm-iirg-full": "**llm-iirg-full** = IIRG on the build as given (its co-occurrence "
+        "counts validation events; reported on test, never decides)",
         "llm-next-item": "**llm-next-item** = next-item samples only",
         "llm-iirg": "**llm-iirg** = every task of the build (IIRG: next-item + "
         "collaborative + semantic)",
@@ -259,26 +261,58 @@ def _variants(names: list[str]) -> str:
     return ", ".join(shown) + (". Same steps, batch and seed." if len(shown) > 1 else ".")
 
 
+def decision_rows(runs: Runs) -> list[dict[str, Any]]:
+    """Each model's validation figures (mean ± std over seeds): what every decision reads."""
+    valid = [{"eval": r["valid"]} for r in runs if r.get("valid")]
+    if not valid:
+        return []
+    c = cells(valid)
+    return [
+        {
+            "model": m,
+            "valid NDCG@10": mean_std(c.get((m, "all", "ndcg", 10))),
+            "valid R@10": mean_std(c.get((m, "all", "recall", 10))),
+        }
+        for m in models(valid)
+    ]
+
+
+def _builds(report: dict[str, Any]) -> str:
+    clean, given = report["build"], report.get("given_build") or report["build"]
+    text = (
+        f"LLMs train on instruction build `{clean['build_id']}` (co-occurrence snapshot "
+        f"#{clean['cooccurrence_snapshot']}, audited in `{clean['audit']['mode']}` mode: no "
+        "validation event in any sample)"
+    )
+    if given["build_id"] != clean["build_id"]:
+        text += (
+            f", the validation-clean twin of `{given['build_id']}` (co-occurrence snapshot "
+            f"#{given['cooccurrence_snapshot']}, which counts validation events)"
+        )
+    return text + "."
+
+
 def compare_report(report: dict[str, Any]) -> str:
-    """The markdown of `hoprec compare`: several runs (seeds), fusion and promotion."""
+    """The markdown of `hoprec compare`: several runs (seeds), fusion, decisions on validation
+    and the promotion."""
     runs, build = report["runs"], report["build"]
     seeds = [r["seed"] for r in runs]
     ev = runs[0]["eval"]
     fusion = [
         {
             "seed": r["seed"],
-            "k": r["fusion"]["k"],
-            "tau": r["fusion"]["tau"],
-            "valid NDCG@10": r["fusion"]["ndcg@10"],
+            "fusion": name,
+            "k": p["k"],
+            "tau": p["tau"],
+            "valid NDCG@10": p["ndcg@10"],
         }
         for r in runs
-        if r.get("fusion")
+        for name, p in (r.get("fusion") or {}).items()
     ]
     lines = [
         f"# Compare on `{report['dataset']}` (test, {ev['users']:,} users, seeds {seeds})",
         f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
-        f"{report['batch_size']} samples on instruction build `{build['build_id']}` "
-        f"(SIDs `{build['sid_version']}`): "
+        f"{report['batch_size']} samples (SIDs `{build['sid_version']}`): "
         + _variants(models(runs))
         + f" SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
         f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
@@ -290,15 +324,30 @@ def compare_report(report: dict[str, Any]) -> str:
         + ". Full-catalogue ranking, history items excluded. Figures are mean ± std over "
         "seeds.",
         "",
+        _builds(report),
+        "",
         *evaluation_sections(runs, "sasrec"),
         "",
     ]
     if fusion:
+        floor = (
+            "literal min-max (unlisted = last listed = 0)"
+            if report.get("fusion_minmax") == "literal"
+            else "min-max onto [1/m, 1], unlisted 0"
+        )
         lines += [
-            "## Adaptive fusion (SASRec + llm-iirg), grid on validation NDCG@10",
+            f"## Adaptive fusion (MemGen), grid on validation NDCG@10; {floor}",
             md_table(fusion),
             "",
         ]
+    lines += [
+        "## Decisions, on validation only",
+        "The fusion grids, the promotion and its seed, and SASRec's and the SID transformer's "
+        "model selection read validation; test is for reporting. Validation NDCG@10:",
+        "",
+        md_table(decision_rows(runs)),
+        "",
+    ]
     promo = report.get("promoted")
     if promo:
         lines.append(

@@ -64,11 +64,12 @@ def fusion_task(
     id_scores: np.ndarray,
     gr_scores: np.ndarray,
     rows: np.ndarray,
+    floor: float | None = None,
 ) -> dict[str, Any]:
-    """MemGen's (k, tau) grid on validation NDCG@10."""
+    """MemGen's (k, tau) grid on validation NDCG@10 (`floor`: see fusion.py)."""
     with connect(warehouse) as con:
         histories, targets = split_inputs(con, dataset, "valid", rows)
-    return grid_search(id_scores, gr_scores, histories, targets)
+    return grid_search(id_scores, gr_scores, histories, targets, floor=floor)
 
 
 def fused(
@@ -76,6 +77,7 @@ def fused(
     gr_scores: np.ndarray,
     histories: Sequence[np.ndarray],
     params: Mapping[str, float],
+    floor: float | None = None,
 ) -> np.ndarray:
     """The fused scores with a grid point's (k, tau)."""
-    return fuse(id_scores, gr_scores, histories, params["k"], params["tau"])
+    return fuse(id_scores, gr_scores, histories, params["k"], params["tau"], floor=floor)

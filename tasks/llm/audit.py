@@ -108,7 +108,7 @@ def _relation_checks(
 ) -> None:
     records = run(
         con,
-        "audit/snapshot_record",
+        "relations/snapshot_record",
         {"snapshot_id": sources["cooccurrence_snapshot"], "dataset": dataset},
     ).fetchall()
     rec = records[0] if records else None
@@ -146,7 +146,7 @@ def _relation_checks(
     )
     sem = run(
         con,
-        "audit/snapshot_record",
+        "relations/snapshot_record",
         {"snapshot_id": sources["semantic_snapshot"], "dataset": dataset},
     ).fetchall()
     ok = bool(sem) and sem[0][0] == "semantic"

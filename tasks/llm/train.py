@@ -37,6 +37,7 @@ def find_build(
         **row,
         "params": json.loads(row.pop("params_json")),
         "counts": json.loads(row.pop("counts_json")),
+        "audit": json.loads(row.pop("audit_json")),
     }
 
 

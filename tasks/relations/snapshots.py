@@ -159,6 +159,20 @@ def resolved_spec(
     return spec, params_hash(spec)
 
 
+def snapshot_params(
+    con: duckdb.DuckDBPyConnection, dataset: str, snapshot_id: int
+) -> tuple[str, str | None, RelationParams]:
+    """(kind, as_of, the RelationParams) a stored snapshot was computed with."""
+    rows = run(con, "relations/snapshot_record", {"snapshot_id": snapshot_id, "dataset": dataset})
+    found = rows.fetchall()
+    if not found:
+        raise ValueError(f"relation snapshot #{snapshot_id} of {dataset!r} does not exist")
+    kind, as_of, params_json = found[0]
+    spec = json.loads(params_json)
+    knobs = {f: spec[f] for f in RelationParams.__dataclass_fields__ if f in spec}
+    return kind, None if as_of is None else str(as_of), RelationParams(**knobs)
+
+
 def find_snapshot(
     con: duckdb.DuckDBPyConnection, dataset: str, kind: str, as_of: datetime | None, phash: str
 ) -> tuple | None:

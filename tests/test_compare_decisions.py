@@ -1,0 +1,72 @@
+"""`hoprec compare` decides on validation only: changing nothing but the test labels changes
+no decision (fusion grids, promotion, its seed, validation figures), while the test figures
+do change."""
+
+from __future__ import annotations
+
+import numpy as np
+from helpers import write_sequences
+
+from hoprec.tasks.data.warehouse import connect
+
+rng = np.random.default_rng(7)
+SEQS = [[int(i) for i in rng.integers(1, 31, size=rng.integers(6, 16))] for _ in range(40)]
+
+
+def _decisions(result: dict) -> tuple:
+    return (
+        [run["fusion"] for run in result["runs"]],
+        result["promoted"],
+        [run["valid"]["rows"] for run in result["runs"]],
+        result["build"]["build_id"],
+    )
+
+
+def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
+    from hoprec.flows.compare import compare_flow
+    from hoprec.flows.instructions import instructions_flow
+    from hoprec.flows.relations import relations_flow
+    from hoprec.flows.sids import sids_flow
+
+    wh = str(tmp_path / "d.duckdb")
+    with connect(wh) as con:
+        write_sequences(con, "syn", SEQS, n_items=30)
+        con.executemany(
+            "INSERT INTO items VALUES ('syn', ?, ?, 'a thing', ['cat'], 0)",
+            [(str(i), f"Movie {i}") for i in range(1, 31)],
+        )
+    ids = relations_flow(dataset="syn", warehouse=wh)["ids"]
+    sids = sids_flow(dataset="syn", warehouse=wh)
+    given = instructions_flow(
+        dataset="syn",
+        warehouse=wh,
+        history=5,
+        sid_version=sids["sid_version"],
+        cooccurrence_snapshot=ids["cooccurrence"],
+        semantic_snapshot=ids["semantic"],
+        token_stats=False,
+    )
+    args = dict(
+        dataset="syn",
+        warehouse=wh,
+        build_id=given["build_id"],
+        base=tiny_base,
+        steps=2,
+        seeds=[0, 1],
+        eval_users=0,
+        sasrec_steps=5,
+        tiger_steps=5,
+    )
+    first = compare_flow(**args)
+    with connect(wh) as con:  # every test target becomes another item
+        con.execute(
+            "UPDATE sequences SET item_idx = item_idx % 30 + 1 "
+            "WHERE dataset = 'syn' AND split = 'test'"
+        )
+    second = compare_flow(**args)
+    assert _decisions(first) == _decisions(second)
+    assert [r["eval"]["rows"] for r in first["runs"]] != [r["eval"]["rows"] for r in second["runs"]]
+    # the LLMs were judged on a build that never saw a validation event
+    assert first["build"]["audit"]["mode"] == "validation"
+    assert first["build"]["build_id"] != given["build_id"]
+    assert set(first["runs"][0]["fusion"]) == {"fusion(sasrec+llm-iirg)", "fusion(sasrec+tiger)"}
