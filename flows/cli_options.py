@@ -134,6 +134,15 @@ def prepare_options(p: argparse.ArgumentParser) -> None:
         help="leave-one-out or a global temporal cut",
     )
     opt(p, "--max-history", type=int, default=0, help="keep each user's last N events (0: all)")
+    opt(
+        p,
+        "--tie-break",
+        choices=("source", "item", "random"),
+        default=D.TIE_BREAK,
+        help="order of events with the same timestamp: their order in the ingested files (as "
+        "RecBole), item index, or seeded random",
+    )
+    opt(p, "--tie-seed", type=int, default=0, help="seed of --tie-break random")
     opt(p, "--valid-start", help="temporal split: first validation timestamp")
     opt(p, "--test-start", help="temporal split: first test timestamp")
 

@@ -21,6 +21,8 @@ def prepare_flow(
     max_history: int = 0,
     valid_start: str | None = None,
     test_start: str | None = None,
+    tie_break: str = defaults.TIE_BREAK,
+    tie_seed: int = 0,
 ) -> dict[str, Any]:
     """Turn a dataset's interactions into ordered, split user sequences (tables + Parquet)."""
     params = PrepareParams(
@@ -29,6 +31,8 @@ def prepare_flow(
         max_history=max_history,
         valid_start=valid_start,
         test_start=test_start,
+        tie_break=tie_break,  # type: ignore[arg-type]  # PrepareParams checks it
+        tie_seed=tie_seed,
     )
     result = prepare_task(str(resolve(warehouse)), dataset, params)
     result["report"] = prepare_report(result)
@@ -54,7 +58,8 @@ def prepare_report(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"# Prepared `{result['dataset']}`",
-            f"{p['k_core']}-core, split `{p['split']}`, history cap {p['max_history'] or 'none'}.",
+            f"{p['k_core']}-core, split `{p['split']}`, history cap {p['max_history'] or 'none'}, "
+            f"timestamp ties broken by `{p.get('tie_break', 'item')}`.",
             "",
             md_table(overview),
             "",
@@ -64,6 +69,33 @@ def prepare_report(result: dict[str, Any]) -> str:
             "## Events per split",
             md_table(splits),
             "",
+            *tie_lines(s),
             f"Parquet: `{result['files']['sequences']}`, `{result['files']['items']}`",
         ]
     )
+
+
+TIE_WARNING_SHARE = 0.1
+
+
+def tie_lines(stats: dict[str, Any]) -> list[str]:
+    """How many targets sit in a timestamp tie, with a warning when it is a large share: those
+    targets are chosen by the tie-break rule, not by time."""
+    users = max(int(stats["users"]), 1)
+    rows = [
+        {
+            "split": s,
+            "users with a tied target": stats.get(f"{s}_ties", 0),
+            "share": f"{stats.get(f'{s}_ties', 0) / users:.0%}",
+        }
+        for s in ("valid", "test")
+    ]
+    lines = ["## Targets in a timestamp tie", md_table(rows), ""]
+    if max(stats.get("test_ties", 0), stats.get("valid_ties", 0)) / users > TIE_WARNING_SHARE:
+        lines += [
+            "**Warning**: many targets share their timestamp with another event of the user, so "
+            "`--tie-break` decides them (and published numbers are comparable only under the "
+            "same rule; RecBole keeps the source order).",
+            "",
+        ]
+    return lines

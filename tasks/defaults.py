@@ -15,6 +15,7 @@ DATASET = "ml100k"  # the embedded demo dataset (recbole wheel)
 # prepare
 K_CORE = 5
 SPLIT = "loo"
+TIE_BREAK = "source"  # events of one timestamp keep their file order, as RecBole does
 
 # relations (IIRG's settings)
 WINDOW = 5

@@ -28,9 +28,10 @@ def oracle_kcore(events: list[tuple[str, str, int]], k: int) -> set[tuple[str, s
 
 
 def load(con, events: list[tuple[str, str, int]]) -> None:
+    """The events as one batch, in list order (their line numbers)."""
     con.executemany(
-        "INSERT INTO interactions VALUES ('d', ?, ?, ?, NULL, 0)",
-        [(u, i, T0 + timedelta(seconds=t)) for u, i, t in events],
+        "INSERT INTO interactions VALUES ('d', ?, ?, ?, NULL, 0, ?)",
+        [(u, i, T0 + timedelta(seconds=t), n) for n, (u, i, t) in enumerate(events, 1)],
     )
 
 
@@ -49,8 +50,8 @@ event_lists = st.lists(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(events=event_lists, k=st.integers(1, 4))
-def test_kcore_and_loo_match_oracle(tmp_path_factory, events, k):
+@given(events=event_lists, k=st.integers(1, 4), tie=st.sampled_from(["source", "item"]))
+def test_kcore_and_loo_match_oracle(tmp_path_factory, events, k, tie):
     wh = tmp_path_factory.mktemp("p") / "w.duckdb"
     with connect(wh) as con:
         load(con, events)
@@ -59,17 +60,18 @@ def test_kcore_and_loo_match_oracle(tmp_path_factory, events, k):
             with pytest.raises(ValueError, match="survive"):
                 prepare(con, "d", PrepareParams(k_core=k), out_dir=wh.parent)
             return
-        prepare(con, "d", PrepareParams(k_core=k), out_dir=wh.parent)
+        prepare(con, "d", PrepareParams(k_core=k, tie_break=tie), out_dir=wh.parent)
         got = con.execute(
             "SELECT s.user_id, x.item_id, s.ts, s.pos, s.split FROM sequences s "
             "JOIN item_index x USING (dataset, item_idx)"
         ).fetchall()
     assert {(u, i, int((ts - T0).total_seconds())) for u, i, ts, _, _ in got} == kept
+    line = {e: n for n, e in enumerate(events, 1)}
     by_user: dict[str, list] = defaultdict(list)
-    for u, i, t in kept:
-        by_user[u].append((t, int(i)))
+    for u, i, t in kept:  # (ts, file line) or (ts, item id) order
+        by_user[u].append((t, line[(u, i, t)] if tie == "source" else int(i), int(i)))
     for u, seq in by_user.items():
-        expect = [str(i) for _, i in sorted(seq)]  # (ts, item id) order
+        expect = [str(i) for _, _, i in sorted(seq)]
         mine = sorted((p, i, s) for uu, i, _, p, s in got if uu == u)
         assert [i for _, i, _ in mine] == expect
         splits = [s for _, _, s in mine]
@@ -98,6 +100,16 @@ def test_ml100k_loo(con, ml100k_dir, tmp_path):
     assert all(r[1:] == (1, 1, True, True) for r in per_user)
     table = pq.read_table(res.files["sequences"])
     assert table.num_rows == 943
+    # the source order decides many targets: 416 users rated their last two items in one second
+    assert res.stats["test_ties"] > 300 and res.stats["valid_ties"] > 300
+    before = dict(
+        con.execute("SELECT user_id, item_idx FROM sequences WHERE split = 'test'").fetchall()
+    )
+    prepare(con, "ml", PrepareParams(tie_break="item"), out_dir=tmp_path)
+    after = dict(
+        con.execute("SELECT user_id, item_idx FROM sequences WHERE split = 'test'").fetchall()
+    )
+    assert sum(before[u] != after[u] for u in before) == 284  # as a stable sort in source order
     assert sum(len(x) for x in table.column("items").to_pylist()) == res.stats["interactions"]
     assert pq.read_table(res.files["items"]).num_rows == 1349
 
@@ -137,3 +149,33 @@ def test_bad_params_fail_fast():
 def test_prepare_without_data_names_the_dataset(con, tmp_path):
     with pytest.raises(ValueError, match="'nothing' has no interactions"):
         prepare(con, "nothing", PrepareParams(), out_dir=tmp_path)
+
+
+def test_tie_break_rules_on_a_crafted_tie(con, tmp_path):
+    """One user, three events, the last two in the same second, written b then a."""
+    rows = [
+        ("u", "c", 1, 1),
+        ("u", "b", 5, 2),
+        ("u", "a", 5, 3),
+        ("v", "a", 1, 1),
+        ("v", "b", 2, 2),
+    ]
+    rows += [("v", "c", 3, 3)]
+    con.executemany(
+        "INSERT INTO interactions VALUES ('d', ?, ?, ?, NULL, 0, ?)",
+        [(u, i, T0 + timedelta(seconds=t), n) for u, i, t, n in rows],
+    )
+
+    def target(tie: str, seed: int = 0) -> str:
+        prepare(con, "d", PrepareParams(k_core=1, tie_break=tie, tie_seed=seed), out_dir=tmp_path)
+        return con.execute(
+            "SELECT x.item_id FROM sequences s JOIN item_index x USING (dataset, item_idx) "
+            "WHERE s.user_id = 'u' AND s.split = 'test'"
+        ).fetchone()[0]
+
+    assert target("source") == "a"  # the file's order: b was written first, a is the target
+    assert target("item") == "b"  # item ids a < b: b comes last
+    assert {target("random", s) for s in range(8)} == {"a", "b"}  # a seed decides
+    assert target("random", 3) == target("random", 3)
+    stats = prepare(con, "d", PrepareParams(k_core=1), out_dir=tmp_path).stats
+    assert (stats["test_ties"], stats["valid_ties"]) == (1, 1)  # user u only

@@ -1,10 +1,19 @@
--- Each user's events ordered by (ts, item_idx), capped to the last $max_history events (0 = no cap),
--- and labelled train/valid/test: leave-one-out (last = test, second last = valid, for users with
--- at least 3 events) or a global temporal cut.
+-- Each user's events ordered by timestamp, ties broken by $tie_break: 'source' (the order of the
+-- ingested files: batch, then line), 'item' (item_idx) or 'random' (a seeded hash); item_idx
+-- settles whatever is left. Capped to the last $max_history events (0 = no cap) and labelled
+-- train/valid/test: leave-one-out (last = test, second last = valid, for users with at least 3
+-- events) or a global temporal cut.
 CREATE OR REPLACE TEMP TABLE seq AS
 WITH ordered AS (
     SELECT k.user_id, i.item_idx, k.ts,
-           row_number() OVER (PARTITION BY k.user_id ORDER BY k.ts, i.item_idx) AS raw_pos,
+           row_number() OVER (
+               PARTITION BY k.user_id
+               ORDER BY k.ts,
+                        CASE WHEN $tie_break = 'source' THEN k.batch_id END,
+                        CASE WHEN $tie_break = 'source' THEN k.line_no END,
+                        CASE WHEN $tie_break = 'random' THEN hash(k.item_id, $tie_seed) END,
+                        i.item_idx
+           ) AS raw_pos,
            count(*) OVER (PARTITION BY k.user_id) AS raw_n
     FROM kc k JOIN idx i USING (item_id)
 ), capped AS (

@@ -10,6 +10,14 @@ SELECT (SELECT count(*) FROM lens) AS users,
        (SELECT count(*) FROM seq WHERE split = 'train') AS train_events,
        (SELECT count(*) FROM seq WHERE split = 'valid') AS valid_events,
        (SELECT count(*) FROM seq WHERE split = 'test') AS test_events,
+       -- users whose test / validation target shares its timestamp with another of their events:
+       -- the tie-break rule, not time, decides those targets
+       (SELECT count(DISTINCT s.user_id) FROM seq s JOIN seq o
+          ON o.user_id = s.user_id AND o.pos <> s.pos AND o.ts = s.ts
+        WHERE s.split = 'test') AS test_ties,
+       (SELECT count(DISTINCT s.user_id) FROM seq s JOIN seq o
+          ON o.user_id = s.user_id AND o.pos <> s.pos AND o.ts = s.ts
+        WHERE s.split = 'valid') AS valid_ties,
        -- content fingerprint: relation snapshots built on other prepared data are not reused
        (SELECT md5(concat(coalesce(bit_xor(hash(user_idx, pos, item_idx, ts, split)), 0)::VARCHAR, '/',
                           (SELECT coalesce(bit_xor(hash(item_id, item_idx)), 0) FROM idx)::VARCHAR))

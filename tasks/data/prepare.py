@@ -29,6 +29,7 @@ from .warehouse import (
 )
 
 log = logging.getLogger("hoprec.prepare")
+TIE_BREAKS = ("source", "item", "random")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class PrepareParams:
     k_core: int = defaults.K_CORE
     split: Literal["loo", "temporal"] = defaults.SPLIT  # type: ignore[assignment]
     max_history: int = 0  # keep each user's last N events; 0 keeps all
+    tie_break: Literal["source", "item", "random"] = defaults.TIE_BREAK  # type: ignore[assignment]
+    tie_seed: int = 0  # the random tie-break's seed
     valid_start: str | None = None  # temporal split cut points (default: 80%/90% quantiles)
     test_start: str | None = None
 
@@ -46,6 +49,8 @@ class PrepareParams:
             raise ValueError(f"k_core must be >= 1, got {self.k_core}")
         if self.split not in ("loo", "temporal"):
             raise ValueError(f"split must be 'loo' or 'temporal', got {self.split!r}")
+        if self.tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {self.tie_break!r}")
         if self.max_history < 0:
             raise ValueError(f"max_history must be >= 0, got {self.max_history}")
         if self.max_history and self.split == "loo" and self.max_history < 3:
@@ -94,6 +99,8 @@ def prepare(
         {
             "max_history": params.max_history,
             "split": params.split,
+            "tie_break": params.tie_break,
+            "tie_seed": params.tie_seed,
             "valid_start": datetime.fromisoformat(valid_start) if valid_start else None,
             "test_start": datetime.fromisoformat(test_start) if test_start else None,
         },
