@@ -344,6 +344,25 @@ def llm_options(p: argparse.ArgumentParser, steps: int) -> None:
     opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
 
 
+def selection_options(p: argparse.ArgumentParser) -> None:
+    """LLM checkpoint selection on validation (train and compare)."""
+    opt(
+        p,
+        "--select-every",
+        type=int,
+        default=0,
+        help="validation NDCG@10 every N steps; the best weights are kept (0 = off: the last)",
+    )
+    opt(
+        p,
+        "--select-users",
+        type=int,
+        default=D.SELECT_USERS,
+        help="validation users the selection is measured on",
+    )
+    opt(p, "--patience", type=int, default=0, help="stop after N checks without improvement")
+
+
 def train_options(p: argparse.ArgumentParser) -> None:
     llm_options(p, D.TRAIN_STEPS)
     opt(
@@ -360,6 +379,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
     opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
     opt(p, "--seed", type=int, default=0)
+    selection_options(p)
     opt(p, "--force", action="store_true", help="retrain from scratch")
 
 
@@ -389,6 +409,7 @@ def compare_options(p: argparse.ArgumentParser) -> None:
         default=D.TIGER_STEPS,
         help="TIGER-like SID transformer steps (0 = skip)",
     )
+    selection_options(p)
     opt(p, "--no-fusion", dest="fusion", action="store_false")
     opt(
         p,

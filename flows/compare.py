@@ -55,6 +55,9 @@ def compare_flow(
     fusion: bool = True,
     fusion_minmax: str = "gap",
     full_relations: bool = False,
+    select_every: int = 0,
+    select_users: int = defaults.SELECT_USERS,
+    patience: int = 0,
     promote_best: bool = True,
     llms: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -62,7 +65,8 @@ def compare_flow(
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
     the SID transformer; fusion mixes SASRec with the IIRG LLM and with the SID transformer
     (MemGen's pair); `full_relations` adds llm-iirg-full, the IIRG LLM on the build as given
-    (its co-occurrence counts validation events: more data, reported on test, never decides)."""
+    (its co-occurrence counts validation events: more data, reported on test, never decides);
+    `select_every` keeps each LLM's best checkpoint by validation NDCG@10."""
     seeds = list(seeds or [0])
     llms = list(llms or VARIANTS)
     unknown = sorted(set(llms) - set(VARIANTS))
@@ -81,7 +85,16 @@ def compare_flow(
     }
     builds = {"clean": build, "full": given if full_relations and given is not build else None}
     llm_opts = {"decode": decode, "num_beams": num_beams, "device": device}
-    budget = (steps, batch_size, grad_accum, lr, device)
+    budget = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "lr": lr,
+        "device": device,
+        "select_every": select_every,
+        "select_users": select_users,
+        "patience": patience,
+    }
     history, sids = build["params"]["history"], build["sid_version"]
     runs: list[dict[str, Any]] = []
     for seed in seeds:
@@ -146,13 +159,13 @@ def _train_all(
     builds: dict[str, Any],
     base: str,
     seed: int,
-    budget: tuple[int, int, int, float | None, str],
+    budget: dict[str, Any],
     sasrec_steps: int,
     tiger_steps: int,
     llms: list[str],
 ) -> dict[str, tuple[str, str | None]]:
     """name -> (kind, path) of every model of one seed (LLMs: same budget, different data)."""
-    steps, batch_size, grad_accum, lr, device = budget
+    steps, device = budget["steps"], budget["device"]
     build = builds["clean"]
     sasrec = train_sasrec_task(
         wh, dataset, SASRecParams(max_steps=sasrec_steps, seed=seed, device=device)
@@ -176,14 +189,10 @@ def _train_all(
             base,
             "lora",
             list(tasks),
-            steps,
-            batch_size,
-            grad_accum,
-            lr,
-            seed,
-            device,
             save_every=max(10, steps // 4),
             log_every=max(1, steps // 10),
+            seed=seed,
+            **budget,
         )
         models[name] = ("llm", train_llm_task(wh, dataset, on["build_id"], params)["out_dir"])
     return models

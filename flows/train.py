@@ -60,11 +60,27 @@ def train_flow(
     device: str = defaults.DEVICE,
     save_every: int = defaults.SAVE_EVERY,
     log_every: int = defaults.LOG_EVERY,
+    select_every: int = 0,
+    select_users: int = defaults.SELECT_USERS,
+    patience: int = 0,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
     params = train_params(
-        base, mode, tasks, steps, batch_size, grad_accum, lr, seed, device, save_every, log_every
+        base,
+        mode,
+        tasks,
+        steps,
+        batch_size,
+        grad_accum,
+        lr,
+        seed,
+        device,
+        save_every,
+        log_every,
+        select_every=select_every,
+        select_users=select_users,
+        patience=patience,
     )
     result = train_llm_task(str(resolve(warehouse)), dataset, build_id, params, force)
     result["report"] = train_report(result)
@@ -99,8 +115,21 @@ def train_report(result: dict[str, Any]) -> str:
         "",
         md_table(rows),
         "",
+        *_selection_lines(result),
         f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "
         "the base model resized to the saved tokenizer, then "
         "`PeftModel.from_pretrained(base, path)` (see README).",
     ]
     return "\n".join(lines)
+
+
+def _selection_lines(result: dict[str, Any]) -> list[str]:
+    """The validation checks of checkpoint selection, and which step's weights were kept."""
+    checks = result.get("validation") or []
+    if not checks:
+        return []
+    return [
+        f"## Checkpoint selection on validation: kept step {result.get('best_step')}",
+        md_table([{"step": int(c["step"]), "valid NDCG@10": c["ndcg@10"]} for c in checks]),
+        "",
+    ]

@@ -40,6 +40,7 @@ BATCH_SIZE = 8
 GRAD_ACCUM = 1
 SAVE_EVERY = 50
 LOG_EVERY = 10
+SELECT_USERS = 100  # validation users of LLM checkpoint selection (--select-every)
 DEVICE = "auto"  # cuda, else mps, else cpu
 
 # evaluation

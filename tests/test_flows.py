@@ -125,10 +125,12 @@ def _train_and_compare(wh: str, tiny_base: str, capsys) -> None:
     """`hoprec train` (then a rerun reuses it) and `hoprec compare` over two seeds, on a tiny
     local base model, on the demo's warehouse."""
     args = ["--dataset", "ml100k", "--warehouse", wh, "--base", tiny_base, "--steps", "2"]
-    assert main(["train", *args, "--tasks", "collaborative", "--log-every", "1"]) == 0
+    select = ["--select-every", "1", "--select-users", "10"]  # checkpoint selection on valid
+    assert main(["train", *args, *select, "--tasks", "collaborative", "--log-every", "1"]) == 0
     out = capsys.readouterr().out
     assert "tasks collaborative; 2 steps in" in out and "| 2 |" in out
-    assert main(["train", *args, "--tasks", "collaborative"]) == 0
+    assert "## Checkpoint selection on validation: kept step" in out
+    assert main(["train", *args, *select, "--tasks", "collaborative"]) == 0
     assert "(already trained: reused)" in capsys.readouterr().out
     assert "# Fine-tuned `ml100k-lora-collaborative-s0-" in _latest_artifact("train-report")
     assert (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hoprec.tasks.evaluation.evaluate import eval_rows
+from hoprec.tasks.data.sequences import eval_rows
 from hoprec.tasks.evaluation.report import gain_rows, mean_std, metric_rows
 from hoprec.tasks.llm.prompts import PROMPTS, encode_sample, item_label
 from hoprec.tasks.llm.scoring import history_prompts, item_trie, llm_scorer

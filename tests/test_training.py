@@ -285,3 +285,28 @@ def test_full_fine_tuning_saves_a_whole_model(tiny_base, samples, tmp_path):
     model, tok, meta = load_trained(tmp_path, "cpu")
     assert meta["mode"] == "full" and model.get_input_embeddings().weight.shape[0] == len(tok)
     assert all(t in tok.get_vocab() for t in SID_TOKENS)
+
+
+def test_checkpoint_selection_keeps_the_best_weights_and_stops_early(tiny_base, samples, tmp_path):
+    """Validation checks at steps 2, 4, 6: the best (step 4) is kept, and with patience 2 the
+    run stops at step 8 instead of 12; the saved model is the step-4 model."""
+    from hoprec.tasks.llm.checkpoints import trainable_parameters
+
+    scores = iter([0.1, 0.5, 0.2, 0.3, 0.9])
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def validate(model, tokenizer):
+        step = 2 * (len(seen) + 1)
+        seen[step] = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+        return next(scores)
+
+    p = params(tiny_base, max_steps=12, select_every=2, patience=2, lr=5e-2)
+    res = train_llm(samples, SID_TOKENS, p, tmp_path, validate=validate)
+    assert [v["step"] for v in res.validation] == [2, 4, 6, 8]
+    assert res.best_step == 4 and res.steps == 8
+    model, _, meta = load_trained(tmp_path, "cpu")
+    kept = dict(model.named_parameters())  # loaded for inference: nothing requires grad
+    assert meta["best_step"] == 4 and len(meta["validation"]) == 4
+    for name, weights in seen[4].items():
+        torch.testing.assert_close(kept[name], weights)
+    assert any(not torch.equal(kept[n], w) for n, w in seen[8].items())

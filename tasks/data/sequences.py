@@ -64,3 +64,11 @@ def user_histories(
         histories,
         tbl.column("target").to_numpy().astype(np.int64),
     )
+
+
+def eval_rows(n: int, users: int, seed: int = 0) -> np.ndarray:
+    """Which of the split's `n` instances are evaluated: all (users = 0) or a seeded sample,
+    the same for every model and training seed, so their figures are comparable."""
+    if users <= 0 or users >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, users, replace=False))

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ..data.sequences import n_items, split_events, user_histories
+from ..data.sequences import eval_rows, n_items, split_events, user_histories
 from ..data.warehouse import connect, run, transaction
 from ..recommenders.baselines import relation_matrix
 from ..sids.store import code_matrix, load_sids
@@ -53,14 +53,6 @@ class EvalResult:
     # user's IIRG one-hop group (True: memorization-benefiting)
     per_user: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     memorization: list[bool] = field(default_factory=list)
-
-
-def eval_rows(n: int, users: int, seed: int = 0) -> np.ndarray:
-    """Which of the split's `n` instances are evaluated: all (users = 0) or a seeded sample,
-    the same for every model and training seed, so their figures are comparable."""
-    if users <= 0 or users >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, users, replace=False))
 
 
 def sample_rows(

@@ -38,6 +38,7 @@ def save_checkpoint(
     opt: Any,
     sched: Any,
     history: list[dict[str, float]],
+    validation: list[dict[str, float]] | None = None,
     keep: int = 2,
 ) -> Path:
     """Trainable weights, optimizer, schedule, RNG and the log so far; written to a temporary
@@ -51,6 +52,7 @@ def save_checkpoint(
         "scheduler": sched.state_dict(),
         "rng": torch.get_rng_state(),
         "history": history,
+        "validation": list(validation or []),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -80,6 +82,32 @@ def load_checkpoint(out: Path, model: Any, opt: Any, sched: Any) -> dict[str, An
         torch.set_rng_state(state["rng"])
         return state
     return None
+
+
+def _best_path(out: Path) -> Path:
+    return out / "checkpoints" / "best.pt"
+
+
+def save_best(out: Path, model: Any, step: int) -> None:
+    """The trainable weights of the best validation check so far (tmp + rename)."""
+    path = _best_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {n: p.detach().cpu().clone() for n, p in trainable_parameters(model).items()}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "trainable": weights}, tmp)
+    os.replace(tmp, path)
+
+
+def restore_best(out: Path, model: Any) -> int | None:
+    """Load the best validation weights back into the model; their step (None without any)."""
+    path = _best_path(out)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.no_grad():
+        for n, p in trainable_parameters(model).items():
+            p.copy_(state["trainable"][n])
+    return int(state["step"])
 
 
 def is_trained(out_dir: str | Path) -> bool:

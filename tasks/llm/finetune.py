@@ -28,7 +28,14 @@ import torch.nn.functional as F
 from .. import defaults
 from ..devices import resolve_device
 from .base import DEFAULT_BASE
-from .checkpoints import META, load_checkpoint, save_checkpoint, trainable_parameters
+from .checkpoints import (
+    META,
+    load_checkpoint,
+    restore_best,
+    save_best,
+    save_checkpoint,
+    trainable_parameters,
+)
 from .prompts import encode_sample
 
 log = logging.getLogger("hoprec.training")
@@ -57,6 +64,9 @@ class TrainParams:
     device: str = defaults.DEVICE  # auto = cuda, else mps, else cpu
     save_every: int = defaults.SAVE_EVERY  # checkpoint every N steps (0 = only at the end)
     log_every: int = defaults.LOG_EVERY
+    select_every: int = 0  # validation NDCG@10 every N steps, keep the best weights (0 = off)
+    select_users: int = defaults.SELECT_USERS  # validation users it is measured on
+    patience: int = 0  # stop after this many checks without a better one (0 = never)
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -64,8 +74,9 @@ class TrainParams:
         for name in ("max_steps", "batch_size", "grad_accum", "lora_r", "max_len", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.save_every < 0:
-            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
+        for name in ("save_every", "select_every", "select_users", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr is not None and self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup < 1:
@@ -92,6 +103,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per logged step
     seconds: float = 0.0
     samples: int = 0
+    validation: list[dict[str, float]] = field(default_factory=list)  # (step, NDCG@10) checks
+    best_step: int | None = None  # the step whose weights were kept (checkpoint selection)
 
     @property
     def final_loss(self) -> float | None:
@@ -228,10 +241,13 @@ def train_llm(
     out_dir: str | Path,
     meta: dict[str, Any] | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    validate: Callable[[Any, Any], float] | None = None,
 ) -> TrainResult:
     """Fine-tune, checkpointing every `save_every` steps; a rerun on the same `out_dir` resumes
-    from its newest checkpoint with the same data order. The result is saved as a PEFT adapter
-    (or a full model) with its tokenizer, and `hoprec_model.json` describing it."""
+    from its newest checkpoint with the same data order. With `select_every` and a `validate`
+    callable ((model, tokenizer) -> validation NDCG@10), the best weights seen are kept and
+    saved, and `patience` checks without improvement stop early. The result is saved as a PEFT
+    adapter (or a full model) with its tokenizer, and `hoprec_model.json` describing it."""
     from transformers import get_cosine_schedule_with_warmup
 
     out = Path(out_dir)
@@ -256,7 +272,9 @@ def train_llm(
         start or None,
         list(state["history"]) if state else [],
         samples=len(messages),
+        validation=list(state.get("validation", [])) if state else [],
     )
+    select = params.select_every if validate is not None else 0
     per_step = params.batch_size * params.grad_accum
     log.info(
         "training %s (%s) on %d samples for %d steps (%d samples a step) on %s%s%s",
@@ -321,9 +339,18 @@ def train_llm(
             if progress is not None:
                 progress(done, params.max_steps, row)
             t0, tokens, targets, window = time.perf_counter(), 0, 0, []
+        stop = False
+        if select and (done % select == 0 or done == params.max_steps):
+            assert validate is not None
+            stop = _check(validate, model, tokenizer, done, params, out, result)
         if params.save_every and done % params.save_every == 0 and done < params.max_steps:
-            save_checkpoint(out, done, model, opt, sched, result.history)
-    result.steps = params.max_steps
+            save_checkpoint(out, done, model, opt, sched, result.history, result.validation)
+        if stop:
+            log.info("no better validation NDCG@10 in %d checks: stopping", params.patience)
+            break
+    result.steps = done if start < params.max_steps else start
+    if result.validation:
+        result.best_step = restore_best(out, model)
     result.seconds = time.perf_counter() - started
     save_trained(
         model,
@@ -335,6 +362,8 @@ def train_llm(
             "history": result.history,
             "seconds": result.seconds,
             "samples": len(messages),
+            "validation": result.validation,
+            "best_step": result.best_step,
         },
     )
     return result
@@ -362,3 +391,25 @@ def save_trained(
         **meta,
     }
     (out / META).write_text(json.dumps(info, indent=1, default=str))
+
+
+def _check(
+    validate: Callable[[Any, Any], float],
+    model: Any,
+    tokenizer: Any,
+    step: int,
+    params: TrainParams,
+    out: Path,
+    result: TrainResult,
+) -> bool:
+    """One validation check: record it, keep the weights when best; True = stop early."""
+    score = float(validate(model, tokenizer))
+    best = max((v["ndcg@10"] for v in result.validation), default=float("-inf"))
+    result.validation.append({"step": step, "ndcg@10": score})
+    log.info("step %d: validation NDCG@10 %.4f (best before %.4f)", step, score, best)
+    if score > best:
+        save_best(out, model, step)
+        return False
+    scores = [v["ndcg@10"] for v in result.validation]
+    since_best = len(scores) - 1 - scores.index(max(scores))
+    return bool(params.patience) and since_best >= params.patience

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from .. import defaults
 from ..data.warehouse import connect, fetch_dicts, run, transaction
 from ..settings import state_dir
 from .checkpoints import is_trained
@@ -39,6 +41,46 @@ def find_build(
         "counts": json.loads(row.pop("counts_json")),
         "audit": json.loads(row.pop("audit_json")),
     }
+
+
+def validator(
+    con: duckdb.DuckDBPyConnection, dataset: str, build: dict[str, Any], params: TrainParams
+) -> Any:
+    """(model, tokenizer) -> validation NDCG@10 on a seeded sample of validation users: the
+    build's next-item prompt, trie-constrained beam search, history excluded. What checkpoint
+    selection reads; the test split is never touched."""
+    from ..data.sequences import eval_rows, user_histories
+    from ..devices import resolve_device
+    from .decoding import constrained_beam_search
+    from .instructions import item_labels
+    from .prompts import history_prompts
+    from .scoring import item_trie
+
+    _, hists, targets = user_histories(con, dataset, "valid")
+    rows = eval_rows(len(targets), params.select_users, params.seed)
+    hists, targets = [hists[i] for i in rows], targets[rows]
+    history = build["params"]["history"]
+    labels, sids, _ = item_labels(
+        con, dataset, build["sid_version"], build["params"].get("titles", True)
+    )
+    device = str(resolve_device(params.device))
+
+    def validate(model: Any, tokenizer: Any) -> float:
+        items, _ = constrained_beam_search(
+            model,
+            history_prompts(tokenizer, hists, labels, history),
+            item_trie(tokenizer, sids),
+            num_beams=defaults.NUM_BEAMS,
+            top_k=10,
+            exclude=[set(map(int, h)) for h in hists],
+            device=device,
+        )
+        hit = items == targets[:, None]
+        discount = 1.0 / np.log2(np.arange(2, items.shape[1] + 2))
+        gains = np.where(hit, discount[None, :], 0.0).sum(axis=1)
+        return float(gains.mean()) if len(gains) else 0.0
+
+    return validate
 
 
 def tasks_tag(tasks: tuple[str, ...]) -> str:
@@ -85,6 +127,7 @@ def train_llm_task(
     with connect(warehouse) as con:
         build = find_build(con, dataset, build_id)
         sid_tokens = all_sid_tokens(con, build["sid_version"])
+        validate = validator(con, dataset, build, params) if params.select_every else None
     mid = model_id(dataset, build["build_id"], params)
     out = model_dir(dataset, mid)
     if force:
@@ -93,6 +136,7 @@ def train_llm_task(
         log.info("model %s already trained: %s (use --force to retrain)", mid, out)
         meta = json.loads((out / "hoprec_model.json").read_text())
         history, seconds, resumed, reused = meta["history"], meta.get("seconds"), None, True
+        checks, best_step = meta.get("validation", []), meta.get("best_step")
     else:
         update = _progress_reporter(mid, params.max_steps)
         result = train_llm(
@@ -108,9 +152,10 @@ def train_llm_task(
                 "build_params": build["params"],
             },
             progress=update,
+            validate=validate,
         )
         history, seconds, resumed = result.history, result.seconds, result.resumed_from
-        reused = False
+        checks, best_step, reused = result.validation, result.best_step, False
     row = {
         "model_id": mid,
         "dataset": dataset,
@@ -133,6 +178,8 @@ def train_llm_task(
         "resumed_from": resumed,
         "reused": reused,
         "out_dir": str(out),
+        "validation": checks,
+        "best_step": best_step,
     }
 
 
