@@ -56,6 +56,7 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
         eval_users=0,
         sasrec_steps=5,
         tiger_steps=5,
+        full_relations=True,
     )
     first = compare_flow(**args)
     with connect(wh) as con:  # every test target becomes another item
@@ -70,3 +71,8 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
     assert first["build"]["audit"]["mode"] == "validation"
     assert first["build"]["build_id"] != given["build_id"]
     assert set(first["runs"][0]["fusion"]) == {"fusion(sasrec+llm-iirg)", "fusion(sasrec+tiger)"}
+    # llm-iirg-full (co-occurrence with validation events) is reported on test, never judged
+    test_models = {r["model"] for r in first["runs"][0]["eval"]["rows"]}
+    valid_models = {r["model"] for r in first["runs"][0]["valid"]["rows"]}
+    assert "llm-iirg-full" in test_models and "llm-iirg-full" not in valid_models
+    assert "llm-iirg-full" in first["report"] and "validation-clean twin" in first["report"]
