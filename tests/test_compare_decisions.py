@@ -5,6 +5,7 @@ do change."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import write_sequences
 
 from hoprec.tasks.data.warehouse import connect
@@ -76,3 +77,42 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
     valid_models = {r["model"] for r in first["runs"][0]["valid"]["rows"]}
     assert "llm-iirg-full" in test_models and "llm-iirg-full" not in valid_models
     assert "llm-iirg-full" in first["report"] and "validation-clean twin" in first["report"]
+
+
+@pytest.mark.slow
+def test_ml100k_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
+    """The same on ml-100k: the demo's data pipeline, then compare twice around a shuffle of
+    every test target (pytest --run-slow -k ml100k_test_labels)."""
+    from hoprec.flows.compare import compare_flow
+    from hoprec.flows.demo import demo_flow
+
+    wh = str(tmp_path / "ml.duckdb")
+    build = demo_flow(warehouse=wh, llm_steps=0)["instructions"]["build_id"]
+    args = dict(
+        dataset="ml100k",
+        warehouse=wh,
+        build_id=build,
+        base=tiny_base,
+        steps=2,
+        seeds=[0, 1],
+        eval_users=200,
+        sasrec_steps=30,
+        tiger_steps=30,
+    )
+    first = compare_flow(**args)
+    with connect(wh) as con:  # each test target moves to another user's test target
+        con.execute(
+            "UPDATE sequences s SET item_idx = o.item_idx FROM ("
+            "  SELECT user_idx, lead(item_idx, 1, first_item) OVER (ORDER BY user_idx) AS item_idx"
+            "  FROM (SELECT user_idx, item_idx, first(item_idx) OVER (ORDER BY user_idx) AS"
+            "        first_item FROM sequences WHERE dataset = 'ml100k' AND split = 'test')"
+            ") o WHERE s.dataset = 'ml100k' AND s.split = 'test' AND s.user_idx = o.user_idx"
+        )
+    second = compare_flow(**args)
+    assert _decisions(first) == _decisions(second)
+    assert [r["eval"]["rows"] for r in first["runs"]] != [r["eval"]["rows"] for r in second["runs"]]
+    print(
+        "decisions:",
+        first["promoted"],
+        {k: (v["k"], v["tau"]) for k, v in first["runs"][0]["fusion"].items()},
+    )
