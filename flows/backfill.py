@@ -14,11 +14,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from hoprec.flows.relations import check_kinds, relation_params, semantic_step, snapshot_rows
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
-from hoprec.tasks.relations.snapshots import (
-    COLLABORATIVE,
-    as_of_dates,
-    dated_snapshots_task,
-)
+from hoprec.tasks.relations.dates import as_of_dates
+from hoprec.tasks.relations.snapshots import COLLABORATIVE, dated_snapshots_task
 from hoprec.tasks.reports import md_table, publish, publish_table
 
 

@@ -34,12 +34,7 @@ def opt(
 
 
 def warehouse_option(p: argparse.ArgumentParser) -> None:
-    opt(
-        p,
-        "--warehouse",
-        metavar="PATH",
-        help="DuckDB file (default: $HOPREC_WAREHOUSE or .hoprec/warehouse.duckdb)",
-    )
+    opt(p, "--warehouse", metavar="PATH", help="DuckDB file (default: $HOPREC_WAREHOUSE)")
 
 
 def dataset_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -55,28 +50,10 @@ def demo_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
     opt(p, "--as-of", help="relation snapshot as of this date (default: all training)")
     opt(p, "--base", default=D.BASE_MODEL, help="base LLM: asset name, local path or HF id")
-    opt(
-        p,
-        "--llm-steps",
-        type=int,
-        default=D.DEMO_LLM_STEPS,
-        help="LoRA steps of the demo fine-tune (0 = data only)",
-    )
-    opt(
-        p,
-        "--eval-users",
-        type=int,
-        default=D.EVAL_USERS,
-        help="test users the LLM and baselines are scored on (0 = all)",
-    )
+    opt(p, "--llm-steps", type=int, default=D.DEMO_LLM_STEPS, help="LoRA steps (0 = data only)")
+    opt(p, "--eval-users", type=int, default=D.EVAL_USERS, help="test users scored (0 = all)")
     opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
-    opt(
-        p,
-        "--tiger-steps",
-        type=int,
-        default=D.TIGER_STEPS,
-        help="TIGER-like SID transformer steps (0 = skip)",
-    )
+    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS, help="SID transformer steps (0: none)")
 
 
 def assets_options(p: argparse.ArgumentParser) -> None:
@@ -402,13 +379,7 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     )
     opt(p, "--beams", dest="num_beams", type=int, default=D.NUM_BEAMS, help="beam width")
     opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
-    opt(
-        p,
-        "--tiger-steps",
-        type=int,
-        default=D.TIGER_STEPS,
-        help="TIGER-like SID transformer steps (0 = skip)",
-    )
+    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS, help="SID transformer steps (0: none)")
     selection_options(p)
     opt(p, "--no-fusion", dest="fusion", action="store_false")
     opt(

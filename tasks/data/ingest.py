@@ -99,13 +99,9 @@ def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]
                 )
         return loc, len(cols)
     if src.reader == "parquet":
-        with duckdb.connect() as mem:
-            cols = [
-                r[0]
-                for r in mem.execute(
-                    "SELECT name FROM parquet_schema($p)", {"p": str(path)}
-                ).fetchall()
-            ]
+        import pyarrow.parquet as pq
+
+        cols = pq.read_schema(path).names
         loc = {}
         for f in wanted:
             name = src.fields.get(f)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,29 @@ def restore_best(out: Path, model: Any) -> int | None:
         for n, p in trainable_parameters(model).items():
             p.copy_(state["trainable"][n])
     return int(state["step"])
+
+
+def check_validation(
+    validate: Callable[[Any, Any], float],
+    model: Any,
+    tokenizer: Any,
+    step: int,
+    out: Path,
+    checks: list[dict[str, float]],
+    patience: int,
+) -> bool:
+    """One validation check of checkpoint selection: append it to `checks`, keep the weights
+    when they are the best so far; True when `patience` checks have passed without a better one
+    (stop early)."""
+    score = float(validate(model, tokenizer))
+    best = max((v["ndcg@10"] for v in checks), default=float("-inf"))
+    checks.append({"step": step, "ndcg@10": score})
+    log.info("step %d: validation NDCG@10 %.4f (best before %.4f)", step, score, best)
+    if score > best:
+        save_best(out, model, step)
+        return False
+    scores = [v["ndcg@10"] for v in checks]
+    return bool(patience) and len(scores) - 1 - scores.index(max(scores)) >= patience
 
 
 def is_trained(out_dir: str | Path) -> bool:

@@ -30,9 +30,9 @@ from ..devices import resolve_device
 from .base import DEFAULT_BASE
 from .checkpoints import (
     META,
+    check_validation,
     load_checkpoint,
     restore_best,
-    save_best,
     save_checkpoint,
     trainable_parameters,
 )
@@ -342,7 +342,9 @@ def train_llm(
         stop = False
         if select and (done % select == 0 or done == params.max_steps):
             assert validate is not None
-            stop = _check(validate, model, tokenizer, done, params, out, result)
+            stop = check_validation(
+                validate, model, tokenizer, done, out, result.validation, params.patience
+            )
         if params.save_every and done % params.save_every == 0 and done < params.max_steps:
             save_checkpoint(out, done, model, opt, sched, result.history, result.validation)
         if stop:
@@ -391,25 +393,3 @@ def save_trained(
         **meta,
     }
     (out / META).write_text(json.dumps(info, indent=1, default=str))
-
-
-def _check(
-    validate: Callable[[Any, Any], float],
-    model: Any,
-    tokenizer: Any,
-    step: int,
-    params: TrainParams,
-    out: Path,
-    result: TrainResult,
-) -> bool:
-    """One validation check: record it, keep the weights when best; True = stop early."""
-    score = float(validate(model, tokenizer))
-    best = max((v["ndcg@10"] for v in result.validation), default=float("-inf"))
-    result.validation.append({"step": step, "ndcg@10": score})
-    log.info("step %d: validation NDCG@10 %.4f (best before %.4f)", step, score, best)
-    if score > best:
-        save_best(out, model, step)
-        return False
-    scores = [v["ndcg@10"] for v in result.validation]
-    since_best = len(scores) - 1 - scores.index(max(scores))
-    return bool(params.patience) and since_best >= params.patience

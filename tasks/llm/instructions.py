@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .. import defaults
 from ..data.warehouse import fetch_dicts, run
 from ..settings import state_dir
-from .prompts import PROMPTS, encode_sample, item_label, messages
+from .prompts import PROMPTS, encode_sample, item_labels, messages
 
 log = logging.getLogger("hoprec.instructions")
 
@@ -96,31 +96,6 @@ class InstructionBuild:
     sources: dict[str, Any]
     params: dict[str, Any]
     token_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def item_titles(
-    con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]
-) -> dict[int, str]:
-    """item_idx -> title (else item id) of every item, which must all have a SID."""
-    rows = run(con, "instructions/item_titles", {"dataset": dataset}).fetchall()
-    missing = [i for i, _ in rows if i not in sids]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} items of {dataset!r} have no SID (e.g. item_idx "
-            f"{missing[0]}); run `hoprec sids --dataset {dataset}` first"
-        )
-    return dict(rows)
-
-
-def item_labels(
-    con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, titles: bool = True
-) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
-    """(labels, sids, titles) by item_idx for a SID version."""
-    from ..sids.store import load_sids
-
-    sids = load_sids(con, dataset, sid_version)
-    names = item_titles(con, dataset, sids)
-    return {i: item_label(sids[i], t if titles else None) for i, t in names.items()}, sids, names
 
 
 def user_task_rows(
@@ -295,24 +270,22 @@ def latest_sources(
     """Fill in the newest all-events snapshots and SID version where none was named."""
 
     def latest(kind: str) -> int:
-        row = run(
-            con, "instructions/latest_snapshot", {"dataset": dataset, "kind": kind}
-        ).fetchone()
-        if not row:
+        row = run(con, "instructions/latest_snapshot", {"dataset": dataset, "kind": kind})
+        if not (found := row.fetchall()):
             raise ValueError(
-                f"dataset {dataset!r} has no {kind} snapshot over all events; run "
-                f"`hoprec relations --dataset {dataset}` first"
+                f"dataset {dataset!r} has no {kind} snapshot over all events; "
+                f"run `hoprec relations --dataset {dataset}` first"
             )
-        return row[0]
+        return int(found[0][0])
 
     if sid_version is None:
-        row = run(con, "instructions/latest_sid_version", {"dataset": dataset}).fetchone()
-        if not row:
+        found = run(con, "instructions/latest_sid_version", {"dataset": dataset}).fetchall()
+        if not found:
             raise ValueError(
-                f"dataset {dataset!r} has no semantic IDs; run "
-                f"`hoprec sids --dataset {dataset}` first"
+                f"dataset {dataset!r} has no semantic IDs; run `hoprec sids "
+                f"--dataset {dataset}` first"
             )
-        sid_version = row[0]
+        sid_version = found[0][0]
     return {
         "sid_version": sid_version,
         "cooccurrence_snapshot": cooccurrence_id or latest("cooccurrence"),

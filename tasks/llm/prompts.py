@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
+
+from ..data.warehouse import run
 
 SYSTEM = "You are a recommender system. Items are written as [<semantic ID>] Title: ..."
 PROMPTS = {
@@ -83,3 +86,28 @@ def history_prompts(
         + opening
         for h in histories
     ]
+
+
+def item_titles(
+    con: duckdb.DuckDBPyConnection, dataset: str, sids: dict[int, str]
+) -> dict[int, str]:
+    """item_idx -> title (else item id) of every item, which must all have a SID."""
+    rows = run(con, "instructions/item_titles", {"dataset": dataset}).fetchall()
+    missing = [i for i, _ in rows if i not in sids]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} items of {dataset!r} have no SID (e.g. item_idx "
+            f"{missing[0]}); run `hoprec sids --dataset {dataset}` first"
+        )
+    return dict(rows)
+
+
+def item_labels(
+    con: duckdb.DuckDBPyConnection, dataset: str, sid_version: str, titles: bool = True
+) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """(labels, sids, titles) by item_idx for a SID version."""
+    from ..sids.store import load_sids
+
+    sids = load_sids(con, dataset, sid_version)
+    names = item_titles(con, dataset, sids)
+    return {i: item_label(sids[i], t if titles else None) for i, t in names.items()}, sids, names

@@ -104,7 +104,7 @@ def score_trained(
 
     from ..devices import resolve_device
     from .checkpoints import load_trained
-    from .instructions import item_labels
+    from .prompts import item_labels
 
     dev = resolve_device(device)
     model, tokenizer, meta = load_trained(path, str(dev), merge=True)

@@ -52,8 +52,7 @@ def validator(
     from ..data.sequences import eval_rows, user_histories
     from ..devices import resolve_device
     from .decoding import constrained_beam_search
-    from .instructions import item_labels
-    from .prompts import history_prompts
+    from .prompts import history_prompts, item_labels
     from .scoring import item_trie
 
     _, hists, targets = user_histories(con, dataset, "valid")

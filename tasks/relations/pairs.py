@@ -19,11 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ..data.warehouse import export_parquet, run
 from ..settings import state_dir
-
-
-def ts_text(as_of: datetime | None) -> str | None:
-    """An as-of time as the text the registry and the SQL take."""
-    return None if as_of is None else as_of.isoformat(sep=" ")
+from .dates import ts_text
 
 
 def lcm_upto(window: int) -> int:

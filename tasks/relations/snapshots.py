@@ -22,7 +22,8 @@ import duckdb
 
 from .. import defaults
 from ..data.warehouse import fetch_dict, fetch_value, run, transaction
-from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir, ts_text
+from .dates import parse_as_of, ts_text
+from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir
 from .top_up import MODES, top_up_table
 
 log = logging.getLogger("hoprec.relations")
@@ -110,19 +111,6 @@ class Snapshot:
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_as_of(value: str | datetime | None) -> datetime | None:
-    """`--as-of` as a timestamp; a clear error names the bad value."""
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"--as-of {value!r} is not an ISO date or timestamp "
-            "(e.g. 1998-03-01 or 1998-03-01T12:00)"
-        ) from None
 
 
 def fingerprints(con: duckdb.DuckDBPyConnection, dataset: str, kind: str) -> dict[str, str]:
@@ -316,25 +304,6 @@ def _semantic_hash(con: duckdb.DuckDBPyConnection, semantic_id: int | None) -> s
 
 def as_record(s: Snapshot) -> dict[str, Any]:
     return asdict(s)
-
-
-def as_of_dates(start: str, end: str, every: str) -> list[datetime]:
-    """The as-of dates of a backfill: start, start + every, ... up to and including end."""
-    from datetime import timedelta
-
-    units = {"h": "hours", "d": "days", "w": "weeks"}
-    value, unit = every[:-1], every[-1:]
-    if unit not in units or not value.isdigit() or int(value) < 1:
-        raise ValueError(f"--every {every!r} must look like 12h, 1d or 1w")
-    step = timedelta(**{units[unit]: int(value)})
-    first, last = parse_as_of(start), parse_as_of(end)
-    assert first is not None and last is not None
-    if last < first:
-        raise ValueError(f"--end {end} is before --start {start}")
-    dates = [first]
-    while dates[-1] + step <= last:
-        dates.append(dates[-1] + step)
-    return dates
 
 
 # --- Prefect tasks -------------------------------------------------------------------------
