@@ -98,6 +98,8 @@ def ingest_options(p: argparse.ArgumentParser) -> None:
     )
     opt(p, "--delim", help="generic csv: field delimiter (default ',')")
     opt(p, "--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
+    opt(p, "--ts-min", default=D.TS_MIN, help="earlier timestamps are quarantined")
+    opt(p, "--ts-max", default=D.TS_MAX, help="later timestamps are quarantined")
 
 
 def prepare_options(p: argparse.ArgumentParser) -> None:

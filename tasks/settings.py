@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,25 @@ from pathlib import Path
 def state_dir() -> Path:
     """The project state directory (HOPREC_HOME, default ./.hoprec)."""
     return Path(os.environ.get("HOPREC_HOME", ".hoprec")).expanduser().absolute()
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def checked_name(value: str, what: str = "dataset") -> str:
+    """A dataset (or model, build) name that is safe in a path: letters, digits, '.', '_' and
+    '-', not starting with a dot; anything else is an error that names it."""
+    if not isinstance(value, str) or not NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{what} name {value!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(it becomes a folder name under the state directory)"
+        )
+    return value
+
+
+def stage_dir(stage: str, name: str, what: str = "dataset") -> Path:
+    """`<state dir>/<stage>/<name>`, with `name` checked so nothing lands outside the state dir."""
+    return state_dir() / stage / checked_name(name, what)
 
 
 def default_warehouse() -> Path:

@@ -9,7 +9,7 @@ from tests.helpers import ingest, rows, write
 
 
 def test_same_file_twice_adds_nothing(con, tmp_path):
-    f = write(tmp_path / "u.data", "1\t2\t3\t100\n1\t3\t3\t101\n")
+    f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n1\t3\t3\t881250101\n")
     (first,) = ingest(con, "d", "ml-100k", f)
     (second,) = ingest(con, "d", "ml-100k", f)
     assert first.status == "loaded" and second.status == "skipped"
@@ -19,7 +19,7 @@ def test_same_file_twice_adds_nothing(con, tmp_path):
 
 
 def test_same_content_other_dataset_loads(con, tmp_path):
-    f = write(tmp_path / "u.data", "1\t2\t3\t100\n")
+    f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n")
     ingest(con, "a", "ml-100k", f)
     ingest(con, "b", "ml-100k", f)
     assert rows(con, "SELECT dataset, count(*) FROM interactions GROUP BY 1 ORDER BY 1") == [
@@ -29,14 +29,19 @@ def test_same_content_other_dataset_loads(con, tmp_path):
 
 
 def test_incremental_append_drops_exact_duplicates(con, tmp_path):
-    ingest(con, "d", "ml-100k", write(tmp_path / "u.data", "1\t2\t3\t100\n1\t3\t3\t101\n"))
+    ingest(
+        con, "d", "ml-100k", write(tmp_path / "u.data", "1\t2\t3\t881250100\n1\t3\t3\t881250101\n")
+    )
     later = tmp_path / "later"
     later.mkdir()
     (res,) = ingest(
         con,
         "d",
         "ml-100k",
-        write(later / "u.data", "1\t3\t3\t101\n1\t3\t3\t101\n1\t4\t5\t102\n1\t3\t4\t101\n"),
+        write(
+            later / "u.data",
+            "1\t3\t3\t881250101\n1\t3\t3\t881250101\n1\t4\t5\t881250102\n1\t3\t4\t881250101\n",
+        ),
     )
     # one old event, one in-batch copy; the re-rated event is a different event
     assert (res.rows_loaded, res.rows_duplicate) == (2, 2)
@@ -44,7 +49,7 @@ def test_incremental_append_drops_exact_duplicates(con, tmp_path):
 
 
 def test_interrupted_batch_leaves_nothing_and_rerun_finishes(con, tmp_path, monkeypatch):
-    f = write(tmp_path / "u.data", "1\t2\t3\t100\n1\t3\t3\t101\n")
+    f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n1\t3\t3\t881250101\n")
     real_run = ingest_mod.run
 
     def crash_on_insert(c, name, *a, **kw):

@@ -62,7 +62,7 @@ def test_ml100k_recbole_atomic(con, tmp_path):
     write(
         tmp_path / "x.inter",
         "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-        "1\t10\t4\t100\n2\t10\t5\t200\n",
+        "1\t10\t4\t881250100\n2\t10\t5\t881250200\n",
     )
     write(
         tmp_path / "x.item",
@@ -70,7 +70,7 @@ def test_ml100k_recbole_atomic(con, tmp_path):
         "class:token_seq\n10\tHeat\t1995\tAction Crime\n",
     )
     ingest(con, "r", "ml-100k", tmp_path / "x.inter", tmp_path / "x.item")
-    assert _events(con, "r") == [("1", "10", ts(100), 4.0), ("2", "10", ts(200), 5.0)]
+    assert _events(con, "r") == [("1", "10", ts(881250100), 4.0), ("2", "10", ts(881250200), 5.0)]
     assert _items(con, "r") == [("10", "Heat", None, ["Action", "Crime"])]
 
 
@@ -262,18 +262,18 @@ def test_generic_csv_with_mapping(con, tmp_path):
 
 
 def test_generic_jsonl_and_parquet(con, tmp_path):
-    write(tmp_path / "e.jsonl", json.dumps({"u": 7, "i": "x", "t": 1000}) + "\n")
+    write(tmp_path / "e.jsonl", json.dumps({"u": 7, "i": "x", "t": 881251000}) + "\n")
     ingest(
         con, "j", "jsonl", tmp_path / "e.jsonl", mapping={"user_id": "u", "item_id": "i", "ts": "t"}
     )
-    assert _events(con, "j") == [("7", "x", ts(1000), None)]
+    assert _events(con, "j") == [("7", "x", ts(881251000), None)]
     pq = tmp_path / "e.parquet"
     duckdb.sql(
-        f"COPY (SELECT 5 AS user_id, 'y' AS item_id, 2000 AS timestamp, 1.5 AS rating) "
+        f"COPY (SELECT 5 AS user_id, 'y' AS item_id, 881252000 AS timestamp, 1.5 AS rating) "
         f"TO '{pq}' (FORMAT parquet)"
     )
     ingest(con, "pq", "parquet", pq)
-    assert _events(con, "pq") == [("5", "y", ts(2000), 1.5)]
+    assert _events(con, "pq") == [("5", "y", ts(881252000), 1.5)]
 
 
 def test_generic_items_csv(con, tmp_path):

@@ -74,8 +74,8 @@ def test_broken_python_literal_meta(con, tmp_path):
 
 def test_invalid_utf8_and_unbalanced_quotes(con, tmp_path):
     text = (
-        b"userId,movieId,rating,timestamp\n1,2,3.0,100\n1,3,\xff\xfe,101\n"
-        b'1,"4,3.0,102\n1,5,2.0,103\n'
+        b"userId,movieId,rating,timestamp\n1,2,3.0,881250100\n1,3,\xff\xfe,881250101\n"
+        b'1,"4,3.0,881250102\n1,5,2.0,881250103\n'
     )
     write(tmp_path / "ratings.csv", text)
     (res,) = ingest(con, "d", "ml-latest", tmp_path / "ratings.csv")

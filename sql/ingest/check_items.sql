@@ -1,8 +1,10 @@
 -- Item rows, each with the reason it cannot load (NULL when it can).
 CREATE OR REPLACE TEMP TABLE checked AS
-SELECT line_no, raw, trim(item_id) AS item_id, nullif(trim(title), '') AS title,
+SELECT line_no, raw, trim(item_id, chr(32) || chr(9) || chr(13) || chr(10)) AS item_id,
+       nullif(trim(title), '') AS title,
        nullif(trim(description), '') AS description, categories,
        CASE WHEN parse_error IS NOT NULL THEN parse_error
-            WHEN item_id IS NULL OR trim(item_id) = '' THEN 'empty item_id'
+            WHEN item_id IS NULL OR trim(item_id, chr(32) || chr(9) || chr(13) || chr(10)) = ''
+            THEN 'empty item_id'
        END AS reason
 FROM stage;

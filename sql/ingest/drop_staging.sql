@@ -1,6 +1,8 @@
 -- Clear one batch's staging tables and views.
 DROP TABLE IF EXISTS stage;
 DROP VIEW IF EXISTS raw_lines;
+DROP VIEW IF EXISTS raw_lines_read;
+DROP TABLE IF EXISTS nul_found;
 DROP TABLE IF EXISTS raw_read;
 DROP TABLE IF EXISTS docs;
 DROP TABLE IF EXISTS checked;

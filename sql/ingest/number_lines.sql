@@ -1,7 +1,7 @@
 -- Line numbers for the lines that were read: the k-th read line is the k-th line number that is
 -- not a rejected line. r_j - j (j-th reject) counts the read lines before it, so an ASOF join
 -- finds how many rejects precede each read line.
-CREATE OR REPLACE TEMP VIEW raw_lines AS
+CREATE OR REPLACE TEMP VIEW raw_lines_read AS
 WITH rej AS (
     SELECT line - row_number() OVER (ORDER BY line) AS before_n,
            row_number() OVER (ORDER BY line) AS n_rejects

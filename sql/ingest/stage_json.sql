@@ -8,6 +8,13 @@ WITH d AS (
 SELECT line_no, raw,
        CASE WHEN doc IS NULL THEN $invalid_reason
             WHEN json_type(doc) <> 'OBJECT' THEN 'record is not a JSON object'
+            -- ids are strings or integers: an object, list, boolean or fraction is no id
+            WHEN json_type(doc, $c_user_id) IN ('OBJECT', 'ARRAY', 'BOOLEAN', 'DOUBLE')
+            THEN 'user_id is a JSON ' || lower(json_type(doc, $c_user_id))
+                 || ', not a string or integer'
+            WHEN json_type(doc, $c_item_id) IN ('OBJECT', 'ARRAY', 'BOOLEAN', 'DOUBLE')
+            THEN 'item_id is a JSON ' || lower(json_type(doc, $c_item_id))
+                 || ', not a string or integer'
        END AS parse_error,
        json_extract_string(doc, $c_user_id) AS user_id,
        json_extract_string(doc, $c_item_id) AS item_id,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import duckdb
 
 from .. import defaults
-from ..settings import state_dir
+from ..settings import stage_dir
 from .warehouse import (
     export_parquet,
     fetch_dict,
@@ -110,7 +110,7 @@ def prepare(
     stats["len_quantiles"] = dict(zip(["p10", "p25", "p50", "p75", "p90"], q))
     if params.split == "temporal":
         stats["valid_start"], stats["test_start"] = valid_start, test_start
-    out = out_dir or state_dir() / "prepared" / dataset
+    out = out_dir or stage_dir("prepared", dataset)
     out.mkdir(parents=True, exist_ok=True)
     files = {"sequences": str(out / "sequences.parquet"), "items": str(out / "items.parquet")}
     export_parquet(con, sql_text("prepare/export_sequences"), Path(files["sequences"]))

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .. import defaults
 from ..data.warehouse import fetch_dicts, run
-from ..settings import state_dir
+from ..settings import stage_dir
 from .prompts import PROMPTS, encode_sample, item_labels, messages
 
 log = logging.getLogger("hoprec.instructions")
@@ -205,7 +205,7 @@ def build_instructions(
         "semantic_snapshot": semantic_id,
     }
     bid = build_id(dataset, params, sources)
-    out = (out_dir or state_dir() / "instructions" / dataset) / bid
+    out = (out_dir or stage_dir("instructions", dataset)) / bid
     out.mkdir(parents=True, exist_ok=True)
     path, tmp = out / "train.parquet", out / "train.parquet.tmp"
     counts, available = {}, {}

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from .. import defaults
 from ..data.warehouse import connect, fetch_dicts, run, transaction
-from ..settings import state_dir
+from ..settings import checked_name, stage_dir
 from .checkpoints import is_trained
 from .finetune import TrainParams, train_llm
 
@@ -95,7 +95,7 @@ def model_id(dataset: str, build_id: str, params: TrainParams) -> str:
 
 
 def model_dir(dataset: str, mid: str) -> Path:
-    return state_dir() / "models" / dataset / mid
+    return stage_dir("models", dataset) / checked_name(mid, "model")
 
 
 def register_model(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from ..data.sequences import n_items as catalogue_size
 from ..data.sequences import train_sequences, user_histories
 from ..data.warehouse import connect
 from ..devices import resolve_device
-from ..settings import state_dir
+from ..settings import stage_dir
 
 log = logging.getLogger("hoprec.sasrec")
 
@@ -330,7 +330,7 @@ def load(path: str | Path, device: str = "auto") -> SASRecModel:
 @task(name="train-sasrec", tags=["gpu"], cache_policy=NO_CACHE)
 def train_sasrec_task(warehouse: str, dataset: str, params: SASRecParams) -> dict[str, Any]:
     """Train SASRec (full-softmax CE) on the train split; the weights go to the state dir."""
-    out = state_dir() / "models" / dataset / f"sasrec-seed{params.seed}-{params.max_steps}.pt"
+    out = stage_dir("models", dataset) / f"sasrec-seed{params.seed}-{params.max_steps}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     if resolve_device(params.device).type == "cpu":

@@ -33,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 from ..data.warehouse import connect
 from ..devices import resolve_device
 from ..llm.decoding import beam_scores, constrained_beam_search
-from ..settings import state_dir
+from ..settings import stage_dir
 from ..sids.trie import SidTrie
 
 log = logging.getLogger("hoprec.tiger")
@@ -420,12 +420,8 @@ def train_tiger_task(
     warehouse: str, dataset: str, sid_version: str, params: TigerParams
 ) -> dict[str, Any]:
     """Train the TIGER-like SID transformer on the train split; the weights go to the state dir."""
-    out = (
-        state_dir()
-        / "models"
-        / dataset
-        / f"tiger-{sid_version}-seed{params.seed}-{params.max_steps}.pt"
-    )
+    name = f"tiger-{sid_version}-seed{params.seed}-{params.max_steps}.pt"
+    out = stage_dir("models", dataset) / name
     out.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:
         model = train_tiger_on(con, dataset, sid_version, params)

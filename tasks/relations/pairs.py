@@ -18,7 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from ..data.warehouse import export_parquet, run
-from ..settings import state_dir
+from ..settings import stage_dir
 from .dates import ts_text
 
 
@@ -81,7 +81,7 @@ def count_shard(
 def shard_dir(dataset: str, kind: str, as_of: datetime | None, phash: str) -> Path:
     """Where a sharded snapshot's intermediate files go (shared storage for remote workers)."""
     stamp = as_of.strftime("%Y%m%dT%H%M%S") if as_of else "all"
-    return state_dir() / "relations" / dataset / f"{kind}-{stamp}-{phash}"
+    return stage_dir("relations", dataset) / f"{kind}-{stamp}-{phash}"
 
 
 @task(name="count-shard", task_run_name="shard {shard} of {shards}", cache_policy=NO_CACHE)

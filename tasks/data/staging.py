@@ -1,0 +1,247 @@
+"""Reading one source file into the `stage` table (line_no, raw, parse_error, canonical fields as
+text): numbered lines with undecodable and NUL-holding lines set aside, header and field
+resolution, and the per-format staging SQL. `ingest.py` checks and loads what is staged."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .formats import ML100K_GENRES, OPTIONAL, REQUIRED, Source
+from .warehouse import fetch_row, row_count, run
+
+MAX_LINE_SIZE = 64 << 20
+FIELDS = ("user_id", "item_id", "ts", "rating", "title", "description", "categories")
+
+
+class IngestError(ValueError):
+    """A fatal problem with an input: a missing file, column or field, or a wrong format."""
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def head_bytes(path: Path, n: int = 1 << 16) -> bytes:
+    """The first `n` decompressed bytes of a file, for sniffing headers and line endings."""
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        return fh.read(n)
+
+
+def header_columns(path: Path, src: Source) -> list[str]:
+    """Column names of a delimited file's header; RecBole's `name:type` keeps only `name`."""
+    first = head_bytes(path).split(b"\n", 1)[0].rstrip(b"\r").decode(src.encoding, "replace")
+    if src.quote_aware:
+        cols = [c.strip().strip('"') for c in re.findall(_field_re(src.delim), first + src.delim)]
+    else:
+        cols = first.split(src.delim)
+    return [c.split(":", 1)[0].strip().lstrip("\ufeff") for c in cols]
+
+
+def _field_re(delim: str) -> str:
+    d = re.escape(delim)
+    return f'("(?:[^"]|"")*"|[^"{d}]*){d}'
+
+
+def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]:
+    """Where each canonical field sits in this file, and how many columns a line must have.
+
+    Fails at once, naming the file and the column, when a required field cannot be found.
+    """
+    wanted = REQUIRED[src.kind] + OPTIONAL[src.kind]
+    needed = set(REQUIRED[src.kind]) | set(src.explicit)
+    if src.reader == "delimited" and src.header:
+        cols = header_columns(path, src)
+        loc: dict[str, Any] = {}
+        for f in wanted:
+            name = src.fields.get(f)
+            if name in cols:
+                loc[f] = cols.index(name) + 1
+            elif f in needed:
+                raise IngestError(
+                    f"{path}: required column {name!r} (for {f}) is missing; the header has {cols}"
+                )
+        return loc, len(cols)
+    if src.reader == "parquet":
+        import pyarrow.parquet as pq
+
+        cols = pq.read_schema(path).names
+        loc = {}
+        for f in wanted:
+            name = src.fields.get(f)
+            if name in cols:
+                loc[f] = name
+            elif f in needed:
+                raise IngestError(
+                    f"{path}: required column {name!r} (for {f}) is missing; "
+                    f"the file has columns {cols}"
+                )
+        return loc, None
+    if src.reader == "delimited":
+        return {f: src.fields[f] for f in wanted if f in src.fields}, max(
+            v for v in src.fields.values() if isinstance(v, int)
+        )
+    return {f: src.fields[f] for f in wanted if f in src.fields}, None
+
+
+def _py_literal_to_json(col: pa.Array) -> pa.Array:
+    """Vectorized UDF: a Python-literal line (Amazon 2014 meta) as JSON text, else NULL."""
+    out: list[str | None] = []
+    for text in col.to_pylist():
+        try:
+            out.append(json.dumps(ast.literal_eval(text), default=str))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out.append(None)
+    return pa.array(out, pa.string())
+
+
+def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.create_function(  # type: ignore[call-overload]  # arrow UDF: stubs miss the form
+            "py_literal_to_json",
+            _py_literal_to_json,
+            ["VARCHAR"],
+            "VARCHAR",
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
+    except duckdb.NotImplementedException:
+        pass  # already registered on this connection
+
+
+def load_raw_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> None:
+    """`raw_lines(line_no, raw)` and `rejected(line_no, raw, reason)` for a text file."""
+    new_line = "\\r\\n" if b"\r\n" in head_bytes(path) else "\\n"
+    run(
+        con,
+        "ingest/load_raw_lines",
+        {
+            "path": str(path),
+            "nul": "\x00",
+            "new_line": new_line,
+            "encoding": encoding,
+            "max_line_size": MAX_LINE_SIZE,
+        },
+    )
+    n_rejects = row_count(con, "raw_rejects")
+    run(con, "ingest/number_lines" if n_rejects else "ingest/number_lines_plain")
+    run(con, "ingest/rejected_lines", {"encoding": encoding})
+    found = nul_lines(path, encoding)
+    rows = pa.table(
+        {
+            "line_no": pa.array([n for n, _ in found], pa.int64()),
+            "raw": pa.array([r for _, r in found], pa.string()),
+        }
+    )
+    con.register("nul_rows", rows)
+    try:
+        run(con, "ingest/nul_lines")
+    finally:
+        con.unregister("nul_rows")
+
+
+def nul_lines(path: Path, encoding: str, chunk: int = 1 << 24) -> list[tuple[int, str]]:
+    """(line number, the line with NUL shown as \\0) of every line holding a NUL byte. One fast
+    scan first; lines are counted only when a NUL exists. UTF-16/32 text is made of NUL bytes,
+    so it is not scanned."""
+    if encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        return []
+    opener: Any = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as f:
+        if not any(b"\x00" in block for block in iter(lambda: f.read(chunk), b"")):
+            return []
+    with opener(path, "rb") as f:
+        return [
+            (n, line.rstrip(b"\r\n").replace(b"\x00", b"\\0").decode(encoding, "replace"))
+            for n, line in enumerate(f, 1)
+            if b"\x00" in line
+        ]
+
+
+def _is_json_document(path: Path) -> bool:
+    """True for one JSON value spread over the file, False for JSON lines."""
+    head = head_bytes(path).lstrip()
+    if not head.startswith((b"{", b"[")):
+        return False
+    first = head.split(b"\n", 1)[0]
+    try:
+        json.loads(first)
+        return False
+    except ValueError:
+        return True
+
+
+def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
+    """Fill the temp table `stage` (line_no, raw, parse_error, canonical fields as text)."""
+    loc, n_fields = resolve_fields(path, src)
+    cols = {f"c_{f}": loc.get(f) for f in FIELDS}
+    run(con, "ingest/no_rejects")
+    if src.reader == "parquet":
+        run(con, "ingest/stage_parquet", {"path": str(path), **cols})
+        return
+    if src.reader == "json_items" and _is_json_document(path):
+        run(con, "ingest/docs_json_object", {"path": str(path)})
+        run(
+            con,
+            "ingest/stage_json",
+            {"invalid_reason": "entry is not a JSON object", **cols, "c_item_id": "$.item_id"},
+        )
+        return
+    load_raw_lines(con, path, src.encoding)
+    if src.stage_sql:
+        run(con, src.stage_sql, {"genres": list(ML100K_GENRES)})
+    elif src.reader == "delimited":
+        run(
+            con,
+            "ingest/stage_delimited",
+            {
+                "skip": 1 if src.header else 0,
+                "delim": src.delim,
+                "quote_aware": src.quote_aware,
+                "field_re": _field_re(src.delim),
+                "n_fields": n_fields,
+                "cat_sep": src.cat_sep or "|",
+                **cols,
+            },
+        )
+    elif src.reader == "p5_sequences":
+        run(con, "ingest/stage_p5_sequences")
+    else:
+        if src.reader == "pyliteral":
+            _ensure_udf(con)
+            run(con, "ingest/docs_pyliteral")
+            invalid = "not a Python literal (broken or truncated line)"
+        else:
+            run(con, "ingest/docs_json")
+            invalid = "broken JSON (unparseable or truncated line)"
+        if src.reader == "json_items":
+            cols["c_item_id"] = cols["c_item_id"] or "$.item_id"
+        run(con, "ingest/stage_json", {"invalid_reason": invalid, **cols})
+
+
+def check_fields_present(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
+    """Fatal when records parse but none carries a required field (wrong mapping or format)."""
+    row = fetch_row(run(con, "ingest/stage_counts"))
+    n_records, n_parsed = row[0], row[1]
+    present = {"user_id": row[2], "item_id": row[3], "ts": row[4]}
+    if n_records and not n_parsed and src.reader == "delimited":
+        raise IngestError(
+            f"{path}: no line has the {src.delim!r}-separated layout this format "
+            f"expects; is --format right?"
+        )
+    for f in REQUIRED[src.kind]:
+        if n_parsed and present[f] == 0:
+            where = src.fields.get(f, f)
+            raise IngestError(
+                f"{path}: required field {where!r} (for {f}) is missing from every record"
+            )

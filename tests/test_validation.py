@@ -1,0 +1,138 @@
+"""No bad value loads silently: each class of value that used to load wrong is now converted
+or quarantined with a reason, and every good row still loads."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from tests.helpers import ingest, rows, write
+
+
+def _reasons(con) -> list[tuple]:
+    return rows(con, "SELECT line_no, reason FROM quarantine ORDER BY line_no")
+
+
+def _mapping() -> dict[str, str]:
+    return {"user_id": "u", "item_id": "i", "ts": "t", "rating": "r"}
+
+
+def test_iso_offsets_are_honoured_as_utc(con, tmp_path):
+    write(
+        tmp_path / "e.csv",
+        "u,i,t\na,1,2020-01-01T10:00:00+02:00\nb,1,2020-01-01 10:00\n"
+        "c,1,2020-01-01T10:00:00Z\nd,1,2020-01-01T10:00:00-0530\ne,1,2020-01-01 10:00 +02:00\n",
+    )
+    (res,) = ingest(
+        con,
+        "d",
+        "csv",
+        tmp_path / "e.csv",
+        mapping={"user_id": "u", "item_id": "i", "ts": "t"},
+        ts_unit="iso",
+    )
+    got = dict(rows(con, "SELECT user_id, ts FROM interactions"))
+    assert got["a"] == datetime(2020, 1, 1, 8, 0)  # 10:00 at +02:00 is 08:00 UTC
+    assert got["b"] == datetime(2020, 1, 1, 10, 0)  # naive: taken as UTC
+    assert got["c"] == datetime(2020, 1, 1, 10, 0)
+    assert got["d"] == datetime(2020, 1, 1, 15, 30)
+    # an offset it cannot read is not dropped silently: the row is quarantined
+    assert res.rows_quarantined == 1 and _reasons(con)[0][1].startswith("unparseable timestamp")
+
+
+def test_ratings_must_be_finite(con, tmp_path):
+    write(
+        tmp_path / "r.csv",
+        "u,i,t,r\na,1,881250949,4\na,2,881250949,NaN\na,3,881250949,inf\na,4,881250949,-Infinity\n",
+    )
+    (res,) = ingest(con, "d", "csv", tmp_path / "r.csv", mapping=_mapping())
+    assert (res.rows_loaded, res.rows_quarantined) == (1, 3)
+    assert [r for _, r in _reasons(con)] == [
+        "rating is not finite: NaN",
+        "rating is not finite: inf",
+        "rating is not finite: -Infinity",
+    ]
+
+
+def test_json_ids_must_be_strings_or_integers(con, tmp_path):
+    recs = [
+        {"u": 7, "i": "x", "t": 881250949},
+        {"u": {"id": 7}, "i": "x", "t": 881250949},
+        {"u": [7], "i": "x", "t": 881250949},
+        {"u": "a", "i": True, "t": 881250949},
+        {"u": "a", "i": 1.5, "t": 881250949},
+    ]
+    write(tmp_path / "e.jsonl", "\n".join(json.dumps(r) for r in recs) + "\n")
+    (res,) = ingest(
+        con, "d", "jsonl", tmp_path / "e.jsonl", mapping={"user_id": "u", "item_id": "i", "ts": "t"}
+    )
+    assert (res.rows_loaded, res.rows_quarantined) == (1, 4)
+    assert [r for _, r in _reasons(con)] == [
+        "user_id is a JSON object, not a string or integer",
+        "user_id is a JSON array, not a string or integer",
+        "item_id is a JSON boolean, not a string or integer",
+        "item_id is a JSON double, not a string or integer",
+    ]
+    assert rows(con, "SELECT user_id FROM interactions") == [("7",)]
+
+
+def test_tabs_are_trimmed_from_ids(con, tmp_path):
+    write(tmp_path / "e.csv", "u,i,t\n\ta ,\t1\t,881250949\n")
+    ingest(con, "d", "csv", tmp_path / "e.csv", mapping={"user_id": "u", "item_id": "i", "ts": "t"})
+    assert rows(con, "SELECT user_id, item_id FROM interactions") == [("a", "1")]
+
+
+def test_implausible_timestamps_are_quarantined(con, tmp_path):
+    lines = [
+        "1\t1\t3\t881250949",
+        "1\t2\t3\t0",
+        "1\t3\t3\t-5",
+        "1\t4\t3\t32503680000",
+        "1\t5\t3\t881250950",
+    ]  # good, epoch zero, negative, year 3000, good
+    write(tmp_path / "u.data", "\n".join(lines) + "\n")
+    (res,) = ingest(con, "d", "ml-100k", tmp_path / "u.data")
+    assert (res.rows_loaded, res.rows_quarantined) == (2, 3)
+    assert all("outside 1970-01-02 .. 2100-01-01" in r for _, r in _reasons(con))
+    assert [n for n, _ in _reasons(con)] == [2, 3, 4]
+
+
+def test_milliseconds_read_as_seconds_are_named(con, tmp_path):
+    write(tmp_path / "u.data", "1\t1\t3\t881250949000\n1\t2\t3\t881250950000\n")
+    (res,) = ingest(con, "d", "ml-100k", tmp_path / "u.data")
+    assert (res.rows_loaded, res.rows_quarantined) == (0, 2)
+    assert "--ts-unit ms" in res.note
+    (again,) = ingest(con, "e", "ml-100k", tmp_path / "u.data", ts_unit="ms")
+    assert again.rows_loaded == 2 and again.note == ""
+
+
+def test_a_nul_byte_quarantines_the_whole_line(con, tmp_path):
+    write(tmp_path / "u.data", b"1\t1\t3\t881250949\n2\t2\x00\t3\t881250950\n3\t3\t3\t881250951\n")
+    (res,) = ingest(con, "d", "ml-100k", tmp_path / "u.data")
+    assert (res.rows_loaded, res.rows_quarantined) == (2, 1)
+    assert _reasons(con) == [(2, "line contains a NUL byte")]
+    assert rows(con, "SELECT raw FROM quarantine") == [("2\t2\\0\t3\t881250950",)]
+    assert rows(con, "SELECT user_id FROM interactions ORDER BY 1") == [("1",), ("3",)]
+
+
+def test_nul_bytes_in_gzip_files_too(con, tmp_path):
+    write(tmp_path / "u.data.gz", b"1\t1\t3\t881250949\n\x00\n3\t3\t3\t881250951\n")
+    (res,) = ingest(con, "d", "ml-100k", tmp_path / "u.data.gz")
+    assert (res.rows_loaded, res.rows_quarantined) == (2, 1)
+
+
+def test_names_stay_inside_the_state_directory(con, tmp_path):
+    import pytest
+
+    from hoprec.tasks.data.prepare import PrepareParams, prepare
+    from hoprec.tasks.settings import checked_name, stage_dir
+
+    con.execute(
+        "INSERT INTO interactions VALUES ('../../x', 'u', 'i', TIMESTAMP '2000-01-01', NULL, 0, 1)"
+    )
+    with pytest.raises(ValueError, match="dataset name '../../x' is not allowed"):
+        prepare(con, "../../x", PrepareParams(k_core=1))
+    for bad in ("../x", "/etc", ".hidden", "a/b", "", "a b"):
+        with pytest.raises(ValueError):
+            stage_dir("prepared", bad)
+    assert checked_name("ml-100k_v2.1") == "ml-100k_v2.1"
