@@ -15,6 +15,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hoprec.flows import cli_options as o
@@ -124,12 +125,14 @@ def command_function(command: str) -> Callable[..., Any]:
     return fn
 
 
-def run_command(args: argparse.Namespace) -> str:
-    """Run a parsed command; returns the text to print (the flow's own report)."""
+def run_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Run a parsed command; returns the flow's result: its "report" is what to print, and
+    "failed" lists the files that failed (then the command exits 1)."""
     if args.command == "assets":
-        return _assets_command(args)
+        return {"report": _assets_command(args)}
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
-    return str(command_function(args.command)(**kwargs)["report"])
+    result: dict[str, Any] = command_function(args.command)(**kwargs)
+    return result
 
 
 def _assets_command(args: argparse.Namespace) -> str:
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from hoprec.tasks.llm.audit import LeakageError
 
     try:
-        text = run_command(args)
+        result = run_command(args)
     except (
         IngestError,
         AssetError,
@@ -175,7 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         exc.__traceback__ = None  # frames holding DuckDB objects would outlive the module
         gc.collect()  # (DuckDB's bindings then print "leaked" noise at exit)
         return 2
-    print(text)
+    print(result["report"])
+    failed = result.get("failed") or []
+    if failed:
+        names = "; ".join(f"{Path(f['path']).name} ({f['note']})" for f in failed)
+        print(
+            f"hoprec {args.command}: error: {len(failed)} file(s) failed: {names}", file=sys.stderr
+        )
+        return 1
     return 0
 
 

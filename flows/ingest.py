@@ -64,11 +64,24 @@ def ingest_flow(
     """Load interaction logs and item metadata of one dataset into the warehouse.
 
     Every file is one batch: good rows append (exact duplicates dropped), bad rows go to
-    `quarantine` with file, line and reason, and a file already ingested is skipped.
-    Returns {"files": one record a file, "quarantine": bad rows by reason, "report": markdown}.
+    `quarantine` with file, line and reason, and a file already ingested is skipped. A file that
+    cannot be read at all fails alone (recorded in `ingest_batches.error`); the others load.
+    Returns {"files": one record a file, "quarantine": bad rows by reason, "failed": the failed
+    files, "report": markdown}.
     """
     checked_name(dataset)
     fmt = get_format(format)
+    window = (check_time(ts_min, "--ts-min"), check_time(ts_max, "--ts-max"))
+    if encoding:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise IngestError(
+                f"--encoding {encoding!r} is not a text encoding Python knows "
+                "(e.g. utf-8, latin-1, cp1252, utf-16)"
+            ) from None
     if ts_unit is not None and ts_unit not in TS_UNITS:
         raise IngestError(f"--ts-unit must be one of {TS_UNITS}, got {ts_unit!r}")
     if kind not in ("interactions", "items"):
@@ -95,7 +108,6 @@ def ingest_flow(
         )
     plan = plan_files(fmt, [Path(p).expanduser() for p in paths], override)
     db = str(resolve(warehouse))
-    window = (check_time(ts_min, "--ts-min"), check_time(ts_max, "--ts-max"))
     results = [
         ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit, ts_window=window)
         for path, src in plan
@@ -104,7 +116,8 @@ def ingest_flow(
     bad = quarantine_summary(db, loaded)
     report = ingest_report(dataset, format, db, results, bad)
     publish("ingest-report", report, f"ingest of {dataset} ({format})")
-    return {"files": results, "quarantine": bad, "report": report}
+    failed = [r for r in results if r["status"] == "failed"]
+    return {"files": results, "quarantine": bad, "failed": failed, "report": report}
 
 
 def ingest_report(
@@ -141,6 +154,15 @@ def ingest_report(
         "",
         md_table(rows),
     ]
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed:
+        parts += [
+            "",
+            f"**{len(failed)} file(s) failed** and loaded nothing; the others loaded. Rerun "
+            "after fixing them (a failed file is not marked as ingested):",
+            "",
+            *(f"- `{r['path']}`: {r['note']}" for r in failed),
+        ]
     if bad:
         parts += [
             "",

@@ -26,11 +26,14 @@ def ingest(
     kind: str = "interactions",
     mapping: dict[str, str] | None = None,
     ts_unit: str | None = None,
+    encoding: str | None = None,
 ) -> list[BatchResult]:
     """Plan and ingest like the flow does, without Prefect."""
     f = get_format(fmt)
     override = (
-        generic_source(f, kind, mapping or {}, ts_unit or "s", None, None) if f.generic else None
+        generic_source(f, kind, mapping or {}, ts_unit or "s", None, encoding)
+        if f.generic
+        else None
     )
     return [
         ingest_file(con, dataset, fmt, src, p, ts_unit=ts_unit)

@@ -136,3 +136,76 @@ def test_names_stay_inside_the_state_directory(con, tmp_path):
         with pytest.raises(ValueError):
             stage_dir("prepared", bad)
     assert checked_name("ml-100k_v2.1") == "ml-100k_v2.1"
+
+
+def test_latin1_control_bytes_load_and_undecodable_lines_are_set_aside(con, tmp_path):
+    # ml-100k's u.item is latin-1; a byte in 0x80-0x9F used to abort the whole run
+    genres = "|".join(["0"] * 19)
+    write(
+        tmp_path / "u.item",
+        b"1|Caf\x80 Society (1995)|01-Jan-1995||http://x|"
+        + genres.encode()
+        + b"\n2|Heat (1995)|01-Jan-1995||http://y|"
+        + genres.encode()
+        + b"\n",
+    )
+    (res,) = ingest(con, "d", "ml-100k", tmp_path / "u.item")
+    assert res.rows_loaded == 2
+    assert rows(con, "SELECT title FROM items WHERE item_id = '1'") == [("Caf\x80 Society (1995)",)]
+    # in a stricter encoding the line that does not decode is quarantined, the rest loads
+    write(tmp_path / "e.csv", b"u,i,t\na,1,881250949\nb,caf\xe9,881250950\nc,3,881250951\n")
+    (res,) = ingest(
+        con,
+        "e",
+        "csv",
+        tmp_path / "e.csv",
+        mapping={"user_id": "u", "item_id": "i", "ts": "t"},
+        encoding="ascii",
+    )
+    assert (res.rows_loaded, res.rows_quarantined) == (2, 1)
+    assert rows(con, "SELECT line_no, reason FROM quarantine WHERE batch_id = ?", res.batch_id) == [
+        (3, "invalid bytes for encoding ascii (set --encoding)")
+    ]
+
+
+def test_a_broken_file_never_stops_the_others(tmp_path, prefect_api, capsys):
+    import gzip
+
+    import duckdb
+
+    from hoprec.flows.cli import main
+
+    wh = str(tmp_path / "w.duckdb")
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"u,i,t\na,1,881250949\n")[:-9])  # cut
+    write(tmp_path / "b.csv", "u,i,t\nb,2,881250950\n")
+    write(tmp_path / "c.csv", "u,i,t\nc,3,881250951\n")
+    args = [
+        "ingest",
+        "--dataset",
+        "d",
+        "--format",
+        "csv",
+        "--map",
+        "user_id=u",
+        "--map",
+        "item_id=i",
+        "--map",
+        "ts=t",
+        "--warehouse",
+        wh,
+    ]
+    files = [str(tmp_path / n) for n in ("a.csv.gz", "b.csv", "c.csv")]
+    assert main([*args, *files]) == 1
+    out, err = capsys.readouterr()
+    assert "1 file(s) failed: a.csv.gz" in err and "| a.csv.gz | interactions | failed |" in out
+    with duckdb.connect(wh, read_only=True) as c:
+        assert c.execute("SELECT count(*) FROM interactions").fetchone() == (2,)
+        error = c.execute("SELECT error FROM ingest_batches WHERE path LIKE '%a.csv.gz'").fetchone()
+    assert error and "end-of-stream" in error[0]
+    # fixed, the file loads on the rerun (a failed file was never marked as ingested)
+    write(tmp_path / "a.csv.gz", "u,i,t\na,1,881250949\n")  # the helper gzips a .gz name
+    assert main([*args, *files]) == 0
+    assert "1 new and 2 skipped file(s)" in capsys.readouterr().out
+    write(tmp_path / "d.csv", "u,i,t\nd,4,881250952\n")
+    assert main([*args, "--encoding", "klingon", str(tmp_path / "d.csv")]) == 2
+    assert "--encoding 'klingon' is not a text encoding" in capsys.readouterr().err

@@ -14,3 +14,5 @@ CREATE TABLE IF NOT EXISTS ingest_batches (
     started_at       TIMESTAMP NOT NULL,
     finished_at      TIMESTAMP
 );
+-- why a file could not be read at all (a broken gzip, an unreadable file); its batch has no rows
+ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS error VARCHAR;

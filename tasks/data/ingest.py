@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ class BatchResult:
 
     path: str
     kind: str
-    status: str  # loaded | skipped
+    status: str  # loaded | skipped | failed
     batch_id: int | None = None
     sha256: str = ""
     rows_read: int = 0
@@ -133,6 +134,52 @@ def ingest_file(
     return result
 
 
+# What a broken file raises: it fails that file, never the others (a truncated gzip raises
+# EOFError, a fake one BadGzipFile, an unreadable file OSError, DuckDB its own errors).
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    IngestError,
+    duckdb.Error,
+    OSError,
+    EOFError,
+    UnicodeError,
+    zlib.error,
+)
+
+
+def ingest_or_record(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    fmt_name: str,
+    src: Source,
+    path: Path,
+    **options: Any,
+) -> BatchResult:
+    """`ingest_file`, except that a file that cannot be read becomes a failed batch with its
+    reason (in `ingest_batches.error` and the result's note) instead of stopping the run."""
+    try:
+        return ingest_file(con, dataset, fmt_name, src, path, **options)
+    except FILE_ERRORS as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = reason.removeprefix(f"{path}: ")
+        run(con, "ingest/drop_staging")
+        try:
+            sha = sha256_of(path)
+        except OSError:
+            sha = ""
+        keys = {
+            "dataset": dataset,
+            "kind": src.kind,
+            "format": fmt_name,
+            "path": str(path),
+            "sha256": sha,
+            "error": reason,
+        }
+        with transaction(con):
+            batch_id = fetch_value(run(con, "ingest/failed_batch", keys))
+        log.warning("%s failed: %s", path, reason)
+        return BatchResult(str(path), src.kind, "failed", batch_id, sha, note=reason)
+
+
 def unit_hint(con: duckdb.DuckDBPyConnection, unit: str) -> str:
     """A note when most timestamps land after 2200: the wrong unit, and the one to use."""
     late, parsed = fetch_row(run(con, "ingest/unit_hint"))
@@ -202,7 +249,7 @@ def ingest_file_task(
 
     logger = get_run_logger()
     with connect(warehouse) as con:
-        result = ingest_file(
+        result = ingest_or_record(
             con, dataset, fmt_name, src, path, ts_unit=ts_unit, ts_window=ts_window
         )
     logger.info(

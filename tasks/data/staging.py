@@ -8,6 +8,7 @@ import ast
 import gzip
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -120,49 +121,80 @@ def _ensure_udf(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def load_raw_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> None:
-    """`raw_lines(line_no, raw)` and `rejected(line_no, raw, reason)` for a text file."""
-    new_line = "\\r\\n" if b"\r\n" in head_bytes(path) else "\\n"
-    run(
-        con,
-        "ingest/load_raw_lines",
-        {
-            "path": str(path),
-            "nul": "\x00",
-            "new_line": new_line,
-            "encoding": encoding,
-            "max_line_size": MAX_LINE_SIZE,
-        },
-    )
+    """`raw_lines(line_no, raw)` and `rejected(line_no, raw, reason)` for a text file.
+
+    UTF-8 is read by DuckDB directly. Any other encoding is first decoded in Python into a
+    temporary UTF-8 copy, line by line: DuckDB aborts a whole file on one byte its decoder
+    refuses (latin-1's 0x80-0x9F), where a line that does not decode should only be set aside.
+    Lines holding a NUL byte are set aside too: the reader would cut them there."""
+    utf8 = encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8bom")
+    with tempfile.TemporaryDirectory(prefix="hoprec-ingest-") as tmp:
+        source, aside = path, []
+        if not utf8:
+            source = Path(tmp) / "utf8.txt"
+            aside = transcode(path, encoding, source)
+        new_line = "\\r\\n" if b"\r\n" in head_bytes(source) else "\\n"
+        run(
+            con,
+            "ingest/load_raw_lines",
+            {
+                "path": str(source),
+                "nul": "\x00",
+                "new_line": new_line,
+                "encoding": "utf-8" if not utf8 else encoding,
+                "max_line_size": MAX_LINE_SIZE,
+            },
+        )
+        aside += [(n, raw, "line contains a NUL byte") for n, raw in nul_lines(source)]
     n_rejects = row_count(con, "raw_rejects")
     run(con, "ingest/number_lines" if n_rejects else "ingest/number_lines_plain")
     run(con, "ingest/rejected_lines", {"encoding": encoding})
-    found = nul_lines(path, encoding)
     rows = pa.table(
         {
-            "line_no": pa.array([n for n, _ in found], pa.int64()),
-            "raw": pa.array([r for _, r in found], pa.string()),
+            "line_no": pa.array([n for n, _, _ in aside], pa.int64()),
+            "raw": pa.array([r for _, r, _ in aside], pa.string()),
+            "reason": pa.array([why for _, _, why in aside], pa.string()),
         }
     )
-    con.register("nul_rows", rows)
+    con.register("aside_rows", rows)
     try:
-        run(con, "ingest/nul_lines")
+        run(con, "ingest/set_aside")
     finally:
-        con.unregister("nul_rows")
+        con.unregister("aside_rows")
 
 
-def nul_lines(path: Path, encoding: str, chunk: int = 1 << 24) -> list[tuple[int, str]]:
-    """(line number, the line with NUL shown as \\0) of every line holding a NUL byte. One fast
-    scan first; lines are counted only when a NUL exists. UTF-16/32 text is made of NUL bytes,
-    so it is not scanned."""
-    if encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
-        return []
+def transcode(path: Path, encoding: str, out: Path) -> list[tuple[int, str, str]]:
+    """Write `path` (any encoding Python knows, gzip or not) as UTF-8 to `out`, keeping line
+    numbers: a line that does not decode is written empty and returned as (line, raw, reason)."""
+    import io
+
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise IngestError(f"{path}: unknown text encoding {encoding!r} (--encoding)") from None
+    opener: Any = gzip.open if _is_gzip(path) else open
+    bad: list[tuple[int, str, str]] = []
+    with opener(path, "rb") as raw, open(out, "w", encoding="utf-8", newline="") as dst:
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        for n, line in enumerate(text, 1):
+            if "\ufffd" in line:
+                reason = f"invalid bytes for encoding {encoding} (set --encoding)"
+                bad.append((n, line.rstrip("\r\n"), reason))
+                line = "\r\n" if line.endswith("\r\n") else "\n"
+            dst.write(line)
+    return bad
+
+
+def nul_lines(path: Path, chunk: int = 1 << 24) -> list[tuple[int, str]]:
+    """(line number, the line with NUL shown as \\0) of every line of a UTF-8 file holding a
+    NUL byte. One fast scan first; lines are counted only when a NUL exists."""
     opener: Any = gzip.open if _is_gzip(path) else open
     with opener(path, "rb") as f:
         if not any(b"\x00" in block for block in iter(lambda: f.read(chunk), b"")):
             return []
     with opener(path, "rb") as f:
         return [
-            (n, line.rstrip(b"\r\n").replace(b"\x00", b"\\0").decode(encoding, "replace"))
+            (n, line.rstrip(b"\r\n").replace(b"\x00", b"\\0").decode("utf-8", "replace"))
             for n, line in enumerate(f, 1)
             if b"\x00" in line
         ]
