@@ -25,6 +25,7 @@ from hoprec.tasks.data.formats import FORMATS
 COMMANDS = {
     "demo": "hoprec.flows.demo:demo_flow",
     "ingest": "hoprec.flows.ingest:ingest_flow",
+    "batches": "hoprec.flows.batches:batches_command",
     "prepare": "hoprec.flows.prepare:prepare_flow",
     "relations": "hoprec.flows.relations:relations_command",
     "backfill": "hoprec.flows.backfill:backfill_flow",
@@ -65,6 +66,7 @@ def subcommands() -> list[tuple[str, str, Any, str | None]]:
             o.ingest_options,
             "Load files into the warehouse. Formats: " + formats,
         ),
+        ("batches", "list a dataset's ingest batches, or drop one", o.batches_options, None),
         ("prepare", "k-core, order, index and split a dataset", o.prepare_options, None),
         (
             "relations",

@@ -64,6 +64,14 @@ def assets_options(p: argparse.ArgumentParser) -> None:
     asub.add_parser("list", help="show assets and whether they are cached")
 
 
+def batches_options(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dataset_options(actions.add_parser("list", help="a dataset's batches, counts and status"))
+    drop = actions.add_parser("drop", help="remove one batch and all it loaded (atomically)")
+    dataset_options(drop)
+    drop.add_argument("batch_id", type=int, help="the batch (see `hoprec batches list`)")
+
+
 def ingest_options(p: argparse.ArgumentParser) -> None:
     dataset_options(p)
     p.add_argument(
@@ -98,6 +106,7 @@ def ingest_options(p: argparse.ArgumentParser) -> None:
     )
     opt(p, "--delim", help="generic csv: field delimiter (default ',')")
     opt(p, "--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
+    opt(p, "--force", action="store_true", help="reload files, replacing their earlier batches")
     opt(p, "--ts-min", default=D.TS_MIN, help="earlier timestamps are quarantined")
     opt(p, "--ts-max", default=D.TS_MAX, help="later timestamps are quarantined")
 
@@ -136,9 +145,7 @@ def relation_options(p: argparse.ArgumentParser, kinds: str) -> None:
         default=D.WEIGHTING,
         help="co-occurrence weight: raw count or 1/hop",
     )
-    opt(
-        p, "--directed", action="store_true", help="co-occurrence counts only a -> b with b after a"
-    )
+    opt(p, "--directed", action="store_true", help="co-occurrence counts only a -> b")
     opt(p, "--top-k", type=int, default=D.TOP_K, help="neighbours kept per item")
     opt(
         p,
@@ -162,12 +169,7 @@ def relation_options(p: argparse.ArgumentParser, kinds: str) -> None:
         default=D.TOP_UP_DEPTH,
         help="semantic neighbours searched for the top-up (IIRG: 500)",
     )
-    opt(
-        p,
-        "--strict",
-        action="store_true",
-        help="also leave validation targets out of the relations",
-    )
+    opt(p, "--strict", action="store_true", help="leave validation targets out too")
     opt(
         p,
         "--model",
@@ -185,9 +187,7 @@ def relations_options(p: argparse.ArgumentParser) -> None:
         help="use events strictly before this date/time (default: all training events)",
     )
     relation_options(p, "transitions,cooccurrence,semantic")
-    opt(
-        p, "--shards", type=int, default=1, help="count pairs in N user shards and merge by summing"
-    )
+    opt(p, "--shards", type=int, default=1, help="count pairs in N user shards, then sum")
     opt(
         p,
         "--task-runner",
@@ -285,9 +285,7 @@ def instructions_options(p: argparse.ArgumentParser) -> None:
 def baselines_options(p: argparse.ArgumentParser) -> None:
     dataset_options(p)
     opt(p, "--split", choices=("valid", "test"), default="test")
-    opt(
-        p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec", help="comma-separated"
-    )
+    opt(p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec", help="a list")
     opt(
         p,
         "--sasrec-steps",
@@ -344,17 +342,8 @@ def selection_options(p: argparse.ArgumentParser) -> None:
 
 def train_options(p: argparse.ArgumentParser) -> None:
     llm_options(p, D.TRAIN_STEPS)
-    opt(
-        p,
-        "--full",
-        dest="mode",
-        action="store_const",
-        const="full",
-        help="full fine-tuning instead of LoRA",
-    )
-    opt(
-        p, "--tasks", type=csv, help="comma-separated instruction tasks (default: all of the build)"
-    )
+    opt(p, "--full", dest="mode", action="store_const", const="full", help="full fine-tuning")
+    opt(p, "--tasks", type=csv, help="instruction tasks, comma-separated (default: all)")
     opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
     opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
     opt(p, "--seed", type=int, default=0)

@@ -60,6 +60,7 @@ def ingest_flow(
     encoding: str | None = None,
     ts_min: str = defaults.TS_MIN,
     ts_max: str = defaults.TS_MAX,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Load interaction logs and item metadata of one dataset into the warehouse.
 
@@ -109,7 +110,9 @@ def ingest_flow(
     plan = plan_files(fmt, [Path(p).expanduser() for p in paths], override)
     db = str(resolve(warehouse))
     results = [
-        ingest_file_task(db, dataset, format, src, path, ts_unit=ts_unit, ts_window=window)
+        ingest_file_task(
+            db, dataset, format, src, path, ts_unit=ts_unit, ts_window=window, force=force
+        )
         for path, src in plan
     ]
     loaded = [r["batch_id"] for r in results if r["status"] == "loaded"]

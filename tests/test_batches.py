@@ -114,3 +114,59 @@ def test_schema_is_idempotent_and_every_table_has_dataset(wh):
         for t in tables:
             cols = [r[0] for r in c.execute(f"DESCRIBE {t}").fetchall()]
             assert by_other_key.get(t, "dataset") in cols, t
+
+
+def test_options_are_part_of_the_skip_key_and_force_replaces(con, tmp_path):
+    from hoprec.tasks.data.formats import generic_source
+    from hoprec.tasks.data.ingest import get_format, ingest_file
+
+    f = write(tmp_path / "e.csv", "u,i,t\na,1,881250949000\nb,2,881250950000\n")
+    fmt = get_format("csv")
+    mapping = {"user_id": "u", "item_id": "i", "ts": "t"}
+    as_s = generic_source(fmt, "interactions", mapping, "s", None, None)
+    as_ms = generic_source(fmt, "interactions", mapping, "ms", None, None)
+    wrong = ingest_file(con, "d", "csv", as_s, f)  # milliseconds read as seconds
+    assert (wrong.rows_loaded, wrong.rows_quarantined) == (0, 2) and "--ts-unit ms" in wrong.note
+    assert ingest_file(con, "d", "csv", as_s, f).status == "skipped"  # same bytes, same options
+    right = ingest_file(con, "d", "csv", as_ms, f)  # other options: not skipped
+    assert right.status == "loaded" and right.rows_loaded == 2
+    again = ingest_file(con, "d", "csv", as_ms, f, force=True)  # replaces both earlier batches
+    assert again.status == "loaded" and again.rows_loaded == 2 and again.rows_duplicate == 0
+    assert rows(con, "SELECT batch_id FROM ingest_batches") == [(again.batch_id,)]
+    assert rows(con, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM interactions") == [(2,)]
+
+
+def test_batches_list_and_drop(con, tmp_path):
+    from hoprec.tasks.data.ingest import IngestError, drop_batch, list_batches
+
+    (a,) = ingest(con, "d", "ml-100k", write(tmp_path / "u.data", "1\t2\t3\t881250100\nbad\n"))
+    later = tmp_path / "later"
+    later.mkdir()
+    (b,) = ingest(con, "d", "ml-100k", write(later / "u.data", "1\t3\t3\t881250101\n"))
+    listed = list_batches(con, "d")
+    assert [(r["batch_id"], r["status"], r["rows_loaded"]) for r in listed] == [
+        (a.batch_id, "loaded", 1),
+        (b.batch_id, "loaded", 1),
+    ]
+    dropped = drop_batch(con, "d", a.batch_id)
+    assert (dropped["interactions"], dropped["quarantine"]) == (1, 1)
+    assert rows(con, "SELECT item_id FROM interactions") == [("3",)]
+    assert [r["batch_id"] for r in list_batches(con, "d")] == [b.batch_id]
+    with pytest.raises(IngestError, match="has no batch 999"):
+        drop_batch(con, "d", 999)
+
+
+def test_batches_command_through_the_cli(tmp_path, prefect_api, capsys):
+    from hoprec.flows.cli import main
+
+    wh = str(tmp_path / "w.duckdb")
+    f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n")
+    assert main(["ingest", "--dataset", "d", "--format", "ml-100k", str(f), "--warehouse", wh]) == 0
+    capsys.readouterr()
+    assert main(["batches", "list", "--dataset", "d", "--warehouse", wh]) == 0
+    assert "| 1 | interactions | ml-100k | u.data |" in capsys.readouterr().out
+    assert main(["batches", "drop", "--dataset", "d", "1", "--warehouse", wh]) == 0
+    assert "1 events" in capsys.readouterr().out
+    assert main(["batches", "drop", "--dataset", "d", "1", "--warehouse", wh]) == 2
+    assert "has no batch 1" in capsys.readouterr().err

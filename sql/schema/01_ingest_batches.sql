@@ -16,3 +16,6 @@ CREATE TABLE IF NOT EXISTS ingest_batches (
 );
 -- why a file could not be read at all (a broken gzip, an unreadable file); its batch has no rows
 ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS error VARCHAR;
+-- a hash of the options that change what a file loads as (format source, mapping, unit,
+-- encoding, timestamp window): the same bytes under other options are another batch
+ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS options VARCHAR;

@@ -6,6 +6,8 @@ peeks at headers and orchestrates. Validation is SQL in `sql/ingest/`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import zlib
@@ -44,6 +46,14 @@ class BatchResult:
         return asdict(self)
 
 
+def options_hash(src: Source, ts_unit: str | None, ts_window: tuple[str, str]) -> str:
+    """What besides the bytes decides what a file loads as: the format's source (fields,
+    delimiter, encoding, unit), the unit given, the timestamp window. Part of the skip key, so
+    a file read with the wrong options can be read again with the right ones."""
+    blob = json.dumps([asdict(src), ts_unit, list(ts_window)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     dataset: str,
@@ -53,15 +63,21 @@ def ingest_file(
     *,
     ts_unit: str | None = None,
     ts_window: tuple[str, str] = (defaults.TS_MIN, defaults.TS_MAX),
+    force: bool = False,
 ) -> BatchResult:
     """Load one file as one batch. Skips a file whose content was already ingested. Timestamps
     outside `ts_window` are quarantined (sources without timestamps of their own, P5 sequence
     files, are exempt)."""
     t0 = time.perf_counter()
     sha = sha256_of(path)  # of the bytes as stored, compressed or not
-    prior = run(
-        con, "ingest/find_batch", {"dataset": dataset, "kind": src.kind, "sha256": sha}
-    ).fetchone()
+    options = options_hash(src, ts_unit, ts_window)
+    keys = {"dataset": dataset, "kind": src.kind, "sha256": sha}
+    prior = None if force else run(con, "ingest/find_batch", keys | {"options": options}).fetchone()
+    earlier = (
+        [b for (b,) in run(con, "ingest/earlier_batches", keys | {"path": str(path)}).fetchall()]
+        if force
+        else []
+    )
     if prior:
         return BatchResult(
             str(path),
@@ -69,7 +85,7 @@ def ingest_file(
             "skipped",
             prior[0],
             sha,
-            note=f"same content as batch {prior[0]} ({prior[1]})",
+            note=f"same content and options as batch {prior[0]} ({prior[1]}); --force reloads",
             seconds=time.perf_counter() - t0,
         )
     # Staging fills connection-local temp tables outside the transaction: their rowids are the
@@ -85,6 +101,8 @@ def ingest_file(
     n_read, n_good, n_bad = fetch_row(run(con, "ingest/checked_counts"))
     n_rejected = row_count(con, "rejected")
     with transaction(con):
+        for old in earlier:  # --force: the earlier batches of this file go, in this transaction
+            run(con, "ingest/drop_batch", {"batch_id": old})
         batch_id = run(
             con,
             "ingest/open_batch",
@@ -94,6 +112,7 @@ def ingest_file(
                 "format": fmt_name,
                 "path": str(path),
                 "sha256": sha,
+                "options": options,
             },
         )
         batch_id = fetch_value(batch_id)
@@ -192,6 +211,33 @@ def unit_hint(con: duckdb.DuckDBPyConnection, unit: str) -> str:
     )
 
 
+def list_batches(con: duckdb.DuckDBPyConnection, dataset: str) -> list[dict[str, Any]]:
+    """The dataset's batches with their counts and status."""
+    return fetch_dicts(run(con, "ingest/list_batches", {"dataset": dataset}))
+
+
+def drop_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch_id: int) -> dict[str, Any]:
+    """Remove one batch and what it loaded, atomically; returns what was removed."""
+    found = [b for b in list_batches(con, dataset) if b["batch_id"] == batch_id]
+    if not found:
+        raise IngestError(
+            f"dataset {dataset!r} has no batch {batch_id}; see `hoprec batches "
+            f"list --dataset {dataset}`"
+        )
+    counts = {
+        table: row_count_where(con, table, batch_id)
+        for table in ("interactions", "items", "quarantine")
+    }
+    with transaction(con):
+        run(con, "ingest/drop_batch", {"batch_id": batch_id})
+    return {"batch_id": batch_id, "path": found[0]["path"], "kind": found[0]["kind"], **counts}
+
+
+def row_count_where(con: duckdb.DuckDBPyConnection, table: str, batch_id: int) -> int:
+    """Rows of `table` that came from one batch."""
+    return int(fetch_value(run(con, "ingest/batch_rows", {"batch_id": batch_id}, table=table)))
+
+
 def plan_files(
     fmt: Format, paths: list[Path], src_override: Source | None = None
 ) -> list[tuple[Path, Source]]:
@@ -243,6 +289,7 @@ def ingest_file_task(
     path: Path,
     ts_unit: str | None = None,
     ts_window: tuple[str, str] = (defaults.TS_MIN, defaults.TS_MAX),
+    force: bool = False,
 ) -> dict[str, Any]:
     """Load one file into the warehouse; returns its batch record (idempotent by sha256)."""
     from prefect.logging import get_run_logger
@@ -250,7 +297,7 @@ def ingest_file_task(
     logger = get_run_logger()
     with connect(warehouse) as con:
         result = ingest_or_record(
-            con, dataset, fmt_name, src, path, ts_unit=ts_unit, ts_window=ts_window
+            con, dataset, fmt_name, src, path, ts_unit=ts_unit, ts_window=ts_window, force=force
         )
     logger.info(
         "%s %s: read %s, loaded %s, quarantined %s, duplicates %s (%.1f s)",
@@ -272,3 +319,10 @@ def quarantine_summary(warehouse: str, batch_ids: list[int]) -> list[dict[str, A
         return []
     with connect(warehouse) as con:
         return fetch_dicts(run(con, "ingest/quarantine_summary", {"batch_ids": batch_ids}))
+
+
+@task(name="drop-batch", cache_policy=NO_CACHE)
+def drop_batch_task(warehouse: str, dataset: str, batch_id: int) -> dict[str, Any]:
+    """Drop one batch of the warehouse (see `drop_batch`)."""
+    with connect(warehouse) as con:
+        return drop_batch(con, dataset, batch_id)
