@@ -154,13 +154,15 @@ def _assets_command(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     from hoprec.tasks.settings import apply_settings
 
-    apply_settings()  # before Prefect is imported (it reads them at import)
-    args = build_parser().parse_args(argv)
-    if args.quiet:
-        logging.getLogger("prefect").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)  # imports no Prefect yet
+    if args.quiet:  # Prefect configures its loggers from the environment when it is imported
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         logging.getLogger("hoprec").setLevel(logging.WARNING)
+    apply_settings()  # before Prefect is imported (it reads them at import)
     from hoprec.tasks.data.assets import AssetError
     from hoprec.tasks.data.ingest import IngestError
     from hoprec.tasks.data.warehouse import WarehouseBusy

@@ -209,3 +209,28 @@ def test_a_broken_file_never_stops_the_others(tmp_path, prefect_api, capsys):
     write(tmp_path / "d.csv", "u,i,t\nd,4,881250952\n")
     assert main([*args, "--encoding", "klingon", str(tmp_path / "d.csv")]) == 2
     assert "--encoding 'klingon' is not a text encoding" in capsys.readouterr().err
+
+
+def test_quiet_prints_only_the_report(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["HOPREC_HOME"] = str(tmp_path / "state")
+    cmd = [
+        sys.executable,
+        "-m",
+        "hoprec.flows.cli",
+        "-q",
+        "ingest",
+        "--dataset",
+        "d",
+        "--format",
+        "ml-100k",
+        str(f),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("# Ingest of `d`") and "INFO" not in res.stdout + res.stderr
