@@ -234,3 +234,20 @@ def test_quiet_prints_only_the_report(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("# Ingest of `d`") and "INFO" not in res.stdout + res.stderr
+
+
+def test_empty_csv_loads_nothing_and_duplicate_headers_are_named(con, tmp_path):
+    import pytest
+
+    from hoprec.tasks.data.ingest import IngestError
+
+    mapping = {"user_id": "u", "item_id": "i", "ts": "t"}
+    write(tmp_path / "empty.csv", "")
+    (res,) = ingest(con, "d", "csv", tmp_path / "empty.csv", mapping=mapping)
+    assert (res.status, res.rows_read, res.rows_loaded) == ("loaded", 0, 0)
+    write(tmp_path / "empty.jsonl", "")
+    (res,) = ingest(con, "d", "jsonl", tmp_path / "empty.jsonl", mapping=mapping)
+    assert (res.status, res.rows_loaded) == ("loaded", 0)  # the same answer for both
+    write(tmp_path / "dup.csv", "u,i,t,t\na,1,881250949,5\n")
+    with pytest.raises(IngestError, match=r"names \['t'\] more than once"):
+        ingest(con, "d", "csv", tmp_path / "dup.csv", mapping=mapping)

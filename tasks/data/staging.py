@@ -62,6 +62,14 @@ def resolve_fields(path: Path, src: Source) -> tuple[dict[str, Any], int | None]
     needed = set(REQUIRED[src.kind]) | set(src.explicit)
     if src.reader == "delimited" and src.header:
         cols = header_columns(path, src)
+        if cols == [""]:  # an empty file: nothing to load, like an empty JSON-lines file
+            return {}, 0
+        twice = sorted({c for c in cols if cols.count(c) > 1 and c in src.fields.values()})
+        if twice:
+            raise IngestError(
+                f"{path}: the header names {twice} more than once, so which column is meant "
+                "is ambiguous; rename one"
+            )
         loc: dict[str, Any] = {}
         for f in wanted:
             name = src.fields.get(f)
