@@ -70,6 +70,10 @@ def apply_settings() -> None:
     # a fresh state dir migrates Prefect's database first; on 2 busy cores that can take
     # longer than Prefect's 20 s default before the ephemeral API answers
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Prefect's temporary API server starts as `python -m uvicorn` in the working directory, where
+    # a file named like a stdlib module (inspect.py) would shadow it: Python >= 3.11 then keeps
+    # the working directory off the child's sys.path
+    os.environ.setdefault("PYTHONSAFEPATH", "1")
     # progress of long work (training steps, ...) at INFO; Prefect copies its handlers onto the
     # `hoprec` logger (PREFECT_LOGGING_EXTRA_LOGGERS), so the lines reach the console and the UI
     if logging.getLogger("hoprec").level == logging.NOTSET:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 from tests.helpers import ingest, rows, write
 
@@ -211,27 +212,19 @@ def test_a_broken_file_never_stops_the_others(tmp_path, prefect_api, capsys):
     assert "--encoding 'klingon' is not a text encoding" in capsys.readouterr().err
 
 
-def test_quiet_prints_only_the_report(tmp_path):
+def test_quiet_prints_only_the_report_even_beside_an_inspect_py(tmp_path):
     import os
     import subprocess
     import sys
 
     f = write(tmp_path / "u.data", "1\t2\t3\t881250100\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    # a file named like a stdlib module in the working directory used to break every command
+    write(tmp_path / "inspect.py", 'raise SystemExit("shadowed")\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTHONSAFE"))}
     env["HOPREC_HOME"] = str(tmp_path / "state")
-    cmd = [
-        sys.executable,
-        "-m",
-        "hoprec.flows.cli",
-        "-q",
-        "ingest",
-        "--dataset",
-        "d",
-        "--format",
-        "ml-100k",
-        str(f),
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    hoprec = str(Path(sys.executable).with_name("hoprec"))
+    cmd = [hoprec, "-q", "ingest", "--dataset", "d", "--format", "ml-100k", str(f)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("# Ingest of `d`") and "INFO" not in res.stdout + res.stderr
 
