@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_settings()  # before Prefect is imported (it reads them at import)
     from hoprec.tasks.data.assets import AssetError
     from hoprec.tasks.data.ingest import IngestError
-    from hoprec.tasks.data.warehouse import WarehouseBusy
+    from hoprec.tasks.data.warehouse import WarehouseBusy, WarehouseError
     from hoprec.tasks.llm.audit import LeakageError
 
     try:
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         IngestError,
         AssetError,
         WarehouseBusy,
+        WarehouseError,
         LeakageError,
         ValueError,
         FileNotFoundError,

@@ -170,3 +170,57 @@ def test_batches_command_through_the_cli(tmp_path, prefect_api, capsys):
     assert "1 events" in capsys.readouterr().out
     assert main(["batches", "drop", "--dataset", "d", "1", "--warehouse", wh]) == 2
     assert "has no batch 1" in capsys.readouterr().err
+
+
+def _hold(code: str):
+    """A child process that opens the warehouse its way and waits, once it says it is ready."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_warehouse_errors_a_user_can_act_on(wh, tmp_path, caplog):
+    import logging
+
+    from hoprec.tasks.data.warehouse import WarehouseBusy, WarehouseError, connect
+
+    with connect(wh):
+        pass
+    # a hoprec writer: the waiting one says after a moment whom it waits for, then gives up
+    writer = _hold(
+        "import time; from hoprec.tasks.data.warehouse import connect\n"
+        f"with connect({str(wh)!r}):\n    print('ready', flush=True); time.sleep(30)"
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="hoprec.warehouse"):
+            with pytest.raises(WarehouseBusy, match=f"in use by pid {writer.pid}"):
+                with connect(wh, lock_timeout=4):
+                    pass
+        assert f"pid {writer.pid}" in caplog.text and "waiting" in caplog.text
+    finally:
+        writer.kill()
+        writer.wait()
+    # a read-only DuckDB session left open elsewhere
+    reader = _hold(
+        f"import duckdb, time; c = duckdb.connect({str(wh)!r}, read_only=True)\n"
+        "print('ready', flush=True); time.sleep(30)"
+    )
+    try:
+        with pytest.raises(WarehouseBusy, match=f"open in process {reader.pid}"):
+            with connect(wh):
+                pass
+    finally:
+        reader.kill()
+        reader.wait()
+    # a damaged file, a directory
+    bad = tmp_path / "bad.duckdb"
+    bad.write_bytes(b"\x00garbage" * 500)
+    with pytest.raises(WarehouseError, match="not a readable DuckDB database"):
+        with connect(bad):
+            pass
+    with pytest.raises(WarehouseError, match="is a directory"):
+        with connect(tmp_path):
+            pass

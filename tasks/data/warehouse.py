@@ -6,8 +6,10 @@ writers and, after a timeout, fails with a message that names the file instead o
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -20,12 +22,18 @@ from filelock import FileLock, Timeout
 from ..settings import default_warehouse
 
 LOCK_TIMEOUT_S = 600.0
+LOCK_NOTICE_S = 3.0  # a writer waiting this long says whom it waits for
+log = logging.getLogger("hoprec.warehouse")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 
 
 class WarehouseBusy(RuntimeError):
-    """Another process holds the warehouse's writer lock."""
+    """Another process holds the warehouse's writer lock, or has the file open."""
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse path is not a DuckDB database (a directory, a damaged file)."""
 
 
 def sql_text(name: str) -> str:
@@ -155,6 +163,37 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         run(con, name)
 
 
+def _holder(owner: Path) -> str:
+    """Who holds the writer lock, as its last holder recorded it."""
+    try:
+        pid, _, command = owner.read_text().partition(" ")
+    except OSError:
+        return "another hoprec process"
+    return f"pid {pid} ({command or 'hoprec'})"
+
+
+def _open(db: Path) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, with the errors a user can act on put in words."""
+    try:
+        return duckdb.connect(str(db))
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
+            who = f"process {pid.group(1)}" if pid else "another process"
+            raise WarehouseBusy(
+                f"warehouse {db} is open in {who} (a DuckDB shell or notebook, even read-only, "
+                "blocks writers); close it and run again"
+            ) from None
+        if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text:
+            raise WarehouseError(
+                f"warehouse {db} is not a readable DuckDB database (damaged or not DuckDB): move "
+                "it aside and rebuild it with `hoprec ingest` (the files) and `hoprec prepare`; "
+                "the last prepared sequences are also in .hoprec/prepared/<dataset>/*.parquet"
+            ) from None
+        raise
+
+
 @contextmanager
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, lock_timeout: float = LOCK_TIMEOUT_S
@@ -170,17 +209,31 @@ def connect(
         finally:
             con.close()
         return
+    if db.is_dir():
+        raise WarehouseError(f"warehouse path {db} is a directory; name a file (--warehouse)")
     db.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(db) + ".lock")
+    owner = Path(str(db) + ".lock.owner")
     try:
-        lock.acquire(timeout=lock_timeout)
-    except Timeout as exc:
-        raise WarehouseBusy(
-            f"warehouse {db} is locked by another hoprec writer (waited {lock_timeout:.0f} s); "
-            f"wait for it to finish or remove {db}.lock if no hoprec process is running"
-        ) from exc
+        lock.acquire(timeout=min(LOCK_NOTICE_S, lock_timeout))
+    except Timeout:
+        log.warning(
+            "warehouse %s is in use by %s; waiting up to %.0f s for it",
+            db,
+            _holder(owner),
+            lock_timeout,
+        )
+        try:
+            lock.acquire(timeout=max(lock_timeout - LOCK_NOTICE_S, 0))
+        except Timeout as exc:
+            raise WarehouseBusy(
+                f"warehouse {db} is in use by {_holder(owner)} (waited {lock_timeout:.0f} s); "
+                "try again when it has finished (the lock goes with the process: no file needs "
+                "deleting)"
+            ) from exc
     try:
-        con = duckdb.connect(str(db))
+        owner.write_text(f"{os.getpid()} {' '.join(sys.argv)[:200]}")
+        con = _open(db)
         try:
             ensure_schema(con)
             yield con
