@@ -10,6 +10,7 @@ is what the command prints. Flows run against the Prefect API the user configure
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import importlib
 import logging
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final report")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, add_options, description in subcommands():
         add_options(sub.add_parser(name, help=help_text, description=description))
@@ -132,9 +134,54 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     "failed" lists the files that failed (then the command exits 1)."""
     if args.command == "assets":
         return {"report": _assets_command(args)}
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
-    result: dict[str, Any] = command_function(args.command)(**kwargs)
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "quiet", "debug")}
+    function = command_function(args.command)  # imports Prefect, which sets up its logging
+    if not args.debug:
+        brief_console_errors(user_errors())
+    result: dict[str, Any] = function(**kwargs)
     return result
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can act on: one line each, no traceback (unless --debug)."""
+    from hoprec.tasks.data.assets import AssetError
+    from hoprec.tasks.data.ingest import IngestError
+    from hoprec.tasks.data.warehouse import WarehouseBusy, WarehouseError
+    from hoprec.tasks.llm.audit import LeakageError
+
+    return (
+        IngestError,
+        AssetError,
+        WarehouseBusy,
+        WarehouseError,
+        LeakageError,
+        ValueError,
+        FileNotFoundError,
+    )
+
+
+class _Brief(logging.Formatter):
+    """A console formatter that leaves out the traceback of a user error (the line stays; the
+    Prefect UI, which logs through its own handler, keeps the traceback)."""
+
+    def __init__(self, inner: logging.Formatter | None, errors: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+        self.errors = errors
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self.errors):
+            record = copy.copy(record)
+            record.exc_info, record.exc_text = None, None
+        return self.inner.format(record)
+
+
+def brief_console_errors(errors: tuple[type[BaseException], ...]) -> None:
+    """Console handlers print a failed run's user error as its one line."""
+    for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _Brief):
+            handler.setFormatter(_Brief(handler.formatter, errors))
 
 
 def _assets_command(args: argparse.Namespace) -> str:
@@ -163,22 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         logging.getLogger("hoprec").setLevel(logging.WARNING)
     apply_settings()  # before Prefect is imported (it reads them at import)
-    from hoprec.tasks.data.assets import AssetError
-    from hoprec.tasks.data.ingest import IngestError
-    from hoprec.tasks.data.warehouse import WarehouseBusy, WarehouseError
-    from hoprec.tasks.llm.audit import LeakageError
-
     try:
         result = run_command(args)
-    except (
-        IngestError,
-        AssetError,
-        WarehouseBusy,
-        WarehouseError,
-        LeakageError,
-        ValueError,
-        FileNotFoundError,
-    ) as exc:
+    except user_errors() as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
         exc.__traceback__ = None  # frames holding DuckDB objects would outlive the module
         gc.collect()  # (DuckDB's bindings then print "leaked" noise at exit)

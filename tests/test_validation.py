@@ -244,3 +244,29 @@ def test_empty_csv_loads_nothing_and_duplicate_headers_are_named(con, tmp_path):
     write(tmp_path / "dup.csv", "u,i,t,t\na,1,881250949,5\n")
     with pytest.raises(IngestError, match=r"names \['t'\] more than once"):
         ingest(con, "d", "csv", tmp_path / "dup.csv", mapping=mapping)
+
+
+def test_user_errors_are_one_line_without_traceback_unless_debug(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTHONSAFE"))}
+    env["HOPREC_HOME"] = str(tmp_path / "state")
+    hoprec = str(Path(sys.executable).with_name("hoprec"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [hoprec, *args, "prepare", "--dataset", "nothing"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+
+    plain = run()
+    assert plain.returncode == 2
+    assert "hoprec prepare: error: dataset 'nothing' has no interactions" in plain.stderr
+    assert "Traceback" not in plain.stdout + plain.stderr
+    debug = run("--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stdout + debug.stderr
