@@ -22,7 +22,7 @@ from hoprec.flows.train import train_params
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import connect, resolve
 from hoprec.tasks.evaluation.evaluate import evaluate_scores_task, sample_rows, split_inputs
-from hoprec.tasks.evaluation.report import compare_report, plot_groups
+from hoprec.tasks.evaluation.report import cells, compare_report, plot_groups
 from hoprec.tasks.evaluation.scoring import BASELINES, fused, fusion_task, score_task
 from hoprec.tasks.llm.checkpoints import META
 from hoprec.tasks.llm.train import find_build, promote, train_llm_task
@@ -32,7 +32,12 @@ from hoprec.tasks.reports import publish, publish_plot
 
 NEXT, IIRG, IIRG_FULL = "llm-next-item", "llm-iirg", "llm-iirg-full"
 VARIANTS = {"next-item": NEXT, "iirg": IIRG}
-MINMAX = {"gap": None, "literal": 0.0}  # fusion normalisation: hoprec's floor, or MemGen's 0
+MINMAX = {"gap": None, "literal": 0.0}
+NDCG10 = (
+    "all",
+    "ndcg",
+    10,
+)  # what promotion compares (on validation)  # fusion normalisation: hoprec's floor, or MemGen's 0
 
 
 @flow(name="compare", flow_run_name="compare {dataset}")
@@ -225,7 +230,8 @@ def _fusions(
 def _promote(wh: str, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Promote the IIRG LLM of the seed with the best validation NDCG@10 when its mean
     validation NDCG@10 beats every other model's; otherwise say why not. Test is never read."""
-    means = _mean_metric(runs, "valid", "ndcg", 10, "all")
+    c = cells([{"eval": r["valid"]} for r in runs])
+    means = {m: float(np.mean(v)) for (m, g, met, k), v in c.items() if (g, met, k) == NDCG10}
     if IIRG not in means:
         return {"promoted": None, "reason": "no IIRG model was trained"}
     rivals = {m: v for m, v in means.items() if m != IIRG}
@@ -253,11 +259,3 @@ def _cell(ev: dict[str, Any], model: str, metric: str, k: int, group: str) -> fl
         for r in ev["rows"]
         if r["model"] == model and r["metric"] == metric and r["k"] == k and r["group"] == group
     )
-
-
-def _mean_metric(
-    runs: list[dict[str, Any]], split: str, metric: str, k: int, group: str
-) -> dict[str, float]:
-    """Each model's mean over seeds of one figure on `split` ('valid' or 'eval' = test)."""
-    models = dict.fromkeys(r["model"] for r in runs[0][split]["rows"])
-    return {m: float(np.mean([_cell(r[split], m, metric, k, group) for r in runs])) for m in models}

@@ -20,13 +20,13 @@ from hoprec.tasks.recommenders.tiger import (
     batch_tensors,
     check_codes,
     load,
-    parse_sid,
     save,
     score,
     sid_tokens,
     train_tiger,
     windows,
 )
+from hoprec.tasks.sids.store import code_matrix
 
 N = 40
 
@@ -192,9 +192,10 @@ def test_bad_inputs():
         train_tiger(seqs, dup, FAST)
     with pytest.raises(ValueError, match="item ids"):
         train_tiger([np.array([1, N + 1])], codes, FAST)
-    assert parse_sid("<a_12><b_3><c_40><d_0>") == [12, 3, 40, 0]
+    # SID strings are parsed by the one parser the SID store has
+    assert code_matrix({1: "<a_12><b_3><c_40><d_0>"}, 1)[1].tolist() == [12, 3, 40, 0]
     with pytest.raises(ValueError, match="SID"):
-        parse_sid("<a_12><b_3>")
+        code_matrix({1: "<a_12><b_3>", 2: "<a_1><b_2><c_3><d_0>"}, 2)
 
 
 def test_torch_threads_are_restored(trained):

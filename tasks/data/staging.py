@@ -5,6 +5,7 @@ resolution, and the per-format staging SQL. `ingest.py` checks and loads what is
 from __future__ import annotations
 
 import ast
+import codecs
 import gzip
 import json
 import re
@@ -177,7 +178,7 @@ def transcode(path: Path, encoding: str, out: Path) -> list[tuple[int, str, str]
     import io
 
     try:
-        "".encode(encoding)
+        codecs.lookup(encoding)
     except LookupError:
         raise IngestError(f"{path}: unknown text encoding {encoding!r} (--encoding)") from None
     opener: Any = gzip.open if _is_gzip(path) else open

@@ -17,7 +17,6 @@ import itertools
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -339,14 +338,6 @@ def _train(
     model.seconds = time.perf_counter() - start
     net.eval()
     return model
-
-
-def parse_sid(sid: str) -> list[int]:
-    """'<a_12><b_3><c_40><d_0>' -> [12, 3, 40, 0]."""
-    codes = [int(c) for c in re.findall(r"<[a-z]_(\d+)>", sid)]
-    if len(codes) != L:
-        raise ValueError(f"expected {L} SID codes, got {sid!r}")
-    return codes
 
 
 def warehouse_codes(con: Any, dataset: str, sid_version: str) -> np.ndarray:
