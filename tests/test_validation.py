@@ -270,3 +270,28 @@ def test_user_errors_are_one_line_without_traceback_unless_debug(tmp_path):
     assert "Traceback" not in plain.stdout + plain.stderr
     debug = run("--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stdout + debug.stderr
+
+
+def test_quoted_newlines_are_one_record_and_line_numbers_hold(con, tmp_path):
+    text = (
+        "movieId,title,genres\n"
+        '1,"Toy Story\n(1995)",Animation\n'  # lines 2-3: one record
+        '2,"A ""quoted""\nline\nthree",Drama\n'  # lines 4-6: one record, doubled quotes inside
+        '3,"stray quote,Comedy\n'  # line 7: unbalanced, stays alone
+        "4,Heat,Crime\n"  # line 8: a good row right after it still loads
+        '6,"Se7en\n(1995)",Thriller\n'  # lines 9-10: the stray quote does not pair with it
+        "5,Casino,Crime,extra\n"  # line 11: wrong width, numbered as in the file
+    )
+    write(tmp_path / "movies.csv", text)
+    (res,) = ingest(con, "d", "ml-latest", tmp_path / "movies.csv")
+    assert (res.rows_loaded, res.rows_quarantined) == (4, 2)
+    titles = dict(rows(con, "SELECT item_id, title FROM items"))
+    assert titles == {
+        "1": "Toy Story\n(1995)",
+        "2": 'A "quoted"\nline\nthree',
+        "4": "Heat",
+        "6": "Se7en\n(1995)",
+    }
+    got = _reasons(con)
+    assert got[0] == (7, "unbalanced quotes")
+    assert got[1][0] == 11 and got[1][1].startswith("expected 3 fields, found 4")

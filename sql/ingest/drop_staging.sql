@@ -3,6 +3,8 @@ DROP TABLE IF EXISTS stage;
 DROP VIEW IF EXISTS raw_lines;
 DROP VIEW IF EXISTS raw_lines_read;
 DROP TABLE IF EXISTS set_aside;
+DROP TABLE IF EXISTS quoted_records;
+DROP TABLE IF EXISTS quoted_lines;
 DROP TABLE IF EXISTS raw_read;
 DROP TABLE IF EXISTS docs;
 DROP TABLE IF EXISTS checked;

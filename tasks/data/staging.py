@@ -20,6 +20,7 @@ from .formats import ML100K_GENRES, OPTIONAL, REQUIRED, Source
 from .warehouse import fetch_row, row_count, run
 
 MAX_LINE_SIZE = 64 << 20
+MAX_RECORD_LINES = 200  # a quoted CSV field may span at most this many lines
 FIELDS = ("user_id", "item_id", "ts", "rating", "title", "description", "categories")
 
 
@@ -209,6 +210,59 @@ def nul_lines(path: Path, chunk: int = 1 << 24) -> list[tuple[int, str]]:
         ]
 
 
+def join_quoted_records(
+    con: duckdb.DuckDBPyConnection, src: Source, n_fields: int | None, skip: int
+) -> None:
+    """Read a CSV record whose quoted field holds a newline as one record, numbered by its
+    first line, as CSV readers do.
+
+    Such a record opens and closes on lines with an odd number of quotes. Consecutive odd lines
+    are paired when they lie at most MAX_RECORD_LINES apart and their joined text parses as one
+    record of the file's width; otherwise the opening line stays alone (and is quarantined as
+    unbalanced), so a stray quote never swallows the good rows after it."""
+    lines = run(
+        con, "ingest/quoted_line_ranges", {"skip": skip, "max_span": MAX_RECORD_LINES}
+    ).fetchall()
+    if not lines:
+        return
+    text = {n: raw for n, raw, _ in lines}
+    odd = [n for n, _, is_odd in lines if is_odd]
+    records: list[tuple[int, int, str]] = []
+    i = 0
+    while i + 1 < len(odd):
+        first, last = odd[i], odd[i + 1]
+        span = range(first, last + 1)
+        joined = "\n".join(text[n] for n in span if n in text)
+        if last - first <= MAX_RECORD_LINES and _one_record(joined, src.delim, n_fields):
+            records.append((first, last, joined))
+            i += 2
+        else:
+            i += 1
+    if not records:
+        return
+    rows = pa.table(
+        {
+            "first": pa.array([r[0] for r in records], pa.int64()),
+            "last": pa.array([r[1] for r in records], pa.int64()),
+            "raw": pa.array([r[2] for r in records], pa.string()),
+        }
+    )
+    con.register("quoted_rows", rows)
+    try:
+        run(con, "ingest/join_quoted_records")
+    finally:
+        con.unregister("quoted_rows")
+
+
+def _one_record(text: str, delim: str, n_fields: int | None) -> bool:
+    """True when `text` splits into quoted/plain fields exactly, `n_fields` of them: the same
+    rule `stage_delimited.sql` applies."""
+    pattern = re.compile(_field_re(delim), re.S)
+    found = list(pattern.finditer(text + delim))
+    whole = "".join(m.group(0) for m in found) == text + delim
+    return whole and (n_fields is None or len(found) == n_fields)
+
+
 def _is_json_document(path: Path) -> bool:
     """True for one JSON value spread over the file, False for JSON lines."""
     head = head_bytes(path).lstrip()
@@ -242,6 +296,8 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
     if src.stage_sql:
         run(con, src.stage_sql, {"genres": list(ML100K_GENRES)})
     elif src.reader == "delimited":
+        if src.quote_aware:
+            join_quoted_records(con, src, n_fields, skip=1 if src.header else 0)
         run(
             con,
             "ingest/stage_delimited",
