@@ -83,3 +83,9 @@ def apply_settings() -> None:
     warnings.filterwarnings(
         "ignore", message="Arrow output on a DB-API result", category=UserWarning
     )
+    if not os.environ.get("PREFECT_API_URL"):
+        # the ephemeral server Prefect will start (importing this module anyway) must not
+        # outlive a killed hoprec process
+        from .server_guard import guard_server_child
+
+        guard_server_child()
