@@ -137,7 +137,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "quiet", "debug")}
     function = command_function(args.command)  # imports Prefect, which sets up its logging
     if not args.debug:
-        brief_console_errors(user_errors())
+        brief_console_errors()
     result: dict[str, Any] = function(**kwargs)
     return result
 
@@ -147,6 +147,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from hoprec.tasks.data.assets import AssetError
     from hoprec.tasks.data.ingest import IngestError
     from hoprec.tasks.data.warehouse import WarehouseBusy, WarehouseError
+    from hoprec.tasks.errors import EnvironmentProblem
     from hoprec.tasks.llm.audit import LeakageError
 
     return (
@@ -155,33 +156,45 @@ def user_errors() -> tuple[type[BaseException], ...]:
         WarehouseBusy,
         WarehouseError,
         LeakageError,
+        EnvironmentProblem,
         ValueError,
         FileNotFoundError,
     )
+
+
+def user_error_words(exc: BaseException) -> str | None:
+    """The one line for a user's or the machine's error (a full disk, a path that cannot be
+    written), else None: a bug, whose traceback is shown."""
+    from hoprec.tasks.errors import environment_problem
+
+    words = environment_problem(exc)
+    simple = isinstance(exc, (ValueError, FileNotFoundError))  # before importing the rest
+    if words is None and (simple or isinstance(exc, user_errors())):
+        words = str(exc)
+    return words
 
 
 class _Brief(logging.Formatter):
     """A console formatter that leaves out the traceback of a user error (the line stays; the
     Prefect UI, which logs through its own handler, keeps the traceback)."""
 
-    def __init__(self, inner: logging.Formatter | None, errors: tuple[type[BaseException], ...]):
+    def __init__(self, inner: logging.Formatter | None):
         super().__init__()
         self.inner = inner or logging.Formatter()
-        self.errors = errors
 
     def format(self, record: logging.LogRecord) -> str:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, self.errors):
+        if exc is not None and user_error_words(exc) is not None:
             record = copy.copy(record)
             record.exc_info, record.exc_text = None, None
         return self.inner.format(record)
 
 
-def brief_console_errors(errors: tuple[type[BaseException], ...]) -> None:
+def brief_console_errors() -> None:
     """Console handlers print a failed run's user error as its one line."""
     for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _Brief):
-            handler.setFormatter(_Brief(handler.formatter, errors))
+            handler.setFormatter(_Brief(handler.formatter))
 
 
 def _assets_command(args: argparse.Namespace) -> str:
@@ -209,15 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:  # Prefect configures its loggers from the environment when it is imported
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         logging.getLogger("hoprec").setLevel(logging.WARNING)
-    apply_settings()  # before Prefect is imported (it reads them at import)
     try:
+        apply_settings()  # before Prefect is imported (it reads them at import)
         result = run_command(args)
-    except user_errors() as exc:
+    except Exception as exc:
+        words = user_error_words(exc)
+        if words is None:
+            raise
         if args.debug:
             import traceback
 
             traceback.print_exc()
-        print(f"hoprec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hoprec {args.command}: error: {words}", file=sys.stderr)
         exc.__traceback__ = None  # frames holding DuckDB objects would outlive the module
         gc.collect()  # (DuckDB's bindings then print "leaked" noise at exit)
         return 2

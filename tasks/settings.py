@@ -54,6 +54,24 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("hoprec"))
 
 
+class StateDirError(ValueError):
+    """A state folder that cannot be created or written."""
+
+
+def make_dir(path: Path, setting: str) -> Path:
+    """Create a folder hoprec writes to, or fail with one line naming it and its setting."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateDirError(
+            f"cannot create the folder {path} (set by {setting}): {exc.strerror}"
+            + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else "")
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise StateDirError(f"the folder {path} (set by {setting}) is not writable")
+    return path
+
+
 def apply_settings() -> None:
     """Point Prefect at the project state dir, keep it offline and let hoprec's progress logs
     through, unless the user said otherwise.
@@ -61,8 +79,10 @@ def apply_settings() -> None:
     Called when a command (or the test session) starts, never at import. It must run before
     `prefect` is imported: Prefect reads its settings at import time.
     """
-    os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    if "PREFECT_HOME" not in os.environ:
+        make_dir(state_dir(), "HOPREC_HOME, default ./.hoprec")
+        os.environ["PREFECT_HOME"] = str(state_dir() / "prefect")
+    make_dir(Path(os.environ["PREFECT_HOME"]).expanduser(), "PREFECT_HOME")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     # hoprec's own loggers (training progress, ...) also reach the run logs in the UI

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from .. import defaults
+from ..errors import raise_if_environment
 from .assets import sha256_of
 from .formats import FORMATS, Format, Source, source_for
 from .staging import IngestError, check_fields_present, stage
@@ -178,6 +179,7 @@ def ingest_or_record(
     try:
         return ingest_file(con, dataset, fmt_name, src, path, **options)
     except FILE_ERRORS as exc:
+        raise_if_environment(exc)  # a full disk fails every later file too: stop here
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         reason = reason.removeprefix(f"{path}: ")
         run(con, "ingest/drop_staging")
