@@ -2,7 +2,8 @@
 -- trimmed of spaces, tabs and line ends. ISO timestamps with an offset (`Z`, `+02:00`, `-0500`)
 -- are converted to UTC, naive ones are taken as UTC; a timestamp outside [$ts_min, $ts_max] is
 -- quarantined (zero or negative epochs, milliseconds read as seconds, year-3000 typos), and so
--- is a rating that is not a finite number.
+-- is a rating that is not a finite number. The stage part is the staged rows (the `stage` table, or
+-- the reader's SELECT run inside this one); only bad rows keep their raw text.
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH typed AS (
     SELECT *,
@@ -17,9 +18,11 @@ WITH typed AS (
                 ELSE TRY_CAST(ts_raw AS TIMESTAMP)
            END AS ts,
            TRY_CAST(rating_raw AS DOUBLE) AS rating
-    FROM stage
-)
+    FROM {stage}
+), reasoned AS (
 SELECT line_no, raw, uid AS user_id, iid AS item_id, ts, rating,
+       parse_error IS NULL AS parsed, user_id IS NOT NULL AS has_user,
+       item_id IS NOT NULL AS has_item, ts_raw IS NOT NULL AS has_ts,
        CASE WHEN parse_error IS NOT NULL THEN parse_error
             WHEN uid IS NULL OR uid = '' THEN 'empty user_id'
             WHEN iid IS NULL OR iid = '' THEN 'empty item_id'
@@ -33,4 +36,6 @@ SELECT line_no, raw, uid AS user_id, iid AS item_id, ts, rating,
             THEN 'rating is not a number: ' || rating_raw
             WHEN rating IS NOT NULL AND NOT isfinite(rating) THEN 'rating is not finite: ' || rating_raw
        END AS reason
-FROM typed;
+FROM typed
+)
+SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw END AS raw) FROM reasoned;

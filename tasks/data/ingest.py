@@ -92,12 +92,12 @@ def ingest_file(
     # Staging fills connection-local temp tables outside the transaction: their rowids are the
     # line order only when committed, and the batch transaction then covers just the writes.
     run(con, "ingest/drop_staging")
-    stage(con, path, src)
-    check_fields_present(con, path, src)
+    rows_sql, rows_params = stage(con, path, src)
     unit = ts_unit or src.ts_unit
     lo, hi = (None, None) if src.reader == "p5_sequences" else ts_window
     checks = {"ts_unit": unit, "ts_min": lo, "ts_max": hi} if src.kind == "interactions" else {}
-    run(con, f"ingest/check_{src.kind}", checks)
+    run(con, f"ingest/check_{src.kind}", checks | rows_params, parts={"stage": rows_sql})
+    check_fields_present(con, path, src)
     hint = unit_hint(con, unit) if src.kind == "interactions" else ""
     n_read, n_good, n_bad = fetch_row(run(con, "ingest/checked_counts"))
     n_rejected = row_count(con, "rejected")

@@ -276,14 +276,22 @@ def _is_json_document(path: Path) -> bool:
         return True
 
 
-def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
-    """Fill the temp table `stage` (line_no, raw, parse_error, canonical fields as text)."""
+Staged = tuple[str, dict[str, Any]]  # (SQL file with one SELECT of the staged rows, params)
+STAGE_TABLE: Staged = ("ingest/rows_staged", {})
+
+
+def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> Staged:
+    """Stage a file's rows (line_no, raw, parse_error, canonical fields as text).
+
+    Returns the SELECT that yields them, for the check to run as its `{stage}` part: delimited
+    text (the bulk of large inputs) is split inside the check, in one pass with no table of
+    its own; the other readers fill the temp table `stage`."""
     loc, n_fields = resolve_fields(path, src)
     cols = {f"c_{f}": loc.get(f) for f in FIELDS}
     run(con, "ingest/no_rejects")
     if src.reader == "parquet":
         run(con, "ingest/stage_parquet", {"path": str(path), **cols})
-        return
+        return STAGE_TABLE
     if src.reader == "json_items" and _is_json_document(path):
         run(con, "ingest/docs_json_object", {"path": str(path)})
         run(
@@ -291,26 +299,22 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
             "ingest/stage_json",
             {"invalid_reason": "entry is not a JSON object", **cols, "c_item_id": "$.item_id"},
         )
-        return
+        return STAGE_TABLE
     load_raw_lines(con, path, src.encoding)
     if src.stage_sql:
         run(con, src.stage_sql, {"genres": list(ML100K_GENRES)})
     elif src.reader == "delimited":
         if src.quote_aware:
             join_quoted_records(con, src, n_fields, skip=1 if src.header else 0)
-        run(
-            con,
-            "ingest/stage_delimited",
-            {
-                "skip": 1 if src.header else 0,
-                "delim": src.delim,
-                "quote_aware": src.quote_aware,
-                "field_re": _field_re(src.delim),
-                "n_fields": n_fields,
-                "cat_sep": src.cat_sep or "|",
-                **cols,
-            },
-        )
+        return "ingest/rows_delimited", {
+            "skip": 1 if src.header else 0,
+            "delim": src.delim,
+            "quote_aware": src.quote_aware,
+            "field_re": _field_re(src.delim),
+            "n_fields": n_fields,
+            "cat_sep": src.cat_sep or "|",
+            **cols,
+        }
     elif src.reader == "p5_sequences":
         run(con, "ingest/stage_p5_sequences")
     else:
@@ -324,10 +328,12 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
         if src.reader == "json_items":
             cols["c_item_id"] = cols["c_item_id"] or "$.item_id"
         run(con, "ingest/stage_json", {"invalid_reason": invalid, **cols})
+    return STAGE_TABLE
 
 
 def check_fields_present(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> None:
-    """Fatal when records parse but none carries a required field (wrong mapping or format)."""
+    """Fatal when records parse but none carries a required field (wrong mapping or format).
+    Reads the `checked` rows (their presence flags), so it runs after the check."""
     row = fetch_row(run(con, "ingest/stage_counts"))
     n_records, n_parsed = row[0], row[1]
     present = {"user_id": row[2], "item_id": row[3], "ts": row[4]}

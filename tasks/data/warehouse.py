@@ -55,16 +55,31 @@ def ident(name: str, allowed: set[str] | None = None) -> str:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None, **fmt: str
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    parts: Mapping[str, str] | None = None,
+    **fmt: str,
 ) -> duckdb.DuckDBPyConnection:
     """Execute `sql/<name>.sql` with bound `$params`; `fmt` fills whitelisted `{identifiers}`.
 
+    `parts` maps a `{placeholder}` to the name of another SQL file holding one SELECT, which
+    is put in as a subquery: a pipeline step that feeds one consumer then runs inside it,
+    without a table of its own (a temp table in between costs a full write and read).
     A file may hold several statements (each ending with `;` at a line end); each gets the
     parameters it uses, since DuckDB binds parameters one statement at a time.
     """
     text = sql_text(name)
     if fmt:
         text = text.format(**{k: ident(v) for k, v in fmt.items()})
+    for key, part in (parts or {}).items():
+        select = sql_text(part).strip().removesuffix(";")
+        if _STATEMENT_END.search(select):
+            raise ValueError(f"sql/{part}.sql must be one SELECT to be a part of sql/{name}.sql")
+        placeholder = "{" + ident(key) + "}"
+        if any(placeholder in line for line in text.splitlines() if line.lstrip().startswith("--")):
+            raise ValueError(f"sql/{name}.sql names {placeholder} in a comment")
+        text = text.replace(placeholder, f"(\n{select}\n)")
     params = params or {}
     cur = con
     for stmt in _STATEMENT_END.split(text):

@@ -1,7 +1,7 @@
--- Delimited text (TSV, '::', CSV) to staged rows. Lines without a quote are a plain split; only
--- lines with a quote go through the quote-aware regex (a separate branch, so the regex never
--- runs on plain lines).
-CREATE OR REPLACE TEMP TABLE stage AS
+-- Delimited text (TSV, '::', CSV) as staged rows: one SELECT, run inside the check that
+-- consumes it (no table of its own). Lines without a quote are a plain split; only lines with a
+-- quote go through the quote-aware regex (a separate branch, so the regex never runs on plain
+-- lines).
 WITH lines AS (
     SELECT line_no, raw, $quote_aware AND contains(raw, '"') AS quoted
     FROM raw_lines
@@ -25,4 +25,4 @@ SELECT line_no, raw,
        f[$c_user_id] AS user_id, f[$c_item_id] AS item_id, f[$c_ts] AS ts_raw,
        f[$c_rating] AS rating_raw, f[$c_title] AS title, f[$c_description] AS description,
        CASE WHEN f[$c_categories] <> '' THEN string_split(f[$c_categories], $cat_sep) END AS categories
-FROM split;
+FROM split
