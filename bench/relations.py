@@ -120,7 +120,10 @@ def scipy_cooccurrence(parquet: Path, window: int, k: int) -> tuple[pa.Table, in
 def child(method: str, args: argparse.Namespace) -> None:
     """Run one implementation, print {seconds, peak_mib, ...} as JSON."""
     started = time.perf_counter()
-    if method == "scipy":
+    if method == "sharded":
+        extra = sharded_child(args)
+        seconds = extra.pop("seconds")
+    elif method == "scipy":
         out, nnz = scipy_cooccurrence(Path(args.parquet), args.window, args.top_k)
         seconds = time.perf_counter() - started
         pq.write_table(out, args.out)
@@ -145,6 +148,52 @@ def child(method: str, args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": peak, **extra}))
 
 
+def sharded_child(args: argparse.Namespace) -> dict:
+    """The sharded path the flow takes with --shards: export the events to Parquet, count each
+    user shard in its own process (at most --workers at once, a fresh process per shard, each
+    DuckDB capped at --shard-memory), then sum the shards and rank in the warehouse."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hoprec.tasks.data.warehouse import connect
+    from hoprec.tasks.relations.pairs import count_shard, export_input
+    from hoprec.tasks.relations.snapshots import RelationParams, resolved_spec, snapshot
+
+    params = RelationParams(window=args.window, top_k=args.top_k, top_up=False)
+    folder = Path(args.warehouse).parent / "shards"
+    with connect(args.warehouse) as con:
+        started = time.perf_counter()
+        spec, _ = resolved_spec(con, "synth", "cooccurrence", params, None)
+        events = export_input(con, "synth", None, spec["strict"], folder / "input.parquet")
+        outs = [str(folder / f"shard-{i:04d}.parquet") for i in range(args.shards)]
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process running DuckDB
+        with ProcessPoolExecutor(args.workers[0], spawn, max_tasks_per_child=1) as pool:
+            list(
+                pool.map(
+                    count_shard,
+                    [str(events)] * args.shards,
+                    range(args.shards),
+                    [args.shards] * args.shards,
+                    [spec] * args.shards,
+                    outs,
+                    [args.shard_memory] * args.shards,
+                )
+            )
+        counted = time.perf_counter()
+        shard_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        snap = snapshot(con, "synth", "cooccurrence", None, params, force=True, shard_files=outs)
+        seconds = time.perf_counter() - started
+    for f in folder.iterdir():
+        f.unlink()
+    return {
+        "seconds": seconds,
+        "count_seconds": counted - started,
+        "shard_peak_mib": shard_peak,
+        "snapshot_id": snap.snapshot_id,
+        "rows": snap.rows,
+    }
+
+
 def measure(method: str, args: argparse.Namespace, **kw: str) -> dict:
     cmd = [
         sys.executable,
@@ -155,6 +204,10 @@ def measure(method: str, args: argparse.Namespace, **kw: str) -> dict:
         str(args.window),
         "--top-k",
         str(args.top_k),
+        "--shards",
+        str(args.shards),
+        "--shard-memory",
+        args.shard_memory,
     ] + [x for k, v in kw.items() for x in (f"--{k}", v)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
@@ -191,10 +244,13 @@ def run_size(rows: int, args: argparse.Namespace) -> bool:
         del events
         results: dict[str, list[dict]] = {"hoprec": [], "scipy": []}
         for _ in range(args.repeat):
-            results["scipy"].append(
-                measure("scipy", args, parquet=str(parquet), out=str(work / "ref.parquet"))
-            )
-            results["hoprec"].append(measure("hoprec", args, warehouse=str(wh)))
+            if not args.no_reference:
+                results["scipy"].append(
+                    measure("scipy", args, parquet=str(parquet), out=str(work / "ref.parquet"))
+                )
+                results["hoprec"].append(measure("hoprec", args, warehouse=str(wh)))
+        if args.no_reference:
+            return run_sharded(args, wh, work, None)
         best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
         # each forced run replaces the last one's snapshot: check the one that is stored
         ok = same_result(wh, results["hoprec"][-1]["snapshot_id"], str(work / "ref.parquet"))
@@ -213,7 +269,54 @@ def run_size(rows: int, args: argparse.Namespace) -> bool:
             f"(best of {args.repeat}; target <= 1.0x both)"
         )
         print(f"  same top-{args.top_k} lists and counts: {'OK' if ok else 'MISMATCH'}")
+        if args.shards > 1:
+            ok = run_sharded(args, wh, work, results["hoprec"][-1]) and ok
         return ok
+
+
+def same_snapshots(wh: Path, a: int, b: int) -> bool:
+    """Two stored co-occurrence snapshots hold the same rows (src, dst, n, rank)."""
+    import duckdb
+
+    with duckdb.connect(str(wh), read_only=True) as con:
+        diff = con.execute(
+            """
+            WITH x AS (SELECT src, dst, n, rank FROM cooccurrence_archive WHERE snapshot_id = ?),
+                 y AS (SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?)
+            SELECT (SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM y)) +
+                   (SELECT count(*) FROM (SELECT * FROM y EXCEPT SELECT * FROM x))""",
+            [a, b],
+        ).fetchone()[0]
+    return diff == 0
+
+
+def run_sharded(args: argparse.Namespace, wh: Path, work: Path, single: dict | None) -> bool:
+    """Time the sharded path with each --workers count; check it equals the single run."""
+    import duckdb
+
+    ok = True
+    if single:  # keep the single run's rows: each forced snapshot replaces the last one
+        with duckdb.connect(str(wh)) as con:
+            con.execute(
+                "CREATE OR REPLACE TABLE cooccurrence_archive AS SELECT * FROM cooccurrence "
+                "WHERE snapshot_id = ?",
+                [single["snapshot_id"]],
+            )
+    base = None
+    for workers in args.workers:
+        r = measure("sharded", args, warehouse=str(wh), workers=str(workers))
+        base = base or r["seconds"]
+        same = same_snapshots(wh, single["snapshot_id"], r["snapshot_id"]) if single else None
+        ok = ok and same is not False
+        print(
+            f"  hoprec {args.shards} shards, {workers} worker(s): {r['seconds']:7.2f} s "
+            f"(counting {r['count_seconds']:.2f} s; speed-up {base / r['seconds']:.2f}x vs "
+            f"{args.workers[0]} worker(s))  peak {r['peak_mib']:8.0f} MiB merge process, "
+            f"{r['shard_peak_mib']:6.0f} MiB largest shard process"
+            + ("" if same is None else f"; same as unsharded: {'OK' if same else 'MISMATCH'}"),
+            flush=True,
+        )
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +331,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default=None, help="where the temporary warehouse goes")
     p.add_argument("--semantic", action="store_true", help="also run bench/semantic.py")
-    p.add_argument("--child", choices=["hoprec", "scipy"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--shards", type=int, default=1, help="also run the sharded path with this many shards"
+    )
+    p.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="parallel shard processes to try"
+    )
+    p.add_argument("--shard-memory", default="2GB", help="DuckDB memory limit of each shard")
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip scipy and the unsharded run (for sizes they cannot hold)",
+    )
+    p.add_argument("--child", choices=["hoprec", "scipy", "sharded"], help=argparse.SUPPRESS)
     p.add_argument("--warehouse", help=argparse.SUPPRESS)
     p.add_argument("--parquet", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
