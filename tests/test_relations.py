@@ -296,22 +296,27 @@ def test_top_up_lists_equal_iirgs_loop(collab, semantic, k, mode):
         assert all(via in semantic[item] for _, via in borrowed)
 
 
-def test_sharded_counts_equal_single_run(con, tmp_path: Path):
+@pytest.mark.parametrize("kind", ["cooccurrence", "transitions"])
+def test_sharded_counts_equal_single_run(con, tmp_path: Path, kind: str):
+    """Shards counted apart, then merged and ranked one source partition at a time (as many
+    partitions as shards), give the single run's lists: symmetric pairs, stored once, reach
+    the partitions of both their ends; directed ones only their source's."""
     rng = np.random.default_rng(3)
     seqs = [[int(i) for i in rng.integers(1, 40, size=rng.integers(1, 30))] for _ in range(200)]
     write_sequences(con, "syn", seqs)
     p = RelationParams(top_up=False, weighting="inverse-hop")
     at = datetime(2000, 1, 20)
-    cols = "SELECT src, dst, n, weight, rank FROM cooccurrence WHERE snapshot_id = ? ORDER BY ALL"
-    single = snapshot(con, "syn", "cooccurrence", at, p)
+    cols = f"SELECT src, dst, n, weight, rank FROM {kind} WHERE snapshot_id = ? ORDER BY ALL"
+    single = snapshot(con, "syn", kind, at, p)
     expected = con.execute(cols, [single.snapshot_id]).fetchall()
     path = export_input(con, "syn", at, False, tmp_path / "in.parquet")
     files = [
-        count_shard(str(path), s, 3, p.spec("cooccurrence"), str(tmp_path / f"s{s}.parquet"))
+        count_shard(str(path), s, 3, p.spec(kind), str(tmp_path / f"s{s}.parquet"))
         for s in range(3)
     ]
     sizes = [con.execute("SELECT count(*) FROM read_parquet(?)", [f]).fetchone()[0] for f in files]
     assert all(sizes)  # every shard did some of the work
-    sharded = snapshot(con, "syn", "cooccurrence", at, p, force=True, shard_files=files)
+    sharded = snapshot(con, "syn", kind, at, p, force=True, shard_files=files)
     assert sharded.stats["shards"] == 3
+    assert len(expected) > 100
     assert con.execute(cols, [sharded.snapshot_id]).fetchall() == expected

@@ -4,3 +4,4 @@ DROP TABLE IF EXISTS rel_pairs;
 DROP TABLE IF EXISTS rel_ranked;
 DROP TABLE IF EXISTS rel_top_up;
 DROP TABLE IF EXISTS rel_out;
+DROP TABLE IF EXISTS rel_ranked_part;

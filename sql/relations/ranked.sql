@@ -2,14 +2,16 @@
 -- the top $top_k kept (0 keeps all). Symmetric pairs are expanded to both directions here.
 -- Ranking all pairs would sort every pair; instead each item's k-th largest weight is found
 -- first (a top-k aggregate), and only pairs at or above it (ties included) are sorted.
-CREATE OR REPLACE TEMP TABLE rel_ranked AS
+-- Only sources in partition $part of $parts are ranked (1 part: all of them); `ranked_collect`
+-- gathers the parts.
+CREATE OR REPLACE TEMP TABLE rel_ranked_part AS
 WITH ends AS (
     SELECT a AS src, w FROM rel_pairs
     UNION ALL
     SELECT b, w FROM rel_pairs WHERE NOT $directed
 ), threshold AS (
     SELECT src, CASE WHEN $top_k > 0 THEN list_last(max(w, greatest($top_k, 1))) ELSE 0 END AS t
-    FROM ends GROUP BY src
+    FROM ends WHERE src % $parts = $part GROUP BY src
 ), candidates AS (
     SELECT p.a AS src, p.b AS dst, p.n, p.w
     FROM rel_pairs p JOIN threshold h ON h.src = p.a WHERE p.w >= h.t

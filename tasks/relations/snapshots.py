@@ -182,12 +182,24 @@ def build_collaborative(
 ) -> dict[str, Any]:
     """Temp table `rel_out` for transitions/co-occurrence; returns input statistics."""
     load_input(con, dataset, as_of, spec["strict"])
-    if shard_files:
-        run(con, "relations/merge_shards", {"files": shard_files})
+    lcm = lcm_upto(spec["window"]) if spec["weighting"] == "inverse-hop" else 1
+    rank = {"directed": spec["directed"], "lcm": lcm, "top_k": spec["top_k"]}
+    run(con, "relations/drop_ranked")
+    if shard_files:  # merged and ranked a source partition at a time: memory of one shard
+        parts = len(shard_files)
+        for part in range(parts):
+            where = {"part": part, "parts": parts}
+            run(
+                con,
+                "relations/merge_shards",
+                {"files": shard_files, "directed": spec["directed"]} | where,
+            )
+            run(con, "relations/ranked", rank | where)
+            run(con, "relations/ranked_collect")
     else:
         count_pairs(con, spec)
-    lcm = lcm_upto(spec["window"]) if spec["weighting"] == "inverse-hop" else 1
-    run(con, "relations/ranked", {"directed": spec["directed"], "lcm": lcm, "top_k": spec["top_k"]})
+        run(con, "relations/ranked", rank | {"part": 0, "parts": 1})
+        run(con, "relations/ranked_collect")
     top_up = bool(spec["top_up"] and semantic_id is not None)
     if top_up:
         rows = top_up_table(
