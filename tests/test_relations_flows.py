@@ -141,6 +141,9 @@ def test_sharded_and_dask_runs_equal_single_run(ml_wh, prefect_api, tmp_path: Pa
     sharded = relations_flow(**args, shards=4, force=True)["snapshots"]
     assert [r["stats"]["shards"] for r in sharded] == [4, 4]
     assert _rows(ml_wh, [r["snapshot_id"] for r in sharded]) == expected
+    from hoprec.tasks.settings import stage_dir
+
+    assert not list(stage_dir("relations", "ml100k").glob("**/*.parquet"))  # shards cleaned up
     runner = DaskTaskRunner(
         cluster_kwargs={
             "n_workers": 2,

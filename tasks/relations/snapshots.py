@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -351,9 +353,10 @@ def relation_snapshot_task(
     force: bool = False,
     shard_files: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One transitions or co-occurrence snapshot (merging shard files when given)."""
+    """One transitions or co-occurrence snapshot (merging shard files when given; once it is
+    stored, the shard folder with its input export goes)."""
     with connect(warehouse) as con:
-        return as_record(
+        record = as_record(
             snapshot(
                 con,
                 dataset,
@@ -365,6 +368,9 @@ def relation_snapshot_task(
                 shard_files=shard_files,
             )
         )
+    for folder in {Path(f).parent for f in shard_files or []}:
+        shutil.rmtree(folder, ignore_errors=True)
+    return record
 
 
 @task(name="dated-snapshots", task_run_name="snapshots as of {as_of}", cache_policy=NO_CACHE)
