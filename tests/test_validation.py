@@ -295,3 +295,18 @@ def test_quoted_newlines_are_one_record_and_line_numbers_hold(con, tmp_path):
     got = _reasons(con)
     assert got[0] == (7, "unbalanced quotes")
     assert got[1][0] == 11 and got[1][1].startswith("expected 3 fields, found 4")
+
+
+def test_ids_are_trimmed_like_python_strip_on_random_padding(con, tmp_path):
+    import random
+
+    rnd = random.Random(5)
+    pads = ["", " ", "\t", " \t", "\t\t "]  # (a lone \r is a line break to the reader)
+    ids = [rnd.choice(pads) + rnd.choice(["a", "b c", "é!", "x\ty", "!", "z"]) + rnd.choice(pads)]
+    ids += [rnd.choice(pads) + w + rnd.choice(pads) for w in ["a", "b c", "é", "!x", "~"] * 20]
+    lines = [f"{u},{i},881250949" for u, i in zip(ids, reversed(ids))]
+    write(tmp_path / "p.csv", "u,i,t\n" + "\n".join(lines) + "\n")
+    ingest(con, "d", "csv", tmp_path / "p.csv", mapping={"user_id": "u", "item_id": "i", "ts": "t"})
+    got = sorted(rows(con, "SELECT user_id, item_id FROM interactions"))
+    want = sorted({(u.strip(" \t\r\n"), i.strip(" \t\r\n")) for u, i in zip(ids, reversed(ids))})
+    assert got == want

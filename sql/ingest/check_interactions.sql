@@ -7,8 +7,14 @@
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH typed AS (
     SELECT *,
-           trim(user_id, chr(32) || chr(9) || chr(13) || chr(10)) AS uid,
-           trim(item_id, chr(32) || chr(9) || chr(13) || chr(10)) AS iid,
+           -- trimming with a character set is slow; only ids that start or end with a
+           -- character below '!' (space, tab, line end, control) can need it
+           CASE WHEN user_id < '!' OR right(user_id, 1) < '!'
+                THEN trim(user_id, chr(32) || chr(9) || chr(13) || chr(10)) ELSE user_id
+           END AS uid,
+           CASE WHEN item_id < '!' OR right(item_id, 1) < '!'
+                THEN trim(item_id, chr(32) || chr(9) || chr(13) || chr(10)) ELSE item_id
+           END AS iid,
            CASE WHEN $ts_unit <> 'iso' THEN
                     try(make_timestamp(CAST(TRY_CAST(ts_raw AS DOUBLE)
                         * CASE $ts_unit WHEN 's' THEN 1e6 WHEN 'ms' THEN 1e3 ELSE 1 END AS BIGINT)))
@@ -26,7 +32,7 @@ SELECT line_no, raw, uid AS user_id, iid AS item_id, ts, rating,
        CASE WHEN parse_error IS NOT NULL THEN parse_error
             WHEN uid IS NULL OR uid = '' THEN 'empty user_id'
             WHEN iid IS NULL OR iid = '' THEN 'empty item_id'
-            WHEN ts_raw IS NULL OR trim(ts_raw) = '' THEN 'missing timestamp'
+            WHEN ts_raw IS NULL OR (ts_raw < '!' AND trim(ts_raw) = '') THEN 'missing timestamp'
             WHEN ts IS NULL THEN 'unparseable timestamp ' || ts_raw || ' (unit ' || $ts_unit || ')'
             WHEN $ts_min IS NOT NULL
                  AND (ts < CAST($ts_min AS TIMESTAMP) OR ts > CAST($ts_max AS TIMESTAMP))
