@@ -61,9 +61,8 @@ def one(kind: str, path: Path, work: Path, jsonl: bool) -> dict:
         (n,) = duckdb.connect().execute(f"SELECT count(*) FROM {reader}(?)", [str(path)]).fetchone()
     elif kind in ("ctas", "ctas-text"):
         # ctas-text: ids as text, as hoprec stores them (read_csv would make item_id a BIGINT)
-        types = (
-            ", types = {'user_id': 'VARCHAR', 'item_id': 'VARCHAR'}" if kind == "ctas-text" else ""
-        )
+        text_ids = kind == "ctas-text" and not jsonl  # (JSON ids here are strings already)
+        types = ", types = {'user_id': 'VARCHAR', 'item_id': 'VARCHAR'}" if text_ids else ""
         con = duckdb.connect(str(work / f"ctas-{time.monotonic_ns()}.duckdb"))
         con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}(?{types})", [str(path)])
         (n,) = con.execute("SELECT count(*) FROM t").fetchone()
