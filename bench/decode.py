@@ -1,8 +1,8 @@
 """Decoding benchmark: users/s of trie-constrained beam search and of exact item scoring.
 
-    python bench/decode.py [--users 16] [--exact-users 2] [--items 1349] [--prompt-len 300]
-                           [--beams 20] [--top-k 10] [--batch-size 8] [--exact-batch-size 2]
-                           [--beam-methods tree,batch] [--exact-methods tree] [--max-tokens 1024]
+    python bench/decode.py [--users 16] [--exact-users 8] [--items 1349] [--prompt-len 300]
+                           [--beams 20] [--top-k 10] [--batch-size 8] [--exact-batch-size 4]
+                           [--beam-methods tree,batch] [--exact-methods tree] [--max-tokens 4096]
                            [--model PATH_OR_ASSET]
                            [--threads N] [--seed 0]
 
@@ -16,9 +16,15 @@ nothing is downloaded by this script itself) and appends the SID tokens to its v
 Catalogue: `--items` random 4-level SIDs, 3 levels of 48 codes plus a 4th level d that tells
 apart items whose first three codes collide (ml-100k has 1,349 items). Prompts: random ordinary
 tokens, lengths uniform in [0.9, 1.1] x `--prompt-len` (so batches are left-padded). The defaults
-keep the whole run to about 1.5 minutes on 2 otherwise idle CPU cores (several times that when
-the cores are shared); exact scoring is run on fewer users (`--exact-users`) because it
-evaluates every trie node (~2,400 here) per user.
+keep the whole run to a few minutes on 2 otherwise idle CPU cores (several times that when
+the cores are shared); exact scoring is run on the first `--exact-users` of the same prompts,
+because it evaluates every trie node (~2,400 here) per user. The last lines print exact users/s
+next to beam users/s (the fastest beam method) and their cost ratio, all from this one run.
+
+The ratio has a floor set by arithmetic, not by code: both pay the prompt (~300 tokens through
+the body), but a 20-beam search then feeds 3 x 20 beam tokens per user while exact scoring feeds
+every internal trie node (~2,400 tokens, each with a full-vocabulary lm_head for the
+normalizer). `flop_ratio` prints that floor for the catalogue and prompts at hand.
 
 Beam search is timed for both methods of
 `hoprec.tasks.llm.decoding.constrained_beam_search` ("tree": one
@@ -98,6 +104,23 @@ def build_model(args: argparse.Namespace, sids: np.ndarray):
     return model, SMOL_VOCAB, tok, f"random Llama, SmolLM2-135M shape, vocab {end}"
 
 
+def flop_ratio(model, trie: SidTrie, prompt_len: float, beams: int) -> float:
+    """Exact / beam multiply-adds per user from weight sizes alone (attention left out).
+
+    Both run the prompt through the body (lm_head for its last token only); beam search then
+    feeds L-1 steps of `beams` tokens, exact scoring every internal trie node (depths 1..L-1),
+    each through the body and the full lm_head.
+    """
+    head = model.get_output_embeddings().weight.numel()
+    body = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+    if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+        body -= head
+    prompt = prompt_len * body + head
+    nodes = sum(trie.num_nodes(d) for d in range(1, trie.depth))
+    beam_fed = sum(min(beams, trie.num_nodes(d)) for d in range(1, trie.depth))
+    return (prompt + nodes * (body + head)) / (prompt + beam_fed * (body + head))
+
+
 def _split(methods: str) -> list[str]:
     return [m.strip() for m in methods.split(",") if m.strip()]
 
@@ -107,18 +130,18 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--users", type=int, default=16, help="users for beam search")
-    ap.add_argument("--exact-users", type=int, default=2, help="users for exact scoring")
+    ap.add_argument("--exact-users", type=int, default=8, help="users for exact scoring")
     ap.add_argument("--items", type=int, default=1349)
     ap.add_argument("--codes", type=int, default=48, help="codes per level for levels a, b, c")
     ap.add_argument("--prompt-len", type=int, default=300)
     ap.add_argument("--beams", type=int, default=20)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8, help="users per beam-search batch")
-    ap.add_argument("--exact-batch-size", type=int, default=2, help="users per exact-scoring batch")
+    ap.add_argument("--exact-batch-size", type=int, default=4, help="users per exact-scoring batch")
     ap.add_argument("--beam-methods", default="tree,batch", help="beam-search methods: tree, batch")
     ap.add_argument("--exact-methods", default="tree", help="exact-scoring methods: tree, expand")
     ap.add_argument(
-        "--max-tokens", type=int, default=1024, help="exact scoring: rows x tokens per forward"
+        "--max-tokens", type=int, default=4096, help="exact scoring: rows x tokens per forward"
     )
     ap.add_argument("--model", default=None, help="real weights: asset name, local path or HF id")
     ap.add_argument("--threads", type=int, default=None)
@@ -164,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     items = None
+    beam_rate: dict[str, float] = {}
     for method in _split(args.beam_methods):
         t = time.perf_counter()
         got, _ = constrained_beam_search(
@@ -177,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             method=method,
         )
         beam_s = time.perf_counter() - t
+        beam_rate[method] = args.users / beam_s
         assert (got >= 0).all()
         print(
             f"beam search, method {method} ({args.beams} beams, top-{args.top_k}, batch "
@@ -188,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         items = got
 
     exact = None
+    exact_rate: dict[str, float] = {}
     for method in _split(args.exact_methods):
         users = prompts[: args.exact_users]
         t = time.perf_counter()
@@ -200,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             max_tokens=args.max_tokens,
         )
         ex_s = time.perf_counter() - t
+        exact_rate[method] = args.exact_users / ex_s
         print(
             f"exact scoring, method {method} (batch {args.exact_batch_size}, max_tokens "
             f"{args.max_tokens}): {args.exact_users} users x {args.items} items in {ex_s:.1f}s = "
@@ -220,6 +247,16 @@ def main(argv: list[str] | None = None) -> None:
             f"beam top-{k} overlap with exact top-{k}: {np.mean(agree):.2f} "
             f"(over {len(agree)} users; random weights, so only a sanity figure)"
         )
+    if beam_rate and exact_rate:
+        bm = max(beam_rate, key=beam_rate.__getitem__)
+        floor = flop_ratio(model, trie, float(np.mean([len(p) for p in prompts])), args.beams)
+        print(f"arithmetic floor of the ratio (multiply-adds, exact / beam): {floor:.1f}x")
+        for em, rate in exact_rate.items():
+            print(
+                f"exact ({em}) {rate:.3f} users/s vs beam ({bm}, {args.beams} beams) "
+                f"{beam_rate[bm]:.3f} users/s: exact costs {beam_rate[bm] / rate:.2f}x the beam "
+                f"search per user (same model and prompts; target <= 2x)"
+            )
 
 
 if __name__ == "__main__":
