@@ -284,8 +284,8 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> Staged:
     """Stage a file's rows (line_no, raw, parse_error, canonical fields as text).
 
     Returns the SELECT that yields them, for the check to run as its `{stage}` part: delimited
-    text (the bulk of large inputs) is split inside the check, in one pass with no table of
-    its own; the other readers fill the temp table `stage`."""
+    text and JSON (the bulk of large inputs) are parsed inside the check, in one pass with no
+    table of their own; the other readers fill the temp table `stage`."""
     loc, n_fields = resolve_fields(path, src)
     cols = {f"c_{f}": loc.get(f) for f in FIELDS}
     run(con, "ingest/no_rejects")
@@ -294,12 +294,11 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> Staged:
         return STAGE_TABLE
     if src.reader == "json_items" and _is_json_document(path):
         run(con, "ingest/docs_json_object", {"path": str(path)})
-        run(
-            con,
-            "ingest/stage_json",
-            {"invalid_reason": "entry is not a JSON object", **cols, "c_item_id": "$.item_id"},
-        )
-        return STAGE_TABLE
+        return "ingest/rows_json", {
+            "invalid_reason": "entry is not a JSON object",
+            **cols,
+            "c_item_id": "$.item_id",
+        }
     load_raw_lines(con, path, src.encoding)
     if src.stage_sql:
         run(con, src.stage_sql, {"genres": list(ML100K_GENRES)})
@@ -327,7 +326,7 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, src: Source) -> Staged:
             invalid = "broken JSON (unparseable or truncated line)"
         if src.reader == "json_items":
             cols["c_item_id"] = cols["c_item_id"] or "$.item_id"
-        run(con, "ingest/stage_json", {"invalid_reason": invalid, **cols})
+        return "ingest/rows_json", {"invalid_reason": invalid, **cols}
     return STAGE_TABLE
 
 

@@ -1,6 +1,6 @@
--- JSON documents to staged rows: fields by JSON path; a list-valued description is joined,
--- and categories may be a string, a list, or a list of lists (Amazon 2014).
-CREATE OR REPLACE TEMP TABLE stage AS
+-- JSON documents (the `docs` view) as staged rows: fields by JSON path; a list-valued
+-- description is joined, and categories may be a string, a list, or a list of lists (Amazon
+-- 2014). One SELECT, run inside the check that consumes it (no table of its own).
 WITH d AS (
     SELECT line_no, raw, CASE WHEN json_valid(doc_text) THEN doc_text::JSON END AS doc
     FROM docs
@@ -30,4 +30,4 @@ SELECT line_no, raw,
             THEN TRY_CAST(json_extract(doc, $c_categories) AS VARCHAR[])
             WHEN json_type(doc, $c_categories) = 'VARCHAR'
             THEN [json_extract_string(doc, $c_categories)] END AS categories
-FROM d;
+FROM d
