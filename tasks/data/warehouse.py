@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 from filelock import FileLock, Timeout
 
+from .. import defaults
 from ..settings import default_warehouse
 
 LOCK_TIMEOUT_S = 600.0
@@ -187,10 +188,16 @@ def _holder(owner: Path) -> str:
     return f"pid {pid} ({command or 'hoprec'})"
 
 
+def memory_limit() -> str:
+    """DuckDB's memory cap for the warehouse: HOPREC_MEMORY_LIMIT ('8GB', '50%'), else the
+    default. Past it, temp tables spill to disk rather than the process being killed."""
+    return os.environ.get("HOPREC_MEMORY_LIMIT") or defaults.MEMORY_LIMIT
+
+
 def _open(db: Path) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, with the errors a user can act on put in words."""
     try:
-        return duckdb.connect(str(db))
+        return duckdb.connect(str(db), config={"memory_limit": memory_limit()})
     except duckdb.Error as exc:
         text = str(exc)
         if "lock" in text.lower():
@@ -199,6 +206,11 @@ def _open(db: Path) -> duckdb.DuckDBPyConnection:
             raise WarehouseBusy(
                 f"warehouse {db} is open in {who} (a DuckDB shell or notebook, even read-only, "
                 "blocks writers); close it and run again"
+            ) from None
+        if "memory" in text.lower() and not db.is_dir():
+            raise ValueError(
+                f"memory limit {memory_limit()!r} (HOPREC_MEMORY_LIMIT) is not a size DuckDB "
+                "reads; use e.g. 8GB or 50%"
             ) from None
         if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text:
             raise WarehouseError(
