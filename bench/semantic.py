@@ -1,6 +1,15 @@
-"""Semantic top-K benchmark: hoprec's blocked exact `cosine_topk` next to a plain numpy full matrix.
+"""Semantic top-K benchmark: hoprec's blocked exact `cosine_topk` next to a plain numpy full matrix,
+and (--ann) the approximate index (tasks/relations/ann.py) next to exact.
 
     python bench/semantic.py [--n 100000] [--d 384] [--k 20] [--block 2048] [--seed 0] [--ref-n N]
+    python bench/semantic.py --ann [--sizes 100000 1000000] [--d 384] [--queries 2000]
+
+--ann: clustered synthetic unit vectors (--clusters random centres, per-cluster noise of norm
+0.5..1.5 times the centre's), so neighbours mean something as in text embeddings; isotropic
+random vectors in 384 dimensions have no near neighbours at all. For each size it times the
+index over every item, the exact top-10 of a seeded sample of --queries items (the exact time
+of all items is measured in full up to --exact-full items and otherwise estimated from that
+sample, which the output says), and recall@10 of the index against exact on that sample.
 
 Seeded random unit vectors. The numpy reference is what one would write first: the whole n x n
 score matrix (V @ V.T), diagonal set to -inf, argpartition for the top k, then a sort. It needs
@@ -38,6 +47,71 @@ def unit_vectors(n: int, d: int, seed: int) -> np.ndarray:
         v[a : a + GEN_CHUNK] = rng.standard_normal((min(GEN_CHUNK, n - a), d), dtype=np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return v
+
+
+def clustered_vectors(n: int, d: int, seed: int, clusters: int = 2048) -> np.ndarray:
+    """Seeded clustered unit vectors; the first m rows do not depend on n."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noise = rng.uniform(0.5, 1.5, clusters).astype(np.float32) / np.sqrt(d)
+    draw = np.random.default_rng([seed, 1])
+    v = np.empty((n, d), np.float32)
+    for a in range(0, n, GEN_CHUNK):
+        m = min(GEN_CHUNK, n - a)
+        label = draw.integers(0, clusters, m)
+        v[a : a + m] = centres[label] + noise[label, None] * draw.standard_normal(
+            (m, d), dtype=np.float32
+        )
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def ann_bench(args: argparse.Namespace) -> int:
+    """ANN vs exact at each size: time, recall@10 on a sample, ratios."""
+    from hoprec.tasks.relations.ann import n_lists, n_probe, resolve_index
+    from hoprec.tasks.relations.embeddings import cosine_topk, semantic_topk
+
+    print(
+        f"semantic top-10, approximate index vs exact: {args.d}-d clustered unit vectors "
+        f"({args.clusters} clusters), seed {args.seed}, {len(os.sched_getaffinity(0))} CPU cores"
+    )
+    rows = []
+    for n in args.sizes:
+        v = clustered_vectors(n, args.d, args.seed, args.clusters)
+        q = np.sort(np.random.default_rng(args.seed + 1).choice(n, min(n, args.queries), False))
+        t = time.perf_counter()
+        nbrs, _ = semantic_topk(v, 10, "ann")
+        ann_s = time.perf_counter() - t
+        assert resolve_index("ann", n) == "ann"
+        t = time.perf_counter()
+        want, _ = cosine_topk(v, 10, args.block, rows=q)
+        sample_s = time.perf_counter() - t
+        if n <= args.exact_full:
+            t = time.perf_counter()
+            full, _ = cosine_topk(v, 10, args.block)
+            exact_s, how = time.perf_counter() - t, "measured"
+            assert (full[q] == want).all()
+        else:
+            exact_s, how = sample_s * n / len(q), f"estimated from {len(q):,} rows"
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(nbrs[q], want)]))
+        lists = n_lists(n)
+        print(
+            f"  n={n:>9,}: ann {ann_s:8.1f} s ({lists} lists, {n_probe(lists)} probed)   "
+            f"exact {exact_s:9.1f} s ({how})   exact/ann {exact_s / ann_s:6.1f}x   "
+            f"recall@10 {recall:.4f} on {len(q):,} items",
+            flush=True,
+        )
+        rows.append((n, ann_s, exact_s, recall))
+    if len(rows) > 1:
+        (n0, a0, e0, _), (n1, a1, e1, _) = rows[0], rows[-1]
+        print(
+            f"growth {n0:,} -> {n1:,} items ({n1 / n0:.0f}x): ann {a1 / a0:.1f}x, "
+            f"exact {e1 / e0:.1f}x"
+        )
+    ok = all(r[3] >= args.min_recall for r in rows)
+    print("OK" if ok else f"RECALL BELOW {args.min_recall}")
+    return 0 if ok else 1
 
 
 def numpy_reference(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +220,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ref-n", type=int, default=0, help="n for the comparison (0: largest that fits)"
     )
+    p.add_argument("--ann", action="store_true", help="benchmark the approximate index instead")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="--ann: item counts"
+    )
+    p.add_argument("--clusters", type=int, default=2048, help="--ann: clusters of the vectors")
+    p.add_argument("--queries", type=int, default=2000, help="--ann: sampled items for recall@10")
+    p.add_argument(
+        "--exact-full",
+        type=int,
+        default=100_000,
+        help="--ann: time exact over all items up to this n, else estimate it from the sample",
+    )
+    p.add_argument("--min-recall", type=float, default=0.99, help="--ann: recall@10 target")
     p.add_argument("--child", choices=["hoprec", "numpy"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.ann:
+        return ann_bench(args)
     if args.child:
         child(args.child, args.n, args.d, args.k, args.block, args.seed, args.out)
         return 0

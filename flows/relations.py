@@ -9,6 +9,7 @@ from prefect import flow, unmapped
 
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
+from hoprec.tasks.relations.embeddings import semantic_index
 from hoprec.tasks.relations.pairs import count_shard_task
 from hoprec.tasks.relations.snapshots import (
     COLLABORATIVE,
@@ -88,8 +89,12 @@ def relations_flow(
     model: str = defaults.EMBEDDING_MODEL,
     shards: int = 1,
     force: bool = False,
+    index: str = defaults.SEMANTIC_INDEX,
 ) -> dict[str, Any]:
     """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
+    `index` is the semantic top-K search: exact, ann (FAISS) or auto (exact below
+    defaults.ANN_SWITCH_ITEMS items). It is not part of the snapshot's params hash: a stored
+    semantic snapshot is reused whichever index made it (--force recomputes).
     Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
     params = relation_params(
         window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth
@@ -98,7 +103,8 @@ def relations_flow(
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")
     wh = str(resolve(warehouse))
-    sem = semantic_step(wh, dataset, params, kinds, force)
+    with semantic_index(index):
+        sem = semantic_step(wh, dataset, params, kinds, force)
     sem_id = sem["snapshot_id"] if sem else None
     records = [sem] if sem and "semantic" in kinds else []
     for kind in (k for k in COLLABORATIVE if k in kinds):
@@ -119,7 +125,7 @@ def relations_flow(
                 wh, dataset, kind, as_of, params, sem_id, force or bool(files), files
             )
         )
-    report = relations_report(dataset, records)
+    report = relations_report(dataset, records, index)
     publish("relations-report", report, f"relation snapshots of {dataset}")
     return {
         "snapshots": records,
@@ -148,7 +154,7 @@ def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
+def relations_report(dataset: str, records: list[dict[str, Any]], index: str | None = None) -> str:
     """The markdown a person reads after a relations run."""
     lines = [f"# Relation snapshots of `{dataset}`", "", md_table(snapshot_rows(records))]
     for r in records:
@@ -164,7 +170,8 @@ def relations_report(dataset: str, records: list[dict[str, Any]]) -> str:
             s = r["stats"]
             lines.append(
                 f"\nsemantic: model `{p['model']}`, top-{p['top_k']}, "
-                f"{fmt(s.get('embedded_now'))} texts embedded now, "
+                + (f"search {index}, " if index else "")
+                + f"{fmt(s.get('embedded_now'))} texts embedded now, "
                 f"{fmt(s.get('embeddings_cached'))} from the cache."
             )
     return "\n".join(lines)

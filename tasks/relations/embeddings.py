@@ -1,8 +1,10 @@
-"""Semantic neighbours: item text embeddings (cached in the warehouse) and exact cosine top-K.
+"""Semantic neighbours: item text embeddings (cached in the warehouse) and cosine top-K.
 
 Encoding is the slow part, so every vector is cached in `item_embeddings` under (model, sha256 of
-the exact text encoded): a rerun encodes only new or edited items. The top-K is exact (no ANN
-index), computed block by block so memory stays O(block x n) instead of the n x n matrix.
+the exact text encoded): a rerun encodes only new or edited items. The top-K is exact below
+`defaults.ANN_SWITCH_ITEMS` items, computed block by block so memory stays O(block x n) instead of
+the n x n matrix; exact is quadratic, so larger catalogues use an approximate index (`ann.py`)
+unless `index="exact"` is asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pyarrow.compute as pc
 
 from .. import defaults
 from ..data.warehouse import run, sql_text, transaction
+from .ann import ann_topk, resolve_index
 
 log = logging.getLogger("hoprec.embeddings")
 
@@ -31,6 +36,21 @@ _TOPK_ROWS = 256  # rows selected at a time (bounds the candidate arrays)
 _SAMPLE = 8192  # columns sampled per row to bound its k-th best score
 
 Encoder = Callable[[list[str]], np.ndarray]
+
+# The index `semantic_neighbors` uses when not given one: the relations flow sets it around its
+# semantic step, since the snapshot task between them passes only RelationParams along.
+_INDEX: ContextVar[str] = ContextVar("hoprec_semantic_index", default=defaults.SEMANTIC_INDEX)
+
+
+@contextmanager
+def semantic_index(index: str) -> Iterator[None]:
+    """Within this block, `semantic_neighbors` uses `index` ("exact" | "ann" | "auto")."""
+    resolve_index(index, 0)  # reject an unknown name here, not deep inside a task
+    token = _INDEX.set(index)
+    try:
+        yield
+    finally:
+        _INDEX.reset(token)
 
 
 @dataclass
@@ -299,6 +319,32 @@ def neighbor_table(item_idx: np.ndarray, nbrs: np.ndarray, scores: np.ndarray) -
     )
 
 
+def semantic_topk(
+    vectors: np.ndarray, k: int, index: str = defaults.SEMANTIC_INDEX, block: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """`cosine_topk`'s answer, exactly or from the approximate index (see `ann.resolve_index`).
+
+    Both order a row by score descending, then index ascending, and leave the item itself out
+    by index. Rows whose probed lists held fewer than k candidates are computed exactly.
+    """
+    n = len(vectors)
+    how = resolve_index(index, n)
+    t0 = time.perf_counter()
+    if how == "exact":
+        nbrs, scores = cosine_topk(vectors, k, block)
+    else:
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors contain NaN or infinity")
+        nbrs, scores = ann_topk(vectors, k)
+        short = np.flatnonzero(~np.isfinite(scores).all(axis=1))  # fewer than k candidates
+        if len(short):
+            nbrs[short], scores[short] = cosine_topk(vectors, k, block, rows=short)
+    log.info(
+        "semantic top-%d of %d items: %s (%s) in %.1f s", k, n, how, index, time.perf_counter() - t0
+    )
+    return nbrs, scores
+
+
 def semantic_neighbors(
     con: duckdb.DuckDBPyConnection,
     dataset: str,
@@ -307,8 +353,13 @@ def semantic_neighbors(
     block: int = 2048,
     encoder: Encoder | None = None,
     batch_size: int = 64,
+    index: str | None = None,
 ) -> tuple[pa.Table, EmbedResult]:
-    """Each prepared item's exact top-k semantic neighbours (src, dst, score, rank) + vectors."""
+    """Each prepared item's top-k semantic neighbours (src, dst, score, rank) + vectors.
+
+    `index` ("exact" | "ann" | "auto"; None: the one `semantic_index` set, default "auto")
+    picks exact or approximate search; "auto" is exact below `defaults.ANN_SWITCH_ITEMS` items.
+    """
     emb = embed_items(con, dataset, model, batch_size, encoder)
-    nbrs, scores = cosine_topk(emb.vectors, k, block)
+    nbrs, scores = semantic_topk(emb.vectors, k, index or _INDEX.get(), block)
     return neighbor_table(emb.item_idx, nbrs, scores), emb
