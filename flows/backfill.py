@@ -43,11 +43,12 @@ def backfill_flow(
     strict: bool = False,
     model: str = defaults.EMBEDDING_MODEL,
     force: bool = False,
+    index: str = defaults.SEMANTIC_INDEX,
 ) -> dict[str, Any]:
     """Relation snapshots of `dataset` as of every date from `start` to `end`.
     Returns {"dates": the as-of dates, "snapshots": one record a snapshot, "report"}."""
     params = relation_params(
-        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth
+        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth, index
     )
     kinds = check_kinds(kinds or list(COLLABORATIVE))
     dates = [d.isoformat(sep=" ") for d in as_of_dates(start, end, every)]

@@ -177,6 +177,14 @@ def relation_options(p: argparse.ArgumentParser, kinds: str) -> None:
         help="sentence-transformers model: embedded asset name, local path or Hugging Face id",
     )
     opt(p, "--force", action="store_true", help="recompute even if the snapshot exists")
+    opt(
+        p,
+        "--index",
+        choices=("exact", "ann", "auto"),
+        default=D.SEMANTIC_INDEX,
+        help="semantic top-K search: exact, approximate (FAISS IVF, re-scored exactly), or auto "
+        f"(exact below {D.ANN_SWITCH_ITEMS:,} items)",
+    )
 
 
 def relations_options(p: argparse.ArgumentParser) -> None:
@@ -187,14 +195,6 @@ def relations_options(p: argparse.ArgumentParser) -> None:
         help="use events strictly before this date/time (default: all training events)",
     )
     relation_options(p, "transitions,cooccurrence,semantic")
-    opt(
-        p,
-        "--index",
-        choices=("exact", "ann", "auto"),
-        default=D.SEMANTIC_INDEX,
-        help="semantic top-K search: exact, approximate (FAISS IVF, re-scored exactly), or auto "
-        f"(exact below {D.ANN_SWITCH_ITEMS:,} items)",
-    )
     opt(p, "--shards", type=int, default=1, help="count pairs in N user shards, then sum")
     opt(
         p,

@@ -9,7 +9,6 @@ from prefect import flow, unmapped
 
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
-from hoprec.tasks.relations.embeddings import semantic_index
 from hoprec.tasks.relations.pairs import count_shard_task
 from hoprec.tasks.relations.snapshots import (
     COLLABORATIVE,
@@ -32,6 +31,7 @@ def relation_params(
     model: str,
     top_up_mode: str = defaults.TOP_UP_MODE,
     top_up_depth: int = defaults.TOP_UP_DEPTH,
+    index: str = defaults.SEMANTIC_INDEX,
 ) -> RelationParams:
     """Flow parameters -> validated RelationParams (the relations and backfill flows share it)."""
     return RelationParams(
@@ -44,6 +44,7 @@ def relation_params(
         model=model,
         top_up_mode=top_up_mode,  # type: ignore[arg-type]
         top_up_depth=top_up_depth,
+        index=index,
     )
 
 
@@ -93,18 +94,16 @@ def relations_flow(
 ) -> dict[str, Any]:
     """Make (or reuse) the relation snapshots of `dataset` from its events before `as_of`.
     `index` is the semantic top-K search: exact, ann (FAISS) or auto (exact below
-    defaults.ANN_SWITCH_ITEMS items). It is not part of the snapshot's params hash: a stored
-    semantic snapshot is reused whichever index made it (--force recomputes).
+    defaults.ANN_SWITCH_ITEMS items); it is part of the semantic snapshot's params.
     Returns {"snapshots": one record a snapshot, "ids": kind -> snapshot id, "report"}."""
     params = relation_params(
-        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth
+        window, weighting, directed, top_k, top_up, strict, model, top_up_mode, top_up_depth, index
     )
     kinds = check_kinds(kinds)
     if shards < 1:
         raise ValueError(f"--shards must be >= 1, got {shards}")
     wh = str(resolve(warehouse))
-    with semantic_index(index):
-        sem = semantic_step(wh, dataset, params, kinds, force)
+    sem = semantic_step(wh, dataset, params, kinds, force)
     sem_id = sem["snapshot_id"] if sem else None
     records = [sem] if sem and "semantic" in kinds else []
     for kind in (k for k in COLLABORATIVE if k in kinds):

@@ -90,12 +90,17 @@ def test_index_option_reaches_the_flow(tmp_path, ml100k_dir, prefect_api, monkey
     exact = relations_flow(**common)
     ann = relations_flow(**common, index="ann", top_k=5)  # new params: no cache hit
     assert seen == [defaults.SEMANTIC_INDEX, "ann"]
+    # the index is part of the snapshot's params: asking for another one recomputes, and
+    # --force recomputes the same request (it used to fail on a half-read result)
+    assert relations_flow(**common, index="exact")["snapshots"][0]["status"] == "computed"
+    again = relations_flow(**common, index="ann", top_k=5, force=True)
+    assert again["snapshots"][0]["status"] == "computed" and seen[-2:] == ["exact", "ann"]
     assert "search ann" in ann["report"]
     assert exact["snapshots"][0]["rows"] == 1349 * 10 and ann["snapshots"][0]["rows"] == 1349 * 5
     with connect(wh) as con:
         n_items = con.execute(
             "SELECT count(DISTINCT src), count(*) FILTER (WHERE src = dst) FROM semantic_neighbors"
             " WHERE snapshot_id = ?",
-            [ann["snapshots"][0]["snapshot_id"]],
+            [again["snapshots"][0]["snapshot_id"]],
         ).fetchone()
     assert n_items == (1349, 0)

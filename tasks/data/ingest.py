@@ -22,7 +22,15 @@ from ..errors import raise_if_environment
 from .assets import sha256_of
 from .formats import FORMATS, Format, Source, source_for
 from .staging import IngestError, check_fields_present, stage
-from .warehouse import fetch_dicts, fetch_row, fetch_value, row_count, run, transaction
+from .warehouse import (
+    fetch_dicts,
+    fetch_first,
+    fetch_row,
+    fetch_value,
+    row_count,
+    run,
+    transaction,
+)
 
 log = logging.getLogger("hoprec.ingest")
 
@@ -73,7 +81,9 @@ def ingest_file(
     sha = sha256_of(path)  # of the bytes as stored, compressed or not
     options = options_hash(src, ts_unit, ts_window)
     keys = {"dataset": dataset, "kind": src.kind, "sha256": sha}
-    prior = None if force else run(con, "ingest/find_batch", keys | {"options": options}).fetchone()
+    prior = (
+        None if force else fetch_first(run(con, "ingest/find_batch", keys | {"options": options}))
+    )
     earlier = (
         [b for (b,) in run(con, "ingest/earlier_batches", keys | {"path": str(path)}).fetchall()]
         if force

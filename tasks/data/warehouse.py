@@ -102,9 +102,16 @@ def fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def fetch_first(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a result, or None. The result is read to its end: a half-read result
+    leaves the connection busy, and the next `con.sql()` on it then fails."""
+    rows = cur.fetchall()
+    return rows[0] if rows else None
+
+
 def fetch_row(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
     """The single row of a result that always has one (an aggregate, a count)."""
-    row = cur.fetchone()
+    row = fetch_first(cur)
     if row is None:
         raise LookupError("the query returned no row")
     return row

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,21 +34,6 @@ _TOPK_ROWS = 256  # rows selected at a time (bounds the candidate arrays)
 _SAMPLE = 8192  # columns sampled per row to bound its k-th best score
 
 Encoder = Callable[[list[str]], np.ndarray]
-
-# The index `semantic_neighbors` uses when not given one: the relations flow sets it around its
-# semantic step, since the snapshot task between them passes only RelationParams along.
-_INDEX: ContextVar[str] = ContextVar("hoprec_semantic_index", default=defaults.SEMANTIC_INDEX)
-
-
-@contextmanager
-def semantic_index(index: str) -> Iterator[None]:
-    """Within this block, `semantic_neighbors` uses `index` ("exact" | "ann" | "auto")."""
-    resolve_index(index, 0)  # reject an unknown name here, not deep inside a task
-    token = _INDEX.set(index)
-    try:
-        yield
-    finally:
-        _INDEX.reset(token)
 
 
 @dataclass
@@ -353,13 +336,13 @@ def semantic_neighbors(
     block: int = 2048,
     encoder: Encoder | None = None,
     batch_size: int = 64,
-    index: str | None = None,
+    index: str = defaults.SEMANTIC_INDEX,
 ) -> tuple[pa.Table, EmbedResult]:
     """Each prepared item's top-k semantic neighbours (src, dst, score, rank) + vectors.
 
-    `index` ("exact" | "ann" | "auto"; None: the one `semantic_index` set, default "auto")
-    picks exact or approximate search; "auto" is exact below `defaults.ANN_SWITCH_ITEMS` items.
+    `index` ("exact" | "ann" | "auto") picks exact or approximate search; "auto" is exact below
+    `defaults.ANN_SWITCH_ITEMS` items.
     """
     emb = embed_items(con, dataset, model, batch_size, encoder)
-    nbrs, scores = semantic_topk(emb.vectors, k, index or _INDEX.get(), block)
+    nbrs, scores = semantic_topk(emb.vectors, k, index, block)
     return neighbor_table(emb.item_idx, nbrs, scores), emb

@@ -23,7 +23,8 @@ from typing import Any, Literal
 import duckdb
 
 from .. import defaults
-from ..data.warehouse import fetch_dict, fetch_value, run, transaction
+from ..data.warehouse import fetch_dict, fetch_first, fetch_value, run, transaction
+from .ann import resolve_index
 from .dates import parse_as_of, ts_text
 from .pairs import count_pairs, export_input, lcm_upto, load_input, shard_dir
 from .top_up import MODES, top_up_table
@@ -53,6 +54,7 @@ class RelationParams:
     top_up_depth: int = defaults.TOP_UP_DEPTH  # semantic neighbours searched (IIRG: 500)
     strict: bool = False  # also drop validation targets
     model: str = defaults.EMBEDDING_MODEL  # sentence-transformers model for semantic
+    index: str = defaults.SEMANTIC_INDEX  # semantic top-K search: exact | ann | auto
 
     def __post_init__(self) -> None:
         if not 1 <= self.window <= 50:
@@ -65,6 +67,7 @@ class RelationParams:
             raise ValueError(f"top_up_mode must be one of {MODES}, got {self.top_up_mode!r}")
         if self.top_up_depth < 1:
             raise ValueError(f"top_up_depth must be >= 1, got {self.top_up_depth}")
+        resolve_index(self.index, 0)  # an unknown index name fails here, not inside a task
 
     def spec(self, kind: str) -> dict[str, Any]:
         """What a snapshot of `kind` depends on (besides data fingerprints)."""
@@ -96,7 +99,7 @@ class RelationParams:
                 }
             return spec
         if kind == "semantic":
-            return {"kind": kind, "model": self.model, "top_k": self.top_k}
+            return {"kind": kind, "model": self.model, "top_k": self.top_k, "index": self.index}
         raise ValueError(f"unknown relation kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
@@ -117,7 +120,7 @@ class Snapshot:
 
 def fingerprints(con: duckdb.DuckDBPyConnection, dataset: str, kind: str) -> dict[str, str]:
     """Content fingerprints a snapshot depends on; missing prepare is a clear error."""
-    row = run(con, "relations/prepared_fingerprint", {"dataset": dataset}).fetchone()
+    row = fetch_first(run(con, "relations/prepared_fingerprint", {"dataset": dataset}))
     if not row or not row[0]:
         raise ValueError(
             f"dataset {dataset!r} has no prepared sequences (or they predate "
@@ -166,11 +169,13 @@ def snapshot_params(
 def find_snapshot(
     con: duckdb.DuckDBPyConnection, dataset: str, kind: str, as_of: datetime | None, phash: str
 ) -> tuple | None:
-    return run(
-        con,
-        "relations/find_snapshot",
-        {"dataset": dataset, "kind": kind, "params_hash": phash, "as_of": ts_text(as_of)},
-    ).fetchone()
+    return fetch_first(
+        run(
+            con,
+            "relations/find_snapshot",
+            {"dataset": dataset, "kind": kind, "params_hash": phash, "as_of": ts_text(as_of)},
+        )
+    )
 
 
 # --- building and storing snapshots ---------------------------------------------------------
@@ -224,7 +229,9 @@ def build_semantic(
     """Temp table `rel_out` with each item's exact cosine top-K; returns embedding statistics."""
     from .embeddings import semantic_neighbors
 
-    table, emb = semantic_neighbors(con, dataset, spec["model"], spec["top_k"], encoder=encoder)
+    table, emb = semantic_neighbors(
+        con, dataset, spec["model"], spec["top_k"], encoder=encoder, index=spec["index"]
+    )
     con.register("rel_semantic", table)
     try:
         run(con, "relations/semantic_rows")
@@ -310,7 +317,7 @@ def snapshot(
 
 def _semantic_hash(con: duckdb.DuckDBPyConnection, semantic_id: int | None) -> str:
     """The params hash of the semantic snapshot a top-up reads (so a new one invalidates)."""
-    row = run(con, "relations/semantic_params_hash", {"snapshot_id": semantic_id}).fetchone()
+    row = fetch_first(run(con, "relations/semantic_params_hash", {"snapshot_id": semantic_id}))
     if not row:
         raise ValueError(f"semantic snapshot #{semantic_id} does not exist")
     return row[0]
