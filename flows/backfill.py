@@ -15,7 +15,8 @@ from hoprec.flows.relations import check_kinds, relation_params, semantic_step, 
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.relations.dates import as_of_dates
-from hoprec.tasks.relations.snapshots import COLLABORATIVE, dated_snapshots_task
+from hoprec.tasks.relations.snapshot_tasks import dated_snapshots_task
+from hoprec.tasks.relations.snapshots import COLLABORATIVE
 from hoprec.tasks.reports import md_table, publish, publish_table
 
 

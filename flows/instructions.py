@@ -18,7 +18,8 @@ from hoprec.tasks.llm.instructions import (
     token_lengths_task,
 )
 from hoprec.tasks.llm.train import find_build
-from hoprec.tasks.relations.snapshots import relation_snapshot_task, snapshot_params
+from hoprec.tasks.relations.snapshot_tasks import relation_snapshot_task
+from hoprec.tasks.relations.snapshots import snapshot_params
 from hoprec.tasks.reports import md_table, publish
 
 

@@ -10,14 +10,12 @@ from prefect import flow, unmapped
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.relations.pairs import count_shard_task
-from hoprec.tasks.relations.snapshots import (
-    COLLABORATIVE,
-    KINDS,
-    RelationParams,
+from hoprec.tasks.relations.snapshot_tasks import (
     export_input_task,
     relation_snapshot_task,
     semantic_snapshot_task,
 )
+from hoprec.tasks.relations.snapshots import COLLABORATIVE, KINDS, RelationParams
 from hoprec.tasks.reports import fmt, md_table, publish
 
 

@@ -85,7 +85,7 @@ def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
 
 
 def test_backfill_resumes_after_a_crash(ml_wh, prefect_api, monkeypatch):
-    import hoprec.tasks.relations.snapshots as rel
+    import hoprec.tasks.relations.snapshot_tasks as rel
     from hoprec.flows.backfill import backfill_flow
 
     args = dict(
