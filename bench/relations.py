@@ -181,7 +181,16 @@ def sharded_child(args: argparse.Namespace) -> dict:
             )
         counted = time.perf_counter()
         shard_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        snap = snapshot(con, "synth", "cooccurrence", None, params, force=True, shard_files=outs)
+        snap = snapshot(
+            con,
+            "synth",
+            "cooccurrence",
+            None,
+            params,
+            force=True,
+            shard_files=outs,
+            shard_input=str(events),
+        )
         seconds = time.perf_counter() - started
     for f in folder.iterdir():
         f.unlink()

@@ -105,7 +105,7 @@ def relations_flow(
     sem_id = sem["snapshot_id"] if sem else None
     records = [sem] if sem and "semantic" in kinds else []
     for kind in (k for k in COLLABORATIVE if k in kinds):
-        files = None
+        files, exported = None, None
         if shards > 1:
             plan = export_input_task(wh, dataset, kind, as_of, params, sem_id, force)
             if not plan["cached"]:
@@ -116,10 +116,10 @@ def relations_flow(
                     unmapped(plan["spec"]),
                     unmapped(plan["folder"]),
                 )
-                files = [f.result() for f in futures]
+                files, exported = [f.result() for f in futures], plan["input"]
         records.append(
             relation_snapshot_task(
-                wh, dataset, kind, as_of, params, sem_id, force or bool(files), files
+                wh, dataset, kind, as_of, params, sem_id, force or bool(files), files, exported
             )
         )
     report = relations_report(dataset, records, index)

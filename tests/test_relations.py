@@ -320,3 +320,10 @@ def test_sharded_counts_equal_single_run(con, tmp_path: Path, kind: str):
     assert sharded.stats["shards"] == 3
     assert len(expected) > 100
     assert con.execute(cols, [sharded.snapshot_id]).fetchall() == expected
+    # popularity and statistics from the export (the input never loaded whole): same result
+    streamed = snapshot(
+        con, "syn", kind, at, p, force=True, shard_files=files, shard_input=str(path)
+    )
+    assert con.execute(cols, [streamed.snapshot_id]).fetchall() == expected
+    counts = ("events", "users", "items")
+    assert {c: streamed.stats[c] for c in counts} == {c: single.stats[c] for c in counts}

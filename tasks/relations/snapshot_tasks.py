@@ -42,6 +42,7 @@ def relation_snapshot_task(
     semantic_id: int | None = None,
     force: bool = False,
     shard_files: list[str] | None = None,
+    shard_input: str | None = None,
 ) -> dict[str, Any]:
     """One transitions or co-occurrence snapshot (merging shard files when given; once it is
     stored, the shard folder with its input export goes)."""
@@ -56,6 +57,7 @@ def relation_snapshot_task(
                 force=force,
                 semantic_id=semantic_id,
                 shard_files=shard_files,
+                shard_input=shard_input,
             )
         )
     for folder in {Path(f).parent for f in shard_files or []}:

@@ -184,9 +184,16 @@ def build_collaborative(
     as_of: datetime | None,
     semantic_id: int | None,
     shard_files: list[str] | None = None,
+    shard_input: str | None = None,
 ) -> dict[str, Any]:
-    """Temp table `rel_out` for transitions/co-occurrence; returns input statistics."""
-    load_input(con, dataset, as_of, spec["strict"])
+    """Temp table `rel_out` for transitions/co-occurrence; returns input statistics.
+
+    Merging shards, popularity and statistics come from the events the shards were counted
+    from (`shard_input`, their Parquet export) when given, so the input is never loaded whole."""
+    if shard_files and shard_input:
+        run(con, "relations/popularity_from_export", {"path": shard_input})
+    else:
+        load_input(con, dataset, as_of, spec["strict"])
     lcm = lcm_upto(spec["window"]) if spec["weighting"] == "inverse-hop" else 1
     rank = {"directed": spec["directed"], "lcm": lcm, "top_k": spec["top_k"]}
     run(con, "relations/drop_ranked")
@@ -218,6 +225,8 @@ def build_collaborative(
     else:
         run(con, "relations/no_top_up")
     run(con, "relations/collaborative_rows", {"top_up": top_up})
+    if shard_files and shard_input:
+        return fetch_dict(run(con, "relations/input_stats_from_export", {"path": shard_input}))
     return fetch_dict(run(con, "relations/input_stats"))
 
 
@@ -254,6 +263,7 @@ def snapshot(
     semantic_id: int | None = None,
     shard_files: list[str] | None = None,
     encoder: Any = None,
+    shard_input: str | None = None,
 ) -> Snapshot:
     """Make (or reuse) the snapshot of `kind` for `dataset` as of `as_of`.
 
@@ -275,7 +285,9 @@ def snapshot(
         if kind == "semantic":
             stats = build_semantic(con, dataset, spec, encoder)
         else:
-            stats = build_collaborative(con, dataset, spec, at, semantic_id, shard_files)
+            stats = build_collaborative(
+                con, dataset, spec, at, semantic_id, shard_files, shard_input
+            )
         stats |= fetch_dict(run(con, "relations/out_stats"))
         stats["shards"] = len(shard_files or []) or 1
         seconds = time.perf_counter() - started
