@@ -1,10 +1,2 @@
--- The snapshot's training events: prepared sequences strictly before $as_of, never a test
--- target, and in strict mode never a validation target either. What is dropped is always a
--- suffix of a user's sequence, so each user's kept events stay in order.
-CREATE OR REPLACE TEMP TABLE rel_input AS
-SELECT user_idx, pos, item_idx
-FROM sequences
-WHERE dataset = $dataset
-  AND ts < CAST($as_of AS TIMESTAMP)
-  AND split <> 'test'
-  AND (NOT $strict OR split <> 'valid');
+-- The snapshot's training events as the temp table `rel_input` (see relations/input_rows).
+CREATE OR REPLACE TEMP TABLE rel_input AS SELECT * FROM {rows};

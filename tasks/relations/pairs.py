@@ -17,7 +17,7 @@ import duckdb
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ..data.warehouse import export_parquet, run
+from ..data.warehouse import export_parquet, run, sql_text
 from ..settings import stage_dir
 from .dates import ts_text
 
@@ -31,12 +31,14 @@ def load_input(
     con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool
 ) -> None:
     """Temp tables `rel_input` (the snapshot's events) and `rel_pop` (item popularity)."""
-    run(
-        con,
-        "relations/input",
-        {"dataset": dataset, "strict": strict, "as_of": ts_text(as_of) or "infinity"},
-    )
+    params = input_params(dataset, as_of, strict)
+    run(con, "relations/input", params, parts={"rows": "relations/input_rows"})
     run(con, "relations/popularity")
+
+
+def input_params(dataset: str, as_of: datetime | None, strict: bool) -> dict[str, Any]:
+    """The parameters of `relations/input_rows`."""
+    return {"dataset": dataset, "strict": strict, "as_of": ts_text(as_of) or "infinity"}
 
 
 def count_pairs(con: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> None:
@@ -51,10 +53,11 @@ def count_pairs(con: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> None:
 def export_input(
     con: duckdb.DuckDBPyConnection, dataset: str, as_of: datetime | None, strict: bool, path: Path
 ) -> Path:
-    """Write a snapshot's events to Parquet, so shards can run anywhere without the warehouse."""
-    load_input(con, dataset, as_of, strict)
+    """Write a snapshot's events to Parquet, so shards can run anywhere without the warehouse.
+    Streamed from the warehouse: the events are never held whole in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    export_parquet(con, "SELECT user_idx, pos, item_idx FROM rel_input", path)
+    rows = sql_text("relations/input_rows")
+    export_parquet(con, rows, path, input_params(dataset, as_of, strict))
     return path
 
 
