@@ -1,31 +1,35 @@
 """The backfill flow: one relation snapshot set per as-of date, as mapped tasks.
 
-Idempotent and resumable: every date's snapshots commit on their own and the registry answers
-repeats, so a rerun after a crash computes only the dates that are missing.
+Each date's events are exported to Parquet (a short warehouse session), its pairs are counted
+from that file with no warehouse at all, so dates count in parallel, and only the merge and
+write take the warehouse again. Idempotent and resumable: every date's snapshots commit on
+their own and the registry answers repeats, so a rerun after a crash computes only the dates
+that are missing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from hoprec.flows.relations import check_kinds, relation_params, semantic_step, snapshot_rows
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.relations.dates import as_of_dates
-from hoprec.tasks.relations.snapshot_tasks import dated_snapshots_task
+from hoprec.tasks.relations.pairs import count_shard_task
+from hoprec.tasks.relations.snapshot_tasks import export_input_task, relation_snapshot_task
 from hoprec.tasks.relations.snapshots import COLLABORATIVE
 from hoprec.tasks.reports import md_table, publish, publish_table
 
 
-# One worker: the warehouse has one writer at a time, so dates run one after another (each
-# still shows as its own task run in the UI).
+# Counting runs on BACKFILL_WORKERS threads (DuckDB releases the GIL); warehouse sessions wait
+# for each other inside the process (`warehouse.connect`), one writer at a time.
 @flow(
     name="backfill",
     flow_run_name="backfill {dataset} {start}..{end} every {every}",
-    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]  # prefect stubs
+    task_runner=ThreadPoolTaskRunner(max_workers=defaults.BACKFILL_WORKERS),  # type: ignore[arg-type]
 )
 def backfill_flow(
     dataset: str,
@@ -55,19 +59,26 @@ def backfill_flow(
     dates = [d.isoformat(sep=" ") for d in as_of_dates(start, end, every)]
     wh = str(resolve(warehouse))
     sem = semantic_step(wh, dataset, params, kinds, force)
-    collab = [k for k in COLLABORATIVE if k in kinds]
-    futures = dated_snapshots_task.map(
-        unmapped(wh),
-        unmapped(dataset),
-        dates,
-        unmapped(params),
-        unmapped(sem["snapshot_id"] if sem else None),
-        unmapped(collab),
-        unmapped(force),
-    )
-    records = ([sem] if sem and "semantic" in kinds else []) + [
-        r for f in futures for r in f.result()
+    sem_id = sem["snapshot_id"] if sem else None
+    jobs = [(d, k) for d in dates for k in COLLABORATIVE if k in kinds]
+    plans = [export_input_task.submit(wh, dataset, k, d, params, sem_id, force) for d, k in jobs]
+    counts = [
+        None
+        if plan.result()["cached"]
+        else count_shard_task.submit(
+            plan.result()["input"], 0, 1, plan.result()["spec"], plan.result()["folder"]
+        )
+        for plan in plans
     ]
+    writes = [
+        relation_snapshot_task.submit(wh, dataset, k, d, params, sem_id, force)
+        if count is None
+        else relation_snapshot_task.submit(
+            wh, dataset, k, d, params, sem_id, True, [count.result()], plan.result()["input"]
+        )
+        for (d, k), plan, count in zip(jobs, plans, counts)
+    ]
+    records = ([sem] if sem and "semantic" in kinds else []) + [w.result() for w in writes]
     report = backfill_report(dataset, dates, every, records)
     publish("backfill-report", report, f"backfill of {dataset}")
     publish_table(

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -246,6 +247,25 @@ def connect(
     if db.is_dir():
         raise WarehouseError(f"warehouse path {db} is a directory; name a file (--warehouse)")
     db.parent.mkdir(parents=True, exist_ok=True)
+    with _thread_lock(db):  # this process's own tasks queue here, silently
+        with _locked(db, lock_timeout) as con:
+            yield con
+
+
+def _thread_lock(db: Path) -> threading.Lock:
+    """One lock per warehouse for the threads of this process: a flow's parallel tasks wait
+    for each other here, and only other processes are reported as holders."""
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(db, threading.Lock())
+
+
+_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _locked(db: Path, lock_timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse opened under its file lock (one writer process at a time)."""
     lock = FileLock(str(db) + ".lock")
     owner = Path(str(db) + ".lock.owner")
     try:
