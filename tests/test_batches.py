@@ -224,3 +224,33 @@ def test_warehouse_errors_a_user_can_act_on(wh, tmp_path, caplog):
     with pytest.raises(WarehouseError, match="is a directory"):
         with connect(tmp_path):
             pass
+
+
+def test_threads_of_one_process_queue_for_the_warehouse_silently(wh, caplog):
+    """A flow's parallel tasks (backfill) wait for each other without the 'in use by' notice,
+    which is for other processes."""
+    import logging
+    import threading
+    import time
+
+    from hoprec.tasks.data.warehouse import LOCK_NOTICE_S, connect
+
+    order: list[str] = []
+    entered = threading.Event()
+
+    def hold() -> None:
+        with connect(wh):
+            order.append("first in")
+            entered.set()
+            time.sleep(LOCK_NOTICE_S + 1)
+            order.append("first out")
+
+    first = threading.Thread(target=hold)
+    first.start()
+    entered.wait(30)
+    with caplog.at_level(logging.WARNING, logger="hoprec.warehouse"):
+        with connect(wh):
+            order.append("second in")
+    first.join()
+    assert order == ["first in", "first out", "second in"]
+    assert "in use by" not in caplog.text

@@ -72,6 +72,9 @@ def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
     assert len({r["as_of"] for r in first}) == 8
     events = [r["stats"]["events"] for r in first if r["kind"] == "transitions"]
     assert events == sorted(events) and events[0] < events[-1]  # later dates see more events
+    from hoprec.tasks.settings import stage_dir
+
+    assert not list(stage_dir("relations", "ml100k").glob("**/*.parquet"))  # exports cleaned up
     second = backfill_flow(**args)["snapshots"]
     assert {r["status"] for r in second} == {"cached"}
     assert [r["snapshot_id"] for r in second] == [r["snapshot_id"] for r in first]
