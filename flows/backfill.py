@@ -1,17 +1,19 @@
 """The backfill flow: one relation snapshot set per as-of date, as mapped tasks.
 
-Each date's events are exported to Parquet (a short warehouse session), its pairs are counted
-from that file with no warehouse at all, so dates count in parallel, and only the merge and
-write take the warehouse again. Idempotent and resumable: every date's snapshots commit on
-their own and the registry answers repeats, so a rerun after a crash computes only the dates
-that are missing.
+By default each date's snapshots are computed in one warehouse session, one date after another
+(the fastest way on one machine). `from_exports` instead exports each date's events to Parquet
+(a short warehouse session), counts its pairs from that file with no warehouse, two dates at a
+time, and takes the warehouse again only to merge and write: for more cores, or to leave the
+warehouse free for other writers while counting (bench/backfill.py compares them). Idempotent
+and resumable either way: every date's snapshots commit on their own and the registry answers
+repeats, so a rerun after a crash computes only the dates that are missing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from hoprec.flows.relations import check_kinds, relation_params, semantic_step, snapshot_rows
@@ -19,17 +21,21 @@ from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import resolve
 from hoprec.tasks.relations.dates import as_of_dates
 from hoprec.tasks.relations.pairs import count_shard_task
-from hoprec.tasks.relations.snapshot_tasks import export_input_task, relation_snapshot_task
+from hoprec.tasks.relations.snapshot_tasks import (
+    dated_snapshots_task,
+    export_input_task,
+    relation_snapshot_task,
+)
 from hoprec.tasks.relations.snapshots import COLLABORATIVE
 from hoprec.tasks.reports import md_table, publish, publish_table
 
 
-# Counting runs on BACKFILL_WORKERS threads (DuckDB releases the GIL); warehouse sessions wait
-# for each other inside the process (`warehouse.connect`), one writer at a time.
+# Two threads: with from_exports, dates count in parallel (DuckDB releases the GIL); warehouse
+# sessions wait for each other inside the process (`warehouse.connect`), one writer at a time.
 @flow(
     name="backfill",
     flow_run_name="backfill {dataset} {start}..{end} every {every}",
-    task_runner=ThreadPoolTaskRunner(max_workers=defaults.BACKFILL_WORKERS),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=defaults.BACKFILL_THREADS),  # type: ignore[arg-type]
 )
 def backfill_flow(
     dataset: str,
@@ -49,6 +55,7 @@ def backfill_flow(
     model: str = defaults.EMBEDDING_MODEL,
     force: bool = False,
     index: str = defaults.SEMANTIC_INDEX,
+    from_exports: bool = False,
 ) -> dict[str, Any]:
     """Relation snapshots of `dataset` as of every date from `start` to `end`.
     Returns {"dates": the as-of dates, "snapshots": one record a snapshot, "report"}."""
@@ -60,6 +67,42 @@ def backfill_flow(
     wh = str(resolve(warehouse))
     sem = semantic_step(wh, dataset, params, kinds, force)
     sem_id = sem["snapshot_id"] if sem else None
+    if from_exports:
+        writes = counted_from_exports(wh, dataset, dates, kinds, params, sem_id, force)
+    else:
+        collab = [k for k in COLLABORATIVE if k in kinds]
+        dated = dated_snapshots_task.map(
+            unmapped(wh),
+            unmapped(dataset),
+            dates,
+            unmapped(params),
+            unmapped(sem_id),
+            unmapped(collab),
+            unmapped(force),
+        )
+        writes = [r for f in dated for r in f.result()]
+    records = ([sem] if sem and "semantic" in kinds else []) + writes
+    report = backfill_report(dataset, dates, every, records)
+    publish("backfill-report", report, f"backfill of {dataset}")
+    publish_table(
+        "backfill-snapshots",
+        snapshot_rows(records),
+        f"relation snapshots of {dataset}, one row each",
+    )
+    return {"dates": dates, "snapshots": records, "report": report}
+
+
+def counted_from_exports(
+    wh: str,
+    dataset: str,
+    dates: list[str],
+    kinds: list[str],
+    params: Any,
+    sem_id: int | None,
+    force: bool,
+) -> list[dict[str, Any]]:
+    """Each (date, kind): export its events, count them from the file (no warehouse, on the
+    flow's threads), then merge and write; a cached snapshot is only looked up."""
     jobs = [(d, k) for d in dates for k in COLLABORATIVE if k in kinds]
     plans = [export_input_task.submit(wh, dataset, k, d, params, sem_id, force) for d, k in jobs]
     counts = [
@@ -78,15 +121,7 @@ def backfill_flow(
         )
         for (d, k), plan, count in zip(jobs, plans, counts)
     ]
-    records = ([sem] if sem and "semantic" in kinds else []) + [w.result() for w in writes]
-    report = backfill_report(dataset, dates, every, records)
-    publish("backfill-report", report, f"backfill of {dataset}")
-    publish_table(
-        "backfill-snapshots",
-        snapshot_rows(records),
-        f"relation snapshots of {dataset}, one row each",
-    )
-    return {"dates": dates, "snapshots": records, "report": report}
+    return [w.result() for w in writes]
 
 
 def backfill_report(

@@ -218,6 +218,14 @@ def backfill_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", required=True, help="last as-of date (included)")
     opt(p, "--every", default=D.BACKFILL_EVERY, help="step: 12h, 1d, 1w, ...")
     relation_options(p, "transitions,cooccurrence")
+    opt(
+        p,
+        "--from-exports",
+        action="store_true",
+        help="count each date from a Parquet export of its events, two dates at a time, holding "
+        "the warehouse only to export and write (for more cores, or to leave the warehouse free; "
+        "on 2 cores it is slower: bench/backfill.py)",
+    )
 
 
 def sids_options(p: argparse.ArgumentParser) -> None:

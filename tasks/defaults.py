@@ -33,7 +33,7 @@ TOP_K = 10
 TOP_UP_MODE = "chained"  # IIRG's code: lists updated in place, in item order
 TOP_UP_DEPTH = 500  # semantic neighbours searched for the top-up (IIRG: 500)
 BACKFILL_EVERY = "1w"
-BACKFILL_WORKERS = 2  # dates counted at once (threads; the warehouse has one writer)
+BACKFILL_THREADS = 2  # backfill --from-exports: dates counted at once (one warehouse writer)
 # semantic neighbours: "auto" is exact top-K below ANN_SWITCH_ITEMS items, approximate (FAISS
 # k-means lists, tasks/relations/ann.py) from there. bench/semantic.py --ann on 2 cores: at 100k
 # items exact took 78 s, the index 32 s at recall@10 0.995; exact grows with n^2, so below 100k it

@@ -65,6 +65,26 @@ def relation_snapshot_task(
     return record
 
 
+@task(name="dated-snapshots", task_run_name="snapshots as of {as_of}", cache_policy=NO_CACHE)
+def dated_snapshots_task(
+    warehouse: str,
+    dataset: str,
+    as_of: str,
+    params: RelationParams,
+    semantic_id: int | None,
+    kinds: list[str],
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """A backfill date: its transitions and co-occurrence snapshots, in one warehouse session."""
+    with connect(warehouse) as con:
+        return [
+            as_record(
+                snapshot(con, dataset, k, as_of, params, force=force, semantic_id=semantic_id)
+            )
+            for k in kinds
+        ]
+
+
 @task(name="export-snapshot-input", task_run_name="export {kind} input", cache_policy=NO_CACHE)
 def export_input_task(
     warehouse: str,
