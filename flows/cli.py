@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hoprec.flows import cli_model_options as m
 from hoprec.flows import cli_options as o
 from hoprec.tasks.data.formats import FORMATS
 
@@ -87,21 +88,21 @@ def subcommands() -> list[tuple[str, str, Any, str | None]]:
             "baselines",
             "train and evaluate popularity, Markov, co-occurrence kNN and SASRec, per "
             "memorization group",
-            o.baselines_options,
+            m.baselines_options,
             None,
         ),
         (
             "train",
             "fine-tune the LLM on an instruction build (LoRA + SID tokens; resumes an "
             "interrupted run)",
-            o.train_options,
+            m.train_options,
             None,
         ),
         (
             "compare",
             "next-item-only vs IIRG LLM vs baselines, same budget, per memorization "
             "group, with fusion",
-            o.compare_options,
+            m.compare_options,
             None,
         ),
     ]

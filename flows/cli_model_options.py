@@ -1,0 +1,119 @@
+"""The options of the model subcommands (`baselines`, `train`, `compare`), built with the same
+`opt` rules as the data stages' options in `cli_options`: dest is the flow parameter, and an
+option left out is not passed, so the flow's own default applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hoprec.flows.cli_options import csv, csv_ints, dataset_options, opt
+from hoprec.tasks import defaults as D
+
+
+def baselines_options(p: argparse.ArgumentParser) -> None:
+    dataset_options(p)
+    opt(p, "--split", choices=("valid", "test"), default="test")
+    opt(p, "--models", type=csv, default="popularity,markov,cooc-knn,sasrec", help="a list")
+    opt(
+        p,
+        "--sasrec-steps",
+        type=int,
+        default=D.BASELINE_SASREC_STEPS,
+        help="SASRec optimizer steps",
+    )
+    opt(p, "--seed", type=int, default=0)
+    opt(
+        p,
+        "--history",
+        type=int,
+        default=D.HISTORY,
+        help="input items behind the memorization groups",
+    )
+    opt(p, "--eval-users", type=int, default=0, help="a seeded sample of users (0 = all)")
+
+
+def llm_options(p: argparse.ArgumentParser, steps: int) -> None:
+    """What `train` and `compare` share: where the data is, the base model and the budget."""
+    dataset_options(p)
+    opt(p, "--build", dest="build_id", help="instruction build id (default: newest)")
+    opt(
+        p,
+        "--base",
+        default=D.BASE_MODEL,
+        help="base LLM: asset name (embedded SmolLM2-135M-Instruct), local path or HF id",
+    )
+    opt(p, "--steps", type=int, default=steps, help="optimizer steps")
+    opt(p, "--batch-size", type=int, default=D.BATCH_SIZE, help="samples a micro-batch")
+    opt(p, "--grad-accum", type=int, default=D.GRAD_ACCUM, help="micro-batches a step")
+    opt(p, "--lr", type=float, help="learning rate (default 1e-3 LoRA, 1e-4 full)")
+    opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
+
+
+def selection_options(p: argparse.ArgumentParser) -> None:
+    """LLM checkpoint selection on validation (train and compare)."""
+    opt(
+        p,
+        "--select-every",
+        type=int,
+        default=0,
+        help="validation NDCG@10 every N steps; the best weights are kept (0 = off: the last)",
+    )
+    opt(
+        p,
+        "--select-users",
+        type=int,
+        default=D.SELECT_USERS,
+        help="validation users the selection is measured on",
+    )
+    opt(p, "--patience", type=int, default=0, help="stop after N checks without improvement")
+
+
+def train_options(p: argparse.ArgumentParser) -> None:
+    llm_options(p, D.TRAIN_STEPS)
+    opt(p, "--full", dest="mode", action="store_const", const="full", help="full fine-tuning")
+    opt(p, "--tasks", type=csv, help="instruction tasks, comma-separated (default: all)")
+    opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
+    opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
+    opt(p, "--seed", type=int, default=0)
+    selection_options(p)
+    opt(p, "--force", action="store_true", help="retrain from scratch")
+
+
+def compare_options(p: argparse.ArgumentParser) -> None:
+    llm_options(p, D.COMPARE_STEPS)
+    opt(p, "--seeds", type=csv_ints, help="comma-separated seeds (default 0)")
+    opt(
+        p,
+        "--eval-users",
+        type=int,
+        default=D.EVAL_USERS,
+        help="test/valid users evaluated, a seeded sample (0 = all)",
+    )
+    opt(
+        p,
+        "--decode",
+        choices=("beam", "exact"),
+        default=D.DECODE,
+        help="LLM ranking: constrained beam search or exact scoring",
+    )
+    opt(p, "--beams", dest="num_beams", type=int, default=D.NUM_BEAMS, help="beam width")
+    opt(p, "--sasrec-steps", type=int, default=D.COMPARE_SASREC_STEPS, help="SASRec steps")
+    opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS, help="SID transformer steps (0: none)")
+    selection_options(p)
+    opt(p, "--no-fusion", dest="fusion", action="store_false")
+    opt(
+        p,
+        "--fusion-minmax",
+        choices=("gap", "literal"),
+        default="gap",
+        help="fusion normalisation: listed items onto [1/m, 1] (unlisted 0), or MemGen's "
+        "literal min-max (the last listed item ties the unlisted ones at 0)",
+    )
+    opt(
+        p,
+        "--full-relations",
+        action="store_true",
+        help="also train llm-iirg-full on the build as given (co-occurrence with validation "
+        "events), reported on test next to the validation-clean llm-iirg",
+    )
