@@ -2,8 +2,8 @@
 
     python bench/backfill.py [--rows 5000000] [--dates 8]
 
-A seeded synthetic dataset (bench/relations.py's generator; event k of a user lands k hours
-after 2000-01-01, so later as-of dates see longer prefixes) is stored as a prepared dataset.
+A seeded synthetic dataset (bench/relations.py's generator and setup; event k of a user lands
+k hours after 2000-01-01, so later as-of dates see longer prefixes) is stored as a prepared dataset.
 Then the backfill flow makes transitions and co-occurrence snapshots (no top-up) for `--dates`
 daily as-of dates, forced: first one date at a time in the warehouse (the default, and the
 reference), then with `from_exports` (two dates counted at once from Parquet, the warehouse
@@ -24,31 +24,6 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def setup(rows: int, workdir: Path) -> Path:
-    """A warehouse holding `rows` synthetic events as the prepared dataset `synth`."""
-    import pyarrow.parquet as pq
-    from relations import synth
-
-    from hoprec.tasks.data.warehouse import connect
-
-    wh, parquet = workdir / "bench.duckdb", workdir / "events.parquet"
-    pq.write_table(synth(rows), parquet)
-    with connect(wh) as con:
-        con.execute(
-            """INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos, item_idx,
-                       TIMESTAMP '2000-01-01' + to_hours(pos), 'train' FROM read_parquet(?)""",
-            [str(parquet)],
-        )
-        con.execute(
-            "INSERT INTO item_index SELECT 'synth', i::VARCHAR, i FROM range(1, 100001) t(i)"
-        )
-        con.execute(
-            "INSERT INTO prepare_runs VALUES ('synth', '{}', ?, '', now()::TIMESTAMP)",
-            [f'{{"fingerprint": "bench-backfill-{rows}"}}'],
-        )
-    return wh
-
-
 def rows_of(wh: Path, ids: list[int]) -> list[tuple]:
     with duckdb.connect(str(wh), read_only=True) as con:
         return con.execute(
@@ -67,6 +42,8 @@ def main() -> int:
     ap.add_argument("--dates", type=int, default=8)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
+    from relations import setup, synth
+
     from hoprec.tasks.settings import apply_settings
 
     apply_settings()
@@ -74,7 +51,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         t0 = time.perf_counter()
-        wh = setup(args.rows, Path(tmp))
+        wh, _ = setup(synth(args.rows), Path(tmp), 100_000, step="hours")
         print(f"{args.rows:,} events, setup {time.perf_counter() - t0:.1f} s", flush=True)
         common = dict(dataset="synth", every="1d", warehouse=str(wh), top_up=False, force=True)
         backfill_flow(start="2000-01-02", end="2000-01-02", **common)  # warm-up: Prefect's API

@@ -53,16 +53,20 @@ def synth(
     return pa.table({"user_idx": user, "pos": pos, "item_idx": items})
 
 
-def setup(events: pa.Table, workdir: Path, n_items: int) -> tuple[Path, Path]:
-    """A warehouse with the events as prepared dataset `synth` (all train), and their Parquet."""
+def setup(
+    events: pa.Table, workdir: Path, n_items: int, step: str = "seconds"
+) -> tuple[Path, Path]:
+    """A warehouse with the events as prepared dataset `synth` (all train), and their Parquet.
+    A user's k-th event lands k `step`s (seconds or hours) after 2000-01-01."""
+    offset = {"seconds": "to_seconds(pos)", "hours": "to_hours(pos)"}[step]
     from hoprec.tasks.data.warehouse import connect
 
     wh, parquet = workdir / "bench.duckdb", workdir / "events.parquet"
     pq.write_table(events, parquet)
     with connect(wh) as con:
         con.execute(
-            """INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos,
-                       item_idx, TIMESTAMP '2000-01-01' + to_seconds(pos), 'train'
+            f"""INSERT INTO sequences SELECT 'synth', user_idx::VARCHAR, user_idx, pos,
+                       item_idx, TIMESTAMP '2000-01-01' + {offset}, 'train'
                        FROM read_parquet(?)""",
             [str(parquet)],
         )
@@ -224,19 +228,29 @@ def measure(method: str, args: argparse.Namespace, **kw: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def same_result(wh: Path, snapshot_id: int, ref: str) -> bool:
+def differing_rows(wh: Path, left: str, right: str, params: list) -> int:
+    """Rows in one query's result and not the other's, both ways (0: the same rows)."""
     import duckdb
 
     with duckdb.connect(str(wh), read_only=True) as con:
-        diff = con.execute(
-            """
-            WITH h AS (SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?),
-                 r AS (SELECT src, dst, n, rank FROM read_parquet(?))
-            SELECT (SELECT count(*) FROM (SELECT * FROM h EXCEPT SELECT * FROM r)) +
-                   (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM h))""",
-            [snapshot_id, ref],
-        ).fetchone()[0]
-    return diff == 0
+        (diff,) = con.execute(
+            f"""WITH x AS ({left}), y AS ({right})
+                SELECT (SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM y)) +
+                       (SELECT count(*) FROM (SELECT * FROM y EXCEPT SELECT * FROM x))""",
+            params,
+        ).fetchone()
+    return int(diff)
+
+
+def same_result(wh: Path, snapshot_id: int, ref: str) -> bool:
+    """A stored co-occurrence snapshot holds the scipy reference's rows."""
+    stored = "SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?"
+    return (
+        differing_rows(
+            wh, stored, "SELECT src, dst, n, rank FROM read_parquet(?)", [snapshot_id, ref]
+        )
+        == 0
+    )
 
 
 def run_size(rows: int, args: argparse.Namespace) -> bool:
@@ -284,19 +298,10 @@ def run_size(rows: int, args: argparse.Namespace) -> bool:
 
 
 def same_snapshots(wh: Path, a: int, b: int) -> bool:
-    """Two stored co-occurrence snapshots hold the same rows (src, dst, n, rank)."""
-    import duckdb
-
-    with duckdb.connect(str(wh), read_only=True) as con:
-        diff = con.execute(
-            """
-            WITH x AS (SELECT src, dst, n, rank FROM cooccurrence_archive WHERE snapshot_id = ?),
-                 y AS (SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?)
-            SELECT (SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM y)) +
-                   (SELECT count(*) FROM (SELECT * FROM y EXCEPT SELECT * FROM x))""",
-            [a, b],
-        ).fetchone()[0]
-    return diff == 0
+    """The archived single run `a` and the stored snapshot `b` hold the same rows."""
+    archived = "SELECT src, dst, n, rank FROM cooccurrence_archive WHERE snapshot_id = ?"
+    stored = "SELECT src, dst, n, rank FROM cooccurrence WHERE snapshot_id = ?"
+    return differing_rows(wh, archived, stored, [a, b]) == 0
 
 
 def run_sharded(args: argparse.Namespace, wh: Path, work: Path, single: dict | None) -> bool:

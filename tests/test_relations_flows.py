@@ -72,7 +72,7 @@ def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
     assert len({r["as_of"] for r in first}) == 8
     events = [r["stats"]["events"] for r in first if r["kind"] == "transitions"]
     assert events == sorted(events) and events[0] < events[-1]  # later dates see more events
-    before = _all_rows(ml_wh, [r["snapshot_id"] for r in first])
+    before = _rows(ml_wh, [r["snapshot_id"] for r in first])
     second = backfill_flow(**args)["snapshots"]
     assert {r["status"] for r in second} == {"cached"}
     assert [r["snapshot_id"] for r in second] == [r["snapshot_id"] for r in first]
@@ -83,7 +83,7 @@ def test_backfill_eight_weeks_then_nothing(ml_wh, prefect_api):
     assert [(r["kind"], r["as_of"], r["rows"]) for r in exported] == [
         (r["kind"], r["as_of"], r["rows"]) for r in first
     ]
-    assert _all_rows(ml_wh, [r["snapshot_id"] for r in exported]) == before
+    assert _rows(ml_wh, [r["snapshot_id"] for r in exported]) == before
     again = backfill_flow(**args, from_exports=True)["snapshots"]
     assert {r["status"] for r in again} == {"cached"}
     assert not list(stage_dir("relations", "ml100k").glob("**/*.parquet"))
@@ -132,24 +132,15 @@ def test_backfill_resumes_after_a_crash(ml_wh, prefect_api, monkeypatch):
     assert dupes == (0,)
 
 
-def _all_rows(wh: str, ids: list[int]) -> list[tuple]:
-    """Every row of these transitions and co-occurrence snapshots, without their ids."""
+def _rows(wh: str, ids: list[int]) -> list[tuple]:
+    """Every row of these transitions and co-occurrence snapshots (ids are global), sorted,
+    without their ids."""
     with duckdb.connect(wh, read_only=True) as con:
         return con.execute(
             "SELECT src, dst, n, weight, rank FROM cooccurrence WHERE snapshot_id IN "
             "(SELECT unnest(?)) UNION ALL SELECT src, dst, n, weight, rank FROM transitions "
             "WHERE snapshot_id IN (SELECT unnest(?)) ORDER BY ALL",
             [ids, ids],
-        ).fetchall()
-
-
-def _rows(wh: str, ids: list[int]) -> list[tuple]:
-    with duckdb.connect(wh, read_only=True) as con:
-        return con.execute(
-            "SELECT src, dst, n, weight, rank FROM cooccurrence WHERE snapshot_id "
-            "= ? UNION ALL SELECT src, dst, n, weight, rank FROM transitions WHERE "
-            "snapshot_id = ? ORDER BY ALL",
-            ids,
         ).fetchall()
 
 
