@@ -36,6 +36,8 @@ COMMANDS = {
     "baselines": "hoprec.flows.baselines:baselines_flow",
     "train": "hoprec.flows.train:train_flow",
     "compare": "hoprec.flows.compare:compare_flow",
+    "retrain": "hoprec.flows.retrain:retrain_flow",
+    "recommend": "hoprec.flows.recommend:recommend_flow",
 }
 
 EPILOG = """examples:
@@ -52,6 +54,10 @@ EPILOG = """examples:
   hoprec baselines --dataset ml100k --sasrec-steps 2000
   hoprec train --dataset ml100k --steps 200 --batch-size 8 --grad-accum 4
   hoprec compare --dataset ml100k --steps 60 --seeds 0,1 --eval-users 200
+  hoprec retrain --dataset ml100k --format ml-100k --margin 0.005
+  hoprec retrain --dataset shop --landing /data/landing --format csv --challenger sasrec
+  hoprec recommend --dataset ml100k --model champion --k 20
+  hoprec recommend --dataset ml100k --model popularity --users users.txt
 environment: HOPREC_HOME (state dir, default ./.hoprec), HOPREC_WAREHOUSE, HOPREC_CACHE,
 PREFECT_API_URL (use a Prefect server instead of the ephemeral API)."""
 
@@ -103,6 +109,20 @@ def subcommands() -> list[tuple[str, str, Any, str | None]]:
             "next-item-only vs IIRG LLM vs baselines, same budget, per memorization "
             "group, with fusion",
             m.compare_options,
+            None,
+        ),
+        (
+            "retrain",
+            "scheduled retraining: new data through every stage, a challenger judged against "
+            "the champion on validation, promoted when it wins",
+            m.retrain_options,
+            None,
+        ),
+        (
+            "recommend",
+            "top-K recommendations of a model (or a baseline) for every user, to a table and "
+            "a Parquet file",
+            m.recommend_options,
             None,
         ),
     ]

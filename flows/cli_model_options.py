@@ -117,3 +117,79 @@ def compare_options(p: argparse.ArgumentParser) -> None:
         help="also train llm-iirg-full on the build as given (co-occurrence with validation "
         "events), reported on test next to the validation-clean llm-iirg",
     )
+
+
+def retrain_options(p: argparse.ArgumentParser) -> None:
+    dataset_options(p, required=False)
+    opt(p, "--landing", metavar="DIR", help="ingest this folder's files first (seen files skip)")
+    opt(
+        p,
+        "--format",
+        help="format of the landing files (alone: its embedded copy, e.g. ml-100k)",
+    )
+    opt(
+        p,
+        "--challenger",
+        choices=("llm", "sasrec"),
+        default=D.RETRAIN_CHALLENGER,
+        help="what is trained: an LLM fine-tune or SASRec",
+    )
+    opt(
+        p,
+        "--margin",
+        type=float,
+        default=D.RETRAIN_MARGIN,
+        help="validation NDCG@10 gain over the champion needed to promote",
+    )
+    opt(
+        p,
+        "--eval-users",
+        type=int,
+        default=D.RETRAIN_EVAL_USERS,
+        help="validation users both models are judged on (0 = all)",
+    )
+    opt(p, "--base", default=D.BASE_MODEL, help="base LLM: asset name, local path or HF id")
+    opt(p, "--steps", type=int, default=D.RETRAIN_STEPS, help="LoRA steps of an LLM challenger")
+    opt(p, "--batch-size", type=int, default=D.BATCH_SIZE, help="samples a step")
+    opt(
+        p,
+        "--sasrec-steps",
+        type=int,
+        default=D.COMPARE_SASREC_STEPS,
+        help="optimizer steps of a SASRec challenger",
+    )
+    opt(p, "--history", type=int, default=D.DEMO_HISTORY, help="items in an LLM prompt")
+    opt(p, "--titles", action="store_true", help="titles in LLM prompts (longer, slower)")
+    opt(p, "--seed", type=int, default=0)
+    opt(p, "--k", type=int, default=D.RECOMMEND_K, help="length of the refreshed lists")
+    opt(
+        p,
+        "--no-recommend",
+        dest="recommend",
+        action="store_false",
+        help="do not refresh the champion's recommendations",
+    )
+    opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
+
+
+def recommend_options(p: argparse.ArgumentParser) -> None:
+    dataset_options(p)
+    opt(
+        p,
+        "--model",
+        default=D.RECOMMEND_MODEL,
+        help="champion, a model id, or a baseline: popularity, markov, cooc-knn, sasrec "
+        "(trained now if none is stored)",
+    )
+    opt(p, "--k", type=int, default=D.RECOMMEND_K, help="items a user")
+    opt(p, "--users", default="all", help="all, or a file of user ids (one a line)")
+    opt(p, "--decode", choices=("beam", "exact"), default=D.DECODE, help="LLM ranking")
+    opt(p, "--beams", dest="num_beams", type=int, default=D.NUM_BEAMS, help="LLM beam width")
+    opt(
+        p,
+        "--sasrec-steps",
+        type=int,
+        default=D.RECOMMEND_SASREC_STEPS,
+        help="steps of a SASRec trained on the spot",
+    )
+    opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")

@@ -71,3 +71,12 @@ TIGER_STEPS = 2000
 # demo: compact prompts, so that a CPU fine-tunes within minutes
 DEMO_HISTORY = 10
 DEMO_LLM_STEPS = 60
+
+# operations: batch recommendations and scheduled retraining
+RECOMMEND_K = 20
+RECOMMEND_MODEL = "champion"
+RECOMMEND_SASREC_STEPS = 2000  # SASRec trained on the spot when none is stored
+RETRAIN_MARGIN = 0.0  # validation NDCG@10 a challenger must gain over the champion
+RETRAIN_CHALLENGER = "llm"  # llm | sasrec
+RETRAIN_STEPS = 60  # LoRA steps of the challenger (sasrec: optimizer steps x 10)
+RETRAIN_EVAL_USERS = 200  # validation users both models are judged on (0 = all)
