@@ -116,16 +116,15 @@ def _container(cfg: _K8sJobConfiguration) -> dict[str, Any]:
 def test_gpu_job_template_is_accepted_by_prefects_schema_code() -> None:
     t = _template()
     # the server's own check: every {{ placeholder }} is a declared variable
-    pool = WorkPoolCreate(name="gpu-k8s", type="kubernetes", base_job_template=t)
+    pool = WorkPoolCreate(name="gpu-pool", type="kubernetes", base_job_template=t)
     assert pool.base_job_template == t
     broken = json.loads(json.dumps(t))
     del broken["variables"]["properties"]["gpu_count"]
     with pytest.raises(ValueError, match="gpu_count"):
-        WorkPoolCreate(name="gpu-k8s", type="kubernetes", base_job_template=broken)
+        WorkPoolCreate(name="gpu-pool", type="kubernetes", base_job_template=broken)
     # a deployment's job variables are checked against the variables schema
-    DeploymentCreate(
-        name="train", flow_id=uuid.uuid4(), job_variables={"gpu_count": 2, "image": "r/h:1"}
-    ).check_valid_configuration(t)
+    deployment = {"name": "train", "flow_id": uuid.uuid4(), "job_variables": {"gpu_count": 2}}
+    DeploymentCreate.model_validate(deployment).check_valid_configuration(t)
     assert validate({"gpu_count": 4}, t["variables"], raise_on_error=True) == []
     with pytest.raises(ValidationError, match="gpu_count"):
         validate({"gpu_count": 0}, t["variables"], raise_on_error=True, ignore_required=True)
@@ -177,13 +176,30 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+def _sh(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command, its output captured as text (the test asserts on it)."""
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def _check(out: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert out.returncode == 0, f"{out.args}:\n{out.stdout[-2000:]}{out.stderr[-2000:]}"
+    return out
+
+
+def _pg_tools() -> dict[str, str]:
+    """The PostgreSQL client and server tools, or a skip naming the missing ones."""
+    found = {t: shutil.which(t) for t in ("initdb", "pg_ctl", "psql", "createdb")}
+    missing = [t for t, p in found.items() if p is None]
+    if missing:
+        pytest.skip(f"PostgreSQL tools missing: {missing}")
+    return {t: str(p) for t, p in found.items()}
+
+
 @pytest.fixture
 def postgres_db() -> Iterator[tuple[int, str]]:
     """A throwaway PostgreSQL cluster on a free loopback port with a `prefect` database;
     yields (port, psql path) and stops the cluster whatever happens."""
-    tools = {t: shutil.which(t) for t in ("initdb", "pg_ctl", "psql", "createdb")}
-    if None in tools.values():
-        pytest.skip(f"PostgreSQL tools missing: {[t for t, p in tools.items() if p is None]}")
+    tools = _pg_tools()
     if os.geteuid() == 0:
         try:
             user = pwd.getpwnam("postgres")
@@ -195,24 +211,24 @@ def postgres_db() -> Iterator[tuple[int, str]]:
     if os.geteuid() == 0:
         os.chown(base, user.pw_uid, user.pw_gid)
     data, port = base / "data", _free_port()
-    run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
     started = False
     try:
         cmd = [tools["initdb"], "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
-        subprocess.run(_as_postgres([*cmd, "-E", "UTF8"]), **run)
+        _check(_sh(_as_postgres([*cmd, "-E", "UTF8"])))
         opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
         pg_ctl = [tools["pg_ctl"], "-D", str(data), "-l", str(base / "pg.log"), "-w"]
-        subprocess.run(_as_postgres([*pg_ctl, "-o", opts, "start"]), **run)
+        _check(_sh(_as_postgres([*pg_ctl, "-o", opts, "start"])))
         started = True
-        subprocess.run(
-            [tools["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
-            **run,
+        _check(
+            _sh(
+                [tools["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"]
+            )
         )
-        yield port, str(tools["psql"])
+        yield port, tools["psql"]
     finally:
         if started:
             stop = [tools["pg_ctl"], "-D", str(data), "-m", "immediate", "-w", "stop"]
-            subprocess.run(_as_postgres(stop), capture_output=True, timeout=60)
+            _sh(_as_postgres(stop))
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -293,11 +309,7 @@ print(state.state_details.flow_run_id)
 
 def _psql(srv: dict[str, Any], sql: str) -> str:
     cmd = [srv["psql"], "-h", "127.0.0.1", "-p", str(srv["pg_port"]), "-U", "postgres"]
-    out = subprocess.run(
-        [*cmd, "-d", "prefect", "-tAc", sql], capture_output=True, text=True, timeout=30
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return _check(_sh([*cmd, "-d", "prefect", "-tAc", sql])).stdout.strip()
 
 
 @pytest.mark.slow
@@ -305,23 +317,20 @@ def test_prefect_server_on_postgres_runs_flows_and_takes_the_gpu_pool(
     prefect_on_postgres: dict[str, Any],
 ) -> None:
     srv = prefect_on_postgres
-    run = {"env": srv["env"], "capture_output": True, "text": True, "timeout": 180}
-    flow = subprocess.run([sys.executable, "-c", SMOKE_FLOW], **run)
-    assert flow.returncode == 0, flow.stderr[-3000:]
+    flow = _check(_sh([sys.executable, "-c", SMOKE_FLOW], env=srv["env"]))
     flow_run_id = uuid.UUID(flow.stdout.strip().splitlines()[-1])
 
     # the operator's command from infra/README.md
-    create = [sys.executable, "-m", "prefect", "work-pool", "create", "gpu-k8s"]
+    create = [sys.executable, "-m", "prefect", "work-pool", "create", "gpu-pool"]
     create += ["--type", "kubernetes", "--base-job-template", str(GPU_TEMPLATE)]
-    made = subprocess.run(create, **run)
-    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    _check(_sh(create, env=srv["env"]))
 
     from prefect.client.orchestration import PrefectClient
 
     async def read_back() -> tuple[Any, Any, _K8sJobConfiguration]:
         async with PrefectClient(srv["api"]) as client:
             fr = await client.read_flow_run(flow_run_id)
-            pool = await client.read_work_pool("gpu-k8s")
+            pool = await client.read_work_pool("gpu-pool")
             # how a worker renders a deployment's job variables into its job, blocks included
             cfg = await _K8sJobConfiguration.from_template_and_values(
                 pool.base_job_template, {"gpu_count": 2}, client=client
@@ -335,5 +344,5 @@ def test_prefect_server_on_postgres_runs_flows_and_takes_the_gpu_pool(
 
     # the rows are in PostgreSQL, not in some SQLite file next to the server
     assert _psql(srv, f"select state_type from flow_run where id = '{flow_run_id}'") == "COMPLETED"
-    sql = "select type from work_pool where name = 'gpu-k8s' and base_job_template::text"
+    sql = "select type from work_pool where name = 'gpu-pool' and base_job_template::text"
     assert _psql(srv, sql + " like '%nvidia.com/gpu%'") == "kubernetes"
