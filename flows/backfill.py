@@ -11,6 +11,7 @@ repeats, so a rerun after a crash computes only the dates that are missing.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from prefect import flow, unmapped
@@ -28,13 +29,26 @@ from hoprec.tasks.relations.snapshot_tasks import (
 )
 from hoprec.tasks.relations.snapshots import COLLABORATIVE
 from hoprec.tasks.reports import md_table, publish, publish_table
+from hoprec.tasks.settings import checked_name
+
+
+def backfill_run_name() -> str:
+    """`backfill D as of DATE` for one date (what `hoprec backfill --deployment` asks for), else
+    `backfill D START..END every STEP`."""
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    if p.get("start") == p.get("end"):
+        return f"backfill {p.get('dataset')} as of {p.get('start')}"
+    every = p.get("every", defaults.BACKFILL_EVERY)
+    return f"backfill {p.get('dataset')} {p.get('start')}..{p.get('end')} every {every}"
 
 
 # Two threads: with from_exports, dates count in parallel (DuckDB releases the GIL); warehouse
 # sessions wait for each other inside the process (`warehouse.connect`), one writer at a time.
 @flow(
     name="backfill",
-    flow_run_name="backfill {dataset} {start}..{end} every {every}",
+    flow_run_name=backfill_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=defaults.BACKFILL_THREADS),  # type: ignore[arg-type]
 )
 def backfill_flow(
@@ -138,3 +152,41 @@ def backfill_report(
             md_table(snapshot_rows(records)),
         ]
     )
+
+
+def backfill_command(deployment: str | None = None, **params: Any) -> dict[str, Any]:
+    """`hoprec backfill`: the flow here; with `deployment`, one flow run per as-of date through
+    that deployment on the running server instead, for its workers (asking twice for a date
+    with the same parameters gives back the first run)."""
+    if deployment is None:
+        return backfill_flow(**params)
+    from hoprec.tasks.ops.dispatch import backfill_runs, submit
+
+    checked_name(params["dataset"])
+    defaults_ = {
+        n: p.default
+        for n, p in inspect.signature(backfill_flow.fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    runs = submit(deployment, backfill_runs(deployment, params, defaults_))
+    created = sum(r["status"] == "created" for r in runs)
+    report = "\n".join(
+        [
+            f"# Backfill of `{params['dataset']}` through `{deployment}`: {len(runs)} as-of dates",
+            f"{created} flow runs created, {len(runs) - created} already there; the deployment's "
+            "workers run them (`hoprec worker --pool cpu`).",
+            "",
+            md_table(runs),
+        ]
+    )
+    return {"deployment": deployment, "runs": runs, "report": report}
+
+
+# the command takes the flow's parameters by name (passed on as **params) and `deployment`:
+# its signature says so, for --help's defaults check and for tools that read signatures
+backfill_command.__signature__ = inspect.signature(backfill_flow.fn).replace(  # type: ignore[attr-defined]
+    parameters=[
+        *inspect.signature(backfill_flow.fn).parameters.values(),
+        inspect.Parameter("deployment", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
+)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hoprec.flows import cli_model_options as m
+from hoprec.flows import cli_ops_options as ops
 from hoprec.flows import cli_options as o
 from hoprec.tasks.data.formats import FORMATS
 
@@ -30,7 +31,7 @@ COMMANDS = {
     "batches": "hoprec.flows.batches:batches_command",
     "prepare": "hoprec.flows.prepare:prepare_flow",
     "relations": "hoprec.flows.relations:relations_command",
-    "backfill": "hoprec.flows.backfill:backfill_flow",
+    "backfill": "hoprec.flows.backfill:backfill_command",
     "sids": "hoprec.flows.sids:sids_command",
     "instructions": "hoprec.flows.instructions:instructions_flow",
     "baselines": "hoprec.flows.baselines:baselines_flow",
@@ -38,6 +39,9 @@ COMMANDS = {
     "compare": "hoprec.flows.compare:compare_flow",
     "retrain": "hoprec.flows.retrain:retrain_flow",
     "recommend": "hoprec.flows.recommend:recommend_flow",
+    "ui": "hoprec.flows.ops:ui_command",
+    "worker": "hoprec.flows.ops:worker_command",
+    "deploy": "hoprec.flows.ops:deploy_command",
 }
 
 EPILOG = """examples:
@@ -123,6 +127,14 @@ def subcommands() -> list[tuple[str, str, Any, str | None]]:
             "top-K recommendations of a model (or a baseline) for every user, to a table and "
             "a Parquet file",
             m.recommend_options,
+            None,
+        ),
+        ("ui", "a local Prefect server and UI, which other commands use", ops.ui_options, None),
+        ("worker", "a Prefect process worker for the cpu or gpu pool", ops.worker_options, None),
+        (
+            "deploy",
+            "work pools, the gpu tag limit and infra/prefect.yaml's deployments, idempotently",
+            ops.deploy_options,
             None,
         ),
     ]

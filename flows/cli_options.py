@@ -226,6 +226,18 @@ def backfill_options(p: argparse.ArgumentParser) -> None:
         "the warehouse only to export and write (for more cores, or to leave the warehouse free; "
         "on 2 cores it is slower: bench/backfill.py)",
     )
+    from hoprec.tasks.ops import BACKFILL_DEPLOYMENT
+
+    opt(
+        p,
+        "--deployment",
+        nargs="?",
+        const=BACKFILL_DEPLOYMENT,
+        metavar="FLOW/DEPLOYMENT",
+        help="do not run here: create one flow run per as-of date through this deployment "
+        f"(default {BACKFILL_DEPLOYMENT}) on the running Prefect server, for its workers; a "
+        "date already asked for with the same parameters is not asked for again",
+    )
 
 
 def sids_options(p: argparse.ArgumentParser) -> None:

@@ -104,8 +104,30 @@ def apply_settings() -> None:
         "ignore", message="Arrow output on a DB-API result", category=UserWarning
     )
     if not os.environ.get("PREFECT_API_URL"):
+        use_running_server()
+    if not os.environ.get("PREFECT_API_URL"):
         # the ephemeral server Prefect will start (importing this module anyway) must not
         # outlive a killed hoprec process
         from .server_guard import guard_server_child
 
         guard_server_child()
+
+
+def server_file() -> Path:
+    """Where `hoprec ui` says which server it runs: <state dir>/prefect/server.json."""
+    from .ops import SERVER_FILE
+
+    return state_dir() / "prefect" / SERVER_FILE
+
+
+def use_running_server() -> str | None:
+    """Point Prefect at the server `hoprec ui` runs for this state dir, when it answers now:
+    every command then uses it (its runs show in the UI) instead of starting a temporary
+    server (seconds each). A stale file (its process gone, no answer in 0.3 s) is ignored."""
+    from .ops.discovery import live_server
+
+    record = live_server(server_file())
+    if record is None:
+        return None
+    os.environ["PREFECT_API_URL"] = record["url"]
+    return str(record["url"])
