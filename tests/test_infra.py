@@ -41,7 +41,7 @@ def _services() -> dict[str, Any]:
 
 def test_compose_services_are_wired_to_each_other() -> None:
     s = _services()
-    assert {"postgres", "prefect", "worker"} <= set(s)
+    assert {"postgres", "prefect", "worker", "gpu-worker"} <= set(s)
     server_env = s["prefect"]["environment"]
     db_url = server_env["PREFECT_API_DATABASE_CONNECTION_URL"]
     assert db_url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in db_url
@@ -60,7 +60,11 @@ def test_compose_services_are_wired_to_each_other() -> None:
     # the worker's HOPREC_HOME is a named volume, so the warehouse outlives the container
     home = worker["environment"]["HOPREC_HOME"]
     assert any(v.split(":")[1] == home for v in worker["volumes"])
-    # the pool the worker serves is one the deployments name
+    gpu = s["gpu-worker"]
+    assert gpu["profiles"] == ["gpu"] and "--pool gpu-pool" in gpu["command"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert gpu["volumes"] == worker["volumes"]  # one warehouse for both pools
+    # the pools the workers serve are the ones the deployments name
     pools = {
         d["work_pool"]["name"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
     }
