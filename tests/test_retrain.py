@@ -148,3 +148,22 @@ def test_an_llm_challenger_trains_on_validation_clean_data(rt, tiny_base):
         ).fetchone()
     assert (mode, kind) == ("validation", "llm-lora")
     assert out["pngs"]["training"] and "Training curve" in out["report"]
+
+
+def test_a_rerun_after_a_crash_skips_what_finished(rt, monkeypatch):
+    import hoprec.flows.retrain as flow_module
+
+    wh = rt[0]
+    args = {"dataset": "ml100k", "warehouse": wh, "challenger": "sasrec", "sasrec_steps": 7}
+    real = flow_module.judge_task
+
+    def crash(*_a, **_k):
+        raise RuntimeError("the machine went down")
+
+    monkeypatch.setattr(flow_module, "judge_task", crash)
+    with pytest.raises(RuntimeError, match="went down"):
+        retrain_flow(**args)
+    monkeypatch.setattr(flow_module, "judge_task", real)
+    out = retrain_flow(**args)
+    assert out["stages"]["train"]["reused"] and not out["stages"]["judge"]["reused"]
+    assert "was skipped: this is the report of the run that did it" in out["report"]

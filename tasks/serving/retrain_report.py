@@ -107,4 +107,9 @@ def retrain_report(out: dict[str, Any]) -> str:
     for name in ("recommend", "ingest", "prepare", "relations", "sids", "instructions"):
         if name in st and st[name].get("report"):
             lines += ["", subsection(st[name]["report"])]
+            if st[name]["reused"]:
+                lines += [
+                    "",
+                    f"*(stage {name} was skipped: this is the report of the run that did it)*",
+                ]
     return "\n".join(lines)
