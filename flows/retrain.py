@@ -70,7 +70,7 @@ def retrain_flow(
     if landing and not format:
         raise ValueError("--landing needs --format (what the landing files are)")
     wh = str(resolve(warehouse))
-    ws = {"dataset": dataset, "warehouse": warehouse}
+    ws: dict[str, Any] = {"dataset": dataset, "warehouse": warehouse}
     st: dict[str, dict[str, Any]] = {}
 
     def ingest() -> dict[str, Any]:
@@ -105,7 +105,7 @@ def retrain_flow(
     sid_version = st["sids"]["sid_version"]
 
     if challenger == "llm":
-        knobs = {"history": history, "titles": titles, "seed": seed}
+        knobs: dict[str, Any] = {"history": history, "titles": titles, "seed": seed}
 
         def instructions() -> dict[str, Any]:
             out = instructions_flow(

@@ -51,7 +51,11 @@ def decide(
     if margin < 0:
         raise ValueError(f"--margin must be >= 0, got {margin}")
     mean = float(np.mean(challenger)) if len(challenger) else 0.0
-    base = {"challenger_id": challenger_id, "users": len(challenger), "challenger_ndcg": mean}
+    base: dict[str, Any] = {
+        "challenger_id": challenger_id,
+        "users": len(challenger),
+        "challenger_ndcg": mean,
+    }
     if champion_id is None or champion is None:
         reason = unscorable or "there was no champion yet"
         return Decision(**base, champion_id=champion_id, champion_ndcg=None, diff_low=None,

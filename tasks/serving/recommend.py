@@ -338,7 +338,7 @@ def _progress(ref: ModelRef) -> Callable[[int, int], None]:
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
     from prefect.context import TaskRunContext
 
-    art = (
+    art: Any = (
         create_progress_artifact(0.0, description=f"recommendations of {ref.model_id}: users (%)")
         if TaskRunContext.get() is not None
         else None
