@@ -161,6 +161,13 @@ def retrain_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--history", type=int, default=D.DEMO_HISTORY, help="items in an LLM prompt")
     opt(p, "--titles", action="store_true", help="titles in LLM prompts (longer, slower)")
     opt(p, "--seed", type=int, default=0)
+    opt(
+        p,
+        "--warm-start",
+        action="store_true",
+        help="start the LLM challenger from the champion's LoRA weights (same base and SID "
+        "tokens; otherwise from scratch, said in the report)",
+    )
     opt(p, "--k", type=int, default=D.RECOMMEND_K, help="length of the refreshed lists")
     opt(
         p,

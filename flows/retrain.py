@@ -12,6 +12,8 @@ samples from train events, audited in validation mode. Test never decides anythi
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -36,6 +38,7 @@ from hoprec.tasks.serving.recommend import ModelRef, find_model
 from hoprec.tasks.serving.retrain_report import landing_files, retrain_report, training_plot
 
 CHALLENGERS = ("llm", "sasrec")
+log = logging.getLogger("hoprec.retrain")
 
 
 @flow(name="retrain", flow_run_name="retrain {dataset}")
@@ -54,6 +57,7 @@ def retrain_flow(
     history: int = defaults.DEMO_HISTORY,
     titles: bool = False,
     seed: int = 0,
+    warm_start: bool = False,
     k: int = defaults.RECOMMEND_K,
     recommend: bool = True,
     device: str = defaults.DEVICE,
@@ -61,7 +65,9 @@ def retrain_flow(
     """Retrain `dataset` on what is new and promote the challenger when it wins on validation.
     `landing`: a folder whose files (of `format`) are ingested first (files seen before are
     skipped); `format` alone ingests its embedded copy (ml-100k). `challenger`: an LLM
-    fine-tune (`steps` LoRA steps on `base`) or SASRec (`sasrec_steps`)."""
+    fine-tune (`steps` LoRA steps on `base`; `warm_start`: from the champion's adapter when it
+    is a LoRA run on the same base and SID tokens, else from scratch, said in the report) or
+    SASRec (`sasrec_steps`)."""
     if challenger not in CHALLENGERS:
         raise ValueError(f"--challenger must be one of {CHALLENGERS}, got {challenger!r}")
     if margin < 0:
@@ -121,17 +127,28 @@ def retrain_flow(
 
         inputs = {"sids": sid_version, "snapshots": snaps, **knobs}
         st["instructions"] = cached_stage(wh, dataset, "instructions", inputs, instructions)
-        params = train_params(
-            base, "lora", [], steps, batch_size, seed=seed, device=device,
-            save_every=max(10, steps // 4), log_every=max(1, steps // 10),
-        )  # fmt: skip
         build_id = st["instructions"]["build_id"]
+        with connect(wh) as con:
+            champion = find_model(con, dataset, champion=True)
+        init = _warm_from(champion) if warm_start else None
 
-        def train() -> dict[str, Any]:
-            out = train_llm_task(wh, dataset, build_id, params)
-            return {k: out[k] for k in ("model_id", "kind", "path", "history", "seconds")}
+        def train(init: str | None = init) -> dict[str, Any]:
+            params = train_params(
+                base, "lora", [], steps, batch_size, seed=seed, device=device, init_from=init,
+                save_every=max(10, steps // 4), log_every=max(1, steps // 10),
+            )  # fmt: skip
+            try:
+                out = train_llm_task(wh, dataset, build_id, params)
+            except ValueError as exc:
+                if init is None or "cannot warm-start" not in str(exc):
+                    raise
+                log.warning("%s; training from scratch", exc)
+                return {**train(None), "warm_start": f"not used: {exc}"}
+            keep = ("model_id", "kind", "path", "history", "seconds")
+            return {**{k: out[k] for k in keep}, "warm_start": init}
 
-        inputs = {"build": build_id, "params": params.identity()}
+        inputs = {"build": build_id, "steps": steps, "batch": batch_size, "base": base,
+                  "seed": seed, "warm": init}  # fmt: skip
         st["train"] = cached_stage(wh, dataset, "train", inputs, train)
     else:
         sparams = SASRecParams(max_steps=sasrec_steps, seed=seed, device=device)
@@ -184,6 +201,14 @@ def retrain_flow(
         if png:
             publish_plot(f"retrain-{name}-plot", png, f"retrain of {dataset}: {name}")
     return out
+
+
+def _warm_from(champion: ModelRef | None) -> str | None:
+    """The champion's run folder when it is an LLM run (LoRA compatibility is checked when
+    training starts)."""
+    if champion is None or champion.kind != "llm-lora" or champion.path is None:
+        return None
+    return str(Path(champion.path).parent)
 
 
 def _sids(dataset: str, ws: dict[str, Any]) -> dict[str, Any]:

@@ -310,3 +310,26 @@ def test_checkpoint_selection_keeps_the_best_weights_and_stops_early(tiny_base, 
     for name, weights in seen[4].items():
         torch.testing.assert_close(kept[name], weights)
     assert any(not torch.equal(kept[n], w) for n, w in seen[8].items())
+
+
+def test_warm_start_begins_from_the_given_run(tiny_base, samples, tmp_path):
+    from hoprec.tasks.llm.checkpoints import trainable_parameters, warm_start
+
+    first = tmp_path / "first"
+    train_llm(samples, SID_TOKENS, params(tiny_base, max_steps=3, lr=5e-2), first)
+    trained, _, _ = load_trained(first, "cpu")
+    p = params(tiny_base, max_steps=1)
+    fresh, _, new_ids = prepare_model(p, SID_TOKENS)
+    warm_start(fresh, p, SID_TOKENS, new_ids, first)
+    mine, theirs = trainable_parameters(fresh), dict(trained.named_parameters())
+    lora = [n for n in mine if "lora_" in n or "trainable_tokens" in n]
+    assert lora and all(n in theirs for n in lora)
+    assert any("lora_B" in n and theirs[n].abs().sum() > 0 for n in lora)  # not the zero init
+    for n in lora:
+        torch.testing.assert_close(mine[n], theirs[n])
+    with pytest.raises(ValueError, match="SID tokens differ"):
+        other, _, ids = prepare_model(p, SID_TOKENS[:-1])
+        warm_start(other, p, SID_TOKENS[:-1], ids, first)
+    with pytest.raises(ValueError, match="differs in lora_r"):
+        q = params(tiny_base, max_steps=1, lora_r=4)
+        warm_start(prepare_model(q, SID_TOKENS)[0], q, SID_TOKENS, new_ids, first)

@@ -166,3 +166,33 @@ def load_trained(
         if merge:
             model = model.merge_and_unload()
     return model.to(resolve_device(device)).eval(), tokenizer, meta
+
+
+def warm_start(
+    model: Any, params: Any, sid_tokens: list[str], new_ids: list[int], run_dir: str | Path
+) -> None:
+    """Load a finished LoRA run's adapter and SID rows into a fresh LoRA model (retrain's warm
+    start from the champion). It must share the base, the LoRA shape and the SID tokens at the
+    same ids, else the weights would mean something else: that is a one-line error."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    out = Path(run_dir)
+    if not is_trained(out):
+        raise FileNotFoundError(f"cannot warm-start from {out}: no finished training run there")
+    meta = json.loads((out / META).read_text())
+    theirs = meta.get("params", {})
+    mine = {"mode": params.mode, "base": params.base, "lora_r": params.lora_r}
+    differ = [k for k, v in mine.items() if theirs.get(k, meta.get(k)) != v]
+    if differ:
+        raise ValueError(f"cannot warm-start from {out}: it differs in {', '.join(differ)}")
+    tok = AutoTokenizer.from_pretrained(str(out / "model"))
+    if len(tok) != max(new_ids) + 1 or tok.convert_tokens_to_ids(sid_tokens) != list(new_ids):
+        raise ValueError(f"cannot warm-start from {out}: its SID tokens differ")
+    weights = load_file(str(out / "model" / "adapter_model.safetensors"))
+    result: Any = set_peft_model_state_dict(model, weights)
+    if result.unexpected_keys:
+        bad = result.unexpected_keys[:3]
+        raise ValueError(f"cannot warm-start from {out}: unexpected weights {bad}")
+    log.info("warm start from %s (%d tensors)", out, len(weights))

@@ -35,6 +35,7 @@ from .checkpoints import (
     restore_best,
     save_checkpoint,
     trainable_parameters,
+    warm_start,
 )
 from .prompts import encode_sample
 
@@ -67,6 +68,7 @@ class TrainParams:
     select_every: int = 0  # validation NDCG@10 every N steps, keep the best weights (0 = off)
     select_users: int = defaults.SELECT_USERS  # validation users it is measured on
     patience: int = 0  # stop after this many checks without a better one (0 = never)
+    init_from: str | None = None  # a finished LoRA run to start from (retrain's warm start)
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -256,7 +258,9 @@ def train_llm(
         raise ValueError(f"no training samples in {samples_path}")
     dev = resolve_device(params.device)
     torch.manual_seed(params.seed)
-    model, tokenizer, _ = prepare_model(params, sid_tokens)
+    model, tokenizer, new_ids = prepare_model(params, sid_tokens)
+    if params.init_from:
+        warm_start(model, params, list(sid_tokens), new_ids, params.init_from)
     model.to(dev).train()
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
     trained = list(trainable_parameters(model).values())

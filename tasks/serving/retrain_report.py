@@ -88,7 +88,8 @@ def retrain_report(out: dict[str, Any]) -> str:
     train = st["train"]
     lines = [
         f"# Retrain of `{out['dataset']}`",
-        f"Challenger: {out['challenger']} `{train['model_id']}`.",
+        f"Challenger: {out['challenger']} `{train['model_id']}`"
+        + (f", warm start: {train['warm_start']}." if train.get("warm_start") else "."),
         "",
         "## Stages",
         md_table(stage_rows(st)),
