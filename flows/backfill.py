@@ -145,7 +145,8 @@ def backfill_report(
     computed = sum(r["status"] == "computed" for r in records)
     return "\n".join(
         [
-            f"# Backfill of `{dataset}`: {len(dates)} as-of dates, every {every}",
+            f"# Backfill of `{dataset}`: {len(dates)} as-of date{'s' * (len(dates) != 1)}, "
+            f"every {every}",
             f"{dates[0]} .. {dates[-1]}; {computed} snapshots computed, "
             f"{len(records) - computed} already there.",
             "",
@@ -172,7 +173,8 @@ def backfill_command(deployment: str | None = None, **params: Any) -> dict[str, 
     created = sum(r["status"] == "created" for r in runs)
     report = "\n".join(
         [
-            f"# Backfill of `{params['dataset']}` through `{deployment}`: {len(runs)} as-of dates",
+            f"# Backfill of `{params['dataset']}` through `{deployment}`: {len(runs)} as-of "
+            f"date{'s' * (len(runs) != 1)}",
             f"{created} flow runs created, {len(runs) - created} already there; the deployment's "
             "workers run them (`hoprec worker --pool cpu`).",
             "",
