@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from . import HEALTH_TIMEOUT_S
-
-# a local server is reached directly, never through a proxy the environment names
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def pid_alive(pid: Any) -> bool:
@@ -37,8 +33,12 @@ def pid_alive(pid: Any) -> bool:
 
 def healthy(api_url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
     """Whether the Prefect API at `api_url` (…/api) answers /health with true in time."""
+    import urllib.request  # here: a command with no server record never pays for it
+
+    # a local server is reached directly, never through a proxy the environment names
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with _OPENER.open(api_url.rstrip("/") + "/health", timeout=timeout) as response:
+        with opener.open(api_url.rstrip("/") + "/health", timeout=timeout) as response:
             return bool(response.status == 200 and json.loads(response.read() or b"null"))
     except (OSError, ValueError):
         return False
