@@ -316,8 +316,40 @@ def tiny_csv(path: Path) -> Path:
     return path
 
 
+async def _counts(client):
+    deployments = await client.read_deployments()
+    pools = await client.read_work_pools()
+    limits = await client.read_global_concurrency_limits(limit=100)
+    flow_runs = await client.read_flow_runs()
+    return deployments, pools, limits, flow_runs
+
+
+def test_ui_then_deploy_twice_creates_nothing_new(ui_server):
+    """`hoprec deploy` finds `hoprec ui`'s server (it needs one) and is idempotent."""
+    home, url = ui_server
+    first = hoprec(home, "deploy")
+    assert first.returncode == 0, first.stderr
+    assert "| created |" in first.stdout
+    deployments, pools, limits, flow_runs = api(url, _counts)
+    second = hoprec(home, "deploy")
+    assert second.returncode == 0, second.stderr
+    assert "0 created or updated" in second.stdout
+    assert "| created |" not in second.stdout and "| updated" not in second.stdout
+    again = api(url, _counts)
+    assert [len(x) for x in again[:3]] == [len(deployments), len(pools), len(limits)]
+    assert {d.id for d in again[0]} == {d.id for d in deployments}
+    assert {p.name for p in pools} >= {"cpu-pool", "gpu-pool"}
+    assert [(x.name, x.limit) for x in limits if x.name == "tag:gpu"] == [("tag:gpu", 1)]
+    weekly = next(d for d in deployments if d.name == "weekly-retrain-ml100k")
+    scheduled = [r for r in again[3] if r.deployment_id == weekly.id]
+    assert scheduled and all(r.state.is_scheduled() for r in scheduled)
+    assert len(scheduled) == len({r.expected_start_time for r in scheduled})
+    assert {r.id for r in again[3]} == {r.id for r in flow_runs}  # the same scheduled runs
+    assert f"| {min(r.expected_start_time for r in flow_runs)}" in second.stdout
+
+
 @pytest.mark.slow
-def test_server_deploy_backfill_and_a_worker(ui_server, tmp_path):
+def test_backfill_through_the_deployment_and_a_worker(ui_server, tmp_path):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 
     home, url = ui_server
@@ -327,32 +359,9 @@ def test_server_deploy_backfill_and_a_worker(ui_server, tmp_path):
     for argv in (["ingest", "--dataset", "tiny", *args], ["prepare", "--dataset", "tiny"]):
         res = hoprec(home, *argv)
         assert res.returncode == 0, res.stderr
-
-    async def counts(client):
-        deployments = await client.read_deployments()
-        pools = await client.read_work_pools()
-        limits = await client.read_global_concurrency_limits(limit=100)
-        flow_runs = await client.read_flow_runs()
-        return deployments, pools, limits, flow_runs
-
-    first = hoprec(home, "deploy")
-    assert first.returncode == 0, first.stderr
-    deployments, pools, limits, flow_runs = api(url, counts)
-    assert {"ingest tiny", "prepare tiny"} <= {r.name for r in flow_runs}  # found the server
-    assert "| created |" in first.stdout
-    second = hoprec(home, "deploy")
-    assert second.returncode == 0, second.stderr
-    assert "0 created or updated" in second.stdout
-    assert "| created |" not in second.stdout and "| updated" not in second.stdout
-    again = api(url, counts)
-    assert [len(x) for x in again[:3]] == [len(deployments), len(pools), len(limits)]
-    assert {d.id for d in again[0]} == {d.id for d in deployments}
-    assert {p.name for p in pools} >= {"cpu-pool", "gpu-pool"}
-    assert [(x.name, x.limit) for x in limits if x.name == "tag:gpu"] == [("tag:gpu", 1)]
-    weekly = next(d for d in deployments if d.name == "weekly-retrain-ml100k")
-    scheduled = [r for r in again[3] if r.deployment_id == weekly.id]
-    assert scheduled and all(r.state.is_scheduled() for r in scheduled)
-    assert len(scheduled) == len({r.expected_start_time for r in scheduled})
+    assert hoprec(home, "deploy").returncode == 0
+    deployments, _, _, flow_runs = api(url, _counts)
+    assert {"ingest tiny", "prepare tiny"} <= {r.name for r in flow_runs}
 
     # one flow run a date, however often it is asked for
     backfill = [
