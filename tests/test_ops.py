@@ -152,6 +152,7 @@ def test_idempotency_keys_follow_the_parameters_not_their_order():
 
 def test_backfill_runs_one_a_date_with_defaults_in_the_key():
     import inspect
+    from datetime import datetime
 
     from hoprec.flows.backfill import backfill_command
 
@@ -163,6 +164,7 @@ def test_backfill_runs_one_a_date_with_defaults_in_the_key():
     params = {"dataset": "d", "start": "1998-03-01", "end": "1998-03-15", "every": "1w"}
     runs = backfill_runs("backfill/backfill", params, defaults)
     assert [r["date"] for r in runs] == ["1998-03-01", "1998-03-08", "1998-03-15"]
+    assert date_text(datetime(1998, 3, 1, 12)) == "1998-03-01 12:00:00"
     assert [r["name"] for r in runs][0] == "backfill d as of 1998-03-01"
     assert all(r["parameters"]["start"] == r["parameters"]["end"] == r["date"] for r in runs)
     assert "every" not in runs[0]["parameters"]
@@ -172,13 +174,6 @@ def test_backfill_runs_one_a_date_with_defaults_in_the_key():
     assert [r["key"] for r in same] == [r["key"] for r in runs]
     other = backfill_runs("backfill/backfill", {**params, "window": 3}, defaults)
     assert not {r["key"] for r in other} & {r["key"] for r in runs}
-
-
-def test_date_text():
-    from datetime import datetime
-
-    assert date_text(datetime(1998, 3, 1)) == "1998-03-01"
-    assert date_text(datetime(1998, 3, 1, 12)) == "1998-03-01 12:00:00"
 
 
 # --- infra/prefect.yaml ----------------------------------------------------------------------
@@ -364,20 +359,8 @@ def test_backfill_through_the_deployment_and_a_worker(ui_server, tmp_path):
     assert {"ingest tiny", "prepare tiny"} <= {r.name for r in flow_runs}
 
     # one flow run a date, however often it is asked for
-    backfill = [
-        "backfill",
-        "--dataset",
-        "tiny",
-        "--start",
-        "1998-01-10",
-        "--end",
-        "1998-01-24",
-        "--every",
-        "1w",
-        "--kinds",
-        "transitions",
-        "--deployment",
-    ]
+    backfill = "backfill --dataset tiny --start 1998-01-10 --end 1998-01-24 --every 1w".split()
+    backfill += ["--kinds", "transitions", "--deployment"]
     outs = [hoprec(home, *backfill) for _ in range(2)]
     assert all(o.returncode == 0 for o in outs), [o.stderr for o in outs]
     assert outs[0].stdout.count("| created |") == 3 and outs[1].stdout.count("| existing |") == 3
