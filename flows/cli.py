@@ -171,8 +171,25 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     function = command_function(args.command)  # imports Prefect, which sets up its logging
     if not args.debug:
         brief_console_errors()
-    result: dict[str, Any] = function(**kwargs)
+    with _no_heartbeats():
+        result: dict[str, Any] = function(**kwargs)
     return result
+
+
+def _no_heartbeats() -> Any:
+    """Flow runs started at the console send no heartbeats, unless the user set a frequency.
+    Prefect's heartbeat thread sleeps in 1 s steps and is joined when each flow run ends, which
+    costs about 0.9 s per (sub)flow; heartbeats only serve to mark crashed runs, and a console
+    run's crash is seen at the console. Runs that workers start keep them (their own settings)."""
+    import contextlib
+    import os
+
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if any(k in os.environ for k in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY",
+                                     "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")):  # fmt: skip
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
