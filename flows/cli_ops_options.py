@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from hoprec.flows.cli_options import opt
-from hoprec.tasks import ops
+from hoprec.tasks import defaults as ops
 
 
 def ui_options(p: argparse.ArgumentParser) -> None:

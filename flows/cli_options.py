@@ -226,7 +226,7 @@ def backfill_options(p: argparse.ArgumentParser) -> None:
         "the warehouse only to export and write (for more cores, or to leave the warehouse free; "
         "on 2 cores it is slower: bench/backfill.py)",
     )
-    from hoprec.tasks.ops import BACKFILL_DEPLOYMENT
+    from hoprec.tasks.defaults import BACKFILL_DEPLOYMENT
 
     opt(
         p,

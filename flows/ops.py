@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hoprec.tasks import ops
-from hoprec.tasks.ops import discovery
+from hoprec.tasks import defaults as ops
+from hoprec.tasks import discovery
 from hoprec.tasks.ops import server as srv
 from hoprec.tasks.reports import md_table
 from hoprec.tasks.settings import server_file, state_dir

@@ -80,3 +80,15 @@ RETRAIN_MARGIN = 0.0  # validation NDCG@10 a challenger must gain over the champ
 RETRAIN_CHALLENGER = "llm"  # llm | sasrec
 RETRAIN_STEPS = 60  # LoRA steps of the challenger (sasrec: optimizer steps x 10)
 RETRAIN_EVAL_USERS = 200  # validation users both models are judged on (0 = all)
+
+# operations: the local Prefect server (`hoprec ui`), work pools and the GPU tag limit
+UI_HOST = "127.0.0.1"
+UI_PORT = 4200
+SERVER_FILE = "server.json"  # <state dir>/prefect/server.json while `hoprec ui` runs
+HEALTH_TIMEOUT_S = 0.3  # discovery: a server slower than this to answer /health is not used
+SERVER_START_TIMEOUT_S = 180  # a fresh database migrates first: slow on 2 busy cores
+POOLS = {"cpu": "cpu-pool", "gpu": "gpu-pool"}  # `hoprec worker --pool cpu|gpu`
+POOL_TYPE = "process"
+GPU_TAG = "gpu"
+GPU_TAG_LIMIT = 1  # tasks tagged `gpu` at once: one card, one training
+BACKFILL_DEPLOYMENT = "backfill/backfill"  # flow name / deployment name

@@ -115,7 +115,7 @@ def apply_settings() -> None:
 
 def server_file() -> Path:
     """Where `hoprec ui` says which server it runs: <state dir>/prefect/server.json."""
-    from .ops import SERVER_FILE
+    from .defaults import SERVER_FILE
 
     return state_dir() / "prefect" / SERVER_FILE
 
@@ -124,7 +124,7 @@ def use_running_server() -> str | None:
     """Point Prefect at the server `hoprec ui` runs for this state dir, when it answers now:
     every command then uses it (its runs show in the UI) instead of starting a temporary
     server (seconds each). A stale file (its process gone, no answer in 0.3 s) is ignored."""
-    from .ops.discovery import live_server
+    from .discovery import live_server
 
     record = live_server(server_file())
     if record is None:

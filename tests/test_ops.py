@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hoprec.tasks import ops
-from hoprec.tasks.ops import discovery
+from hoprec.tasks import defaults as ops
+from hoprec.tasks import discovery
 from hoprec.tasks.ops.deployments import load_specs
 from hoprec.tasks.ops.dispatch import backfill_runs, date_text, idempotency_key
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import GPU_TAG, GPU_TAG_LIMIT, POOL_TYPE, POOLS
+from ..defaults import GPU_TAG, GPU_TAG_LIMIT, POOL_TYPE, POOLS
 
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
 

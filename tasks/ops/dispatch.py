@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from .discovery import require_server
+from ..discovery import require_server
 
 
 def idempotency_key(deployment: str, parameters: dict[str, Any]) -> str:

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import SERVER_START_TIMEOUT_S
-from .discovery import healthy
+from ..defaults import SERVER_START_TIMEOUT_S
+from ..discovery import healthy
 
 
 class ServerError(ValueError):

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import HEALTH_TIMEOUT_S
+from .defaults import HEALTH_TIMEOUT_S
 
 
 def pid_alive(pid: Any) -> bool:
