@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from hoprec.flows.cli_options import csv, csv_ints, dataset_options, opt
+from hoprec.flows.cli_options import csv, csv_ints, dataset_options, opt, source_options
 from hoprec.tasks import defaults as D
 
 
@@ -127,6 +127,7 @@ def retrain_options(p: argparse.ArgumentParser) -> None:
         "--format",
         help="format of the landing files (alone: its embedded copy, e.g. ml-100k)",
     )
+    source_options(p)
     opt(
         p,
         "--challenger",

@@ -72,23 +72,8 @@ def batches_options(p: argparse.ArgumentParser) -> None:
     drop.add_argument("batch_id", type=int, help="the batch (see `hoprec batches list`)")
 
 
-def ingest_options(p: argparse.ArgumentParser) -> None:
-    dataset_options(p)
-    p.add_argument(
-        "--format",
-        required=True,
-        choices=sorted(FORMATS),
-        metavar="FMT",
-        help="input format: " + ", ".join(sorted(FORMATS)),
-    )
-    opt(p, "paths", nargs="*", help="files or directories (ml-100k: default embedded)")
-    opt(
-        p,
-        "--kind",
-        choices=("interactions", "items"),
-        default="interactions",
-        help="generic formats: what the files hold",
-    )
+def source_options(p: argparse.ArgumentParser) -> None:
+    """How generic files are read: what `ingest` and `retrain --landing` share."""
     opt(
         p,
         "--map",
@@ -106,6 +91,26 @@ def ingest_options(p: argparse.ArgumentParser) -> None:
     )
     opt(p, "--delim", help="generic csv: field delimiter (default ',')")
     opt(p, "--encoding", help="generic formats: text encoding (utf-8, latin-1, utf-16)")
+
+
+def ingest_options(p: argparse.ArgumentParser) -> None:
+    dataset_options(p)
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=sorted(FORMATS),
+        metavar="FMT",
+        help="input format: " + ", ".join(sorted(FORMATS)),
+    )
+    opt(p, "paths", nargs="*", help="files or directories (ml-100k: default embedded)")
+    opt(
+        p,
+        "--kind",
+        choices=("interactions", "items"),
+        default="interactions",
+        help="generic formats: what the files hold",
+    )
+    source_options(p)
     opt(p, "--force", action="store_true", help="reload files, replacing their earlier batches")
     opt(p, "--ts-min", default=D.TS_MIN, help="earlier timestamps are quarantined")
     opt(p, "--ts-max", default=D.TS_MAX, help="later timestamps are quarantined")

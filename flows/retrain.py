@@ -46,6 +46,10 @@ def retrain_flow(
     dataset: str = defaults.DATASET,
     landing: str | None = None,
     format: str | None = None,
+    mapping: dict[str, str] | list[str] | None = None,
+    ts_unit: str | None = None,
+    delim: str | None = None,
+    encoding: str | None = None,
     warehouse: str | None = None,
     challenger: str = defaults.RETRAIN_CHALLENGER,
     margin: float = defaults.RETRAIN_MARGIN,
@@ -64,7 +68,8 @@ def retrain_flow(
 ) -> dict[str, Any]:
     """Retrain `dataset` on what is new and promote the challenger when it wins on validation.
     `landing`: a folder whose files (of `format`) are ingested first (files seen before are
-    skipped); `format` alone ingests its embedded copy (ml-100k). `challenger`: an LLM
+    skipped; `mapping`, `ts_unit`, `delim`, `encoding` as for `hoprec ingest`); `format` alone
+    ingests its embedded copy (ml-100k). `challenger`: an LLM
     fine-tune (`steps` LoRA steps on `base`; `warm_start`: from the champion's adapter when it
     is a LoRA run on the same base and SID tokens, else from scratch, said in the report) or
     SASRec (`sasrec_steps`)."""
@@ -78,9 +83,15 @@ def retrain_flow(
     wh = str(resolve(warehouse))
     ws: dict[str, Any] = {"dataset": dataset, "warehouse": warehouse}
     st: dict[str, dict[str, Any]] = {}
+    source: dict[str, Any] = {
+        "mapping": mapping,
+        "ts_unit": ts_unit,
+        "delim": delim,
+        "encoding": encoding,
+    }
 
     def ingest() -> dict[str, Any]:
-        out = ingest_flow(format=str(format), paths=files or None, **ws)
+        out = ingest_flow(format=str(format), paths=files or None, **source, **ws)
         return {"report": out["report"], "failed": out.get("failed") or []}
 
     if format:

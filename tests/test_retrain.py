@@ -167,3 +167,16 @@ def test_a_rerun_after_a_crash_skips_what_finished(rt, monkeypatch):
     out = retrain_flow(**args)
     assert out["stages"]["train"]["reused"] and not out["stages"]["judge"]["reused"]
     assert "was skipped: this is the report of the run that did it" in out["report"]
+
+
+def test_a_model_of_another_item_catalogue_is_refused(rt, tmp_path, capsys):
+    wh, (_, better, _) = rt
+    champion = better["decision"]["challenger_id"]
+    copy = str(tmp_path / "moved.duckdb")
+    shutil.copy(wh, copy)
+    with duckdb.connect(copy) as con:  # a new item sorted first: every index moves by one
+        con.execute("UPDATE item_index SET item_idx = item_idx + 1 WHERE dataset = 'ml100k'")
+        con.execute("INSERT INTO item_index VALUES ('ml100k', '0', 1)")
+    assert main(["recommend", "--dataset", "ml100k", "--warehouse", copy, "--model",
+                 champion]) == 2  # fmt: skip
+    assert "trained on another item catalogue" in capsys.readouterr().err

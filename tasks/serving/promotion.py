@@ -118,7 +118,7 @@ def judge_task(
             except ValueError as exc:
                 if ref is challenger:
                     raise
-                unscorable = f"the champion cannot be scored on the current data ({exc})"
+                unscorable = f"the champion cannot be scored on the current data: {exc}"
     ev = evaluate_scores_task.fn(
         warehouse, dataset, SPLIT, scores, rows, snapshots, history, sid_version, "retrain"
     )

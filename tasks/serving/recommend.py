@@ -10,6 +10,7 @@ recommended. Users are scored in chunks, so memory stays at one chunk's score ma
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..data.sequences import n_items
-from ..data.warehouse import fetch_arrow, fetch_dicts, run, transaction
+from ..data.warehouse import fetch_arrow, fetch_dicts, fetch_value, run, transaction
 from ..evaluation.metrics import mask_items, top_k
 from ..recommenders.baselines import MODELS as BASELINES
 from ..recommenders.baselines import baseline_scores, popularity
@@ -42,6 +43,7 @@ class ModelRef:
     model_id: str
     kind: str  # popularity | markov | cooc-knn | sasrec | tiger | llm-lora | llm-full
     path: str | None = None
+    catalogue: str | None = None  # the item index it was trained on (index-scored models)
 
 
 def find_model(
@@ -59,7 +61,25 @@ def find_model(
             {"dataset": dataset, "model_id": model_id, "kind": kind, "champion": champion},
         )
     )
-    return ModelRef(rows[0]["model_id"], rows[0]["kind"], rows[0]["path"]) if rows else None
+    if not rows:
+        return None
+    r = rows[0]
+    catalogue = json.loads(r["params_json"] or "{}").get("catalogue")
+    return ModelRef(r["model_id"], r["kind"], r["path"], catalogue)
+
+
+def catalogue_key(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
+    """A key of the dataset's item index (item id -> dense index) as prepare left it."""
+    return str(fetch_value(run(con, "recommend/catalogue_key", {"dataset": dataset})))
+
+
+def check_catalogue(con: duckdb.DuckDBPyConnection, dataset: str, ref: ModelRef) -> None:
+    """An index-scored model trained on another item index would score the wrong items."""
+    if ref.catalogue is not None and ref.catalogue != catalogue_key(con, dataset):
+        raise ValueError(
+            f"model {ref.model_id} was trained on another item catalogue of {dataset!r} (items "
+            "were added or dropped since, so item indices moved); retrain it"
+        )
 
 
 def resolve_model(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> ModelRef | None:
@@ -76,8 +96,10 @@ def resolve_model(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> Mo
                 "sasrec)"
             )
         return ref
-    if name == "sasrec":
-        return find_model(con, dataset, kind="sasrec")
+    if name == "sasrec":  # the newest that fits today's catalogue, else None: train one
+        ref = find_model(con, dataset, kind="sasrec")
+        fits = ref is not None and ref.catalogue in (None, catalogue_key(con, dataset))
+        return ref if fits else None
     ref = find_model(con, dataset, model_id=name)
     if ref is None:
         raise ValueError(
@@ -159,6 +181,8 @@ def model_scorer(
         assert snapshots is not None, "baselines need the relation snapshots"
         snaps = dict(snapshots)
         return lambda h: baseline_scores(con, dataset, "test", ref.kind, snaps, h)
+    if ref.kind in ("sasrec", "tiger"):
+        check_catalogue(con, dataset, ref)
     if ref.kind == "sasrec":
         from ..recommenders import sasrec
 

@@ -66,9 +66,7 @@ def decision_lines(d: dict[str, Any]) -> list[str]:
         "challenger": d["challenger_id"],
         "valid NDCG@10": round(d["challenger_ndcg"], 4),
         "champion": d["champion_id"] or "none",
-        "champion valid NDCG@10": ""
-        if d["champion_ndcg"] is None
-        else round(d["champion_ndcg"], 4),
+        "champion NDCG@10": "-" if d["champion_ndcg"] is None else round(d["champion_ndcg"], 4),
         "gain 95% CI": ""
         if d["diff_low"] is None
         else f"[{d['diff_low']:+.4f}, {d['diff_high']:+.4f}]",
