@@ -123,6 +123,13 @@ def prepare_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--k-core", type=int, default=D.K_CORE, help="iterative k-core")
     opt(
         p,
+        "--min-rating",
+        type=float,
+        default=D.MIN_RATING,
+        help="drop events rated below this before the k-core (RecBole ml-1m: 3)",
+    )
+    opt(
+        p,
         "--split",
         choices=("loo", "temporal"),
         default=D.SPLIT,

@@ -23,6 +23,7 @@ def prepare_flow(
     test_start: str | None = None,
     tie_break: str = defaults.TIE_BREAK,
     tie_seed: int = 0,
+    min_rating: float | None = defaults.MIN_RATING,
 ) -> dict[str, Any]:
     """Turn a dataset's interactions into ordered, split user sequences (tables + Parquet)."""
     params = PrepareParams(
@@ -33,6 +34,7 @@ def prepare_flow(
         test_start=test_start,
         tie_break=tie_break,  # type: ignore[arg-type]  # PrepareParams checks it
         tie_seed=tie_seed,
+        min_rating=min_rating,
     )
     result = prepare_task(str(resolve(warehouse)), dataset, params)
     result["report"] = prepare_report(result)
@@ -59,7 +61,12 @@ def prepare_report(result: dict[str, Any]) -> str:
         [
             f"# Prepared `{result['dataset']}`",
             f"{p['k_core']}-core, split `{p['split']}`, history cap {p['max_history'] or 'none'}, "
-            f"timestamp ties broken by `{p.get('tie_break', 'item')}`.",
+            f"timestamp ties broken by `{p.get('tie_break', 'item')}`"
+            + (
+                f", ratings >= {p['min_rating']:g} only."
+                if p.get("min_rating") is not None
+                else "."
+            ),
             "",
             md_table(overview),
             "",

@@ -92,3 +92,7 @@ POOL_TYPE = "process"
 GPU_TAG = "gpu"
 GPU_TAG_LIMIT = 1  # tasks tagged `gpu` at once: one card, one training
 BACKFILL_DEPLOYMENT = "backfill/backfill"  # flow name / deployment name
+
+# prepare: events rated below this are dropped before the k-core (None keeps every event;
+# RecBole's ml-1m benchmarks keep ratings >= 3)
+MIN_RATING: float | None = None

@@ -179,3 +179,38 @@ def test_tie_break_rules_on_a_crafted_tie(con, tmp_path):
     assert target("random", 3) == target("random", 3)
     stats = prepare(con, "d", PrepareParams(k_core=1), out_dir=tmp_path).stats
     assert (stats["test_ties"], stats["valid_ties"]) == (1, 1)  # user u only
+
+
+def test_min_rating_filters_before_the_kcore(con, tmp_path):
+    """RecBole's ml-1m protocol: ratings >= 3 first, then the k-core. Hand-computed: unfiltered,
+    the 3-core keeps all 14 events (users 4/3/4/3, items a4 b4 c3 d3). With >= 3, u1-d (2), u3-d
+    (1) and u4-b (no rating) go; u4 is left with 2 events and falls to the 3-core, which takes d
+    with it: 9 events, u1..u3 each a, b, c (c the test target). Ratings of exactly 3 stay."""
+    rated = {
+        "u1": [("a", 5), ("b", 4), ("c", 3), ("d", 2)],
+        "u2": [("a", 3), ("b", 5), ("c", 4)],
+        "u3": [("a", 4), ("b", 4), ("c", 5), ("d", 1)],
+        "u4": [("a", 5), ("d", 5), ("b", None)],
+    }
+    con.executemany(
+        "INSERT INTO interactions VALUES ('d', ?, ?, ?, ?, 0, ?)",
+        [
+            (u, i, T0 + timedelta(seconds=t), r, 10 * n + t)
+            for n, (u, evs) in enumerate(rated.items())
+            for t, (i, r) in enumerate(evs)
+        ],
+    )
+    every = prepare(con, "d", PrepareParams(k_core=3), out_dir=tmp_path)
+    assert (every.stats["interactions"], every.stats["users"], every.stats["items"]) == (14, 4, 4)
+    res = prepare(con, "d", PrepareParams(k_core=3, min_rating=3), out_dir=tmp_path)
+    assert (res.stats["interactions"], res.stats["users"], res.stats["items"]) == (9, 3, 3)
+    assert res.params["min_rating"] == 3
+    got = con.execute(
+        "SELECT s.user_id, x.item_id, s.split FROM sequences s "
+        "JOIN item_index x USING (dataset, item_idx) ORDER BY s.user_id, s.pos"
+    ).fetchall()
+    assert got == [
+        (u, i, sp) for u in ("u1", "u2", "u3") for i, sp in zip("abc", ("train", "valid", "test"))
+    ]
+    with pytest.raises(ValueError, match="rated >= 6"):
+        prepare(con, "d", PrepareParams(k_core=1, min_rating=6), out_dir=tmp_path)

@@ -43,6 +43,7 @@ class PrepareParams:
     tie_seed: int = 0  # the random tie-break's seed
     valid_start: str | None = None  # temporal split cut points (default: 80%/90% quantiles)
     test_start: str | None = None
+    min_rating: float | None = defaults.MIN_RATING  # drop events rated below it, before k-core
 
     def __post_init__(self) -> None:
         if self.k_core < 1:
@@ -67,10 +68,17 @@ class PrepareResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def kcore(con: duckdb.DuckDBPyConnection, dataset: str, k: int) -> int:
-    """Iterative k-core in SQL over temp table `kc`; returns the number of passes."""
-    run(con, "prepare/kcore_base", {"dataset": dataset})
+def kcore(
+    con: duckdb.DuckDBPyConnection, dataset: str, k: int, min_rating: float | None = None
+) -> int:
+    """Iterative k-core in SQL over temp table `kc` (after the rating threshold); returns the
+    number of passes."""
+    run(con, "prepare/kcore_base", {"dataset": dataset, "min_rating": min_rating})
     if not row_count(con, "kc"):
+        if min_rating is not None and fetch_value(
+            run(con, "prepare/count_events", {"dataset": dataset})
+        ):
+            raise ValueError(f"no events of {dataset!r} are rated >= {min_rating}")
         raise ValueError(f"dataset {dataset!r} has no interactions; run `hoprec ingest` first")
     passes = 0
     while True:
@@ -85,7 +93,7 @@ def prepare(
     con: duckdb.DuckDBPyConnection, dataset: str, params: PrepareParams, out_dir: Path | None = None
 ) -> PrepareResult:
     """Build the prepared sequences of `dataset` and their stats."""
-    passes = kcore(con, dataset, params.k_core)
+    passes = kcore(con, dataset, params.k_core, params.min_rating)
     if not row_count(con, "kc"):
         raise ValueError(f"no events of {dataset!r} survive the {params.k_core}-core filter")
     run(con, "prepare/item_index")
