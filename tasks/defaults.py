@@ -66,7 +66,10 @@ DECODE = "beam"
 BASELINE_SASREC_STEPS = 2000  # `hoprec baselines`
 COMPARE_STEPS = 60  # LoRA steps of each LLM in `hoprec compare`
 COMPARE_SASREC_STEPS = 300  # SASRec next to a short LLM run (compare, demo)
-TIGER_STEPS = 2000
+TIGER_STEPS = 2000  # SID transformer (T5, TIGER's sizes): steps of TIGER_BATCH examples
+TIGER_BATCH = 32
+TIGER_LR = 2e-3
+TIGER_HISTORY = 20  # items in its encoder input
 
 # demo: compact prompts, so that a CPU fine-tunes within minutes
 DEMO_HISTORY = 10

@@ -1,38 +1,42 @@
-"""TIGER-like baseline: a tiny Llama trained from scratch on semantic IDs (tasks.tiger).
+"""TIGER: a T5 encoder-decoder trained from scratch on semantic IDs (tasks.recommenders.tiger).
 
-The main test is a task that needs learning: items follow a fixed successor cycle, so the next
-item is fully determined by the last one. A model trained with the loss on the right tokens gets
-it top-1 almost always; an untrained one (or one whose loss targets were shifted) does not.
+The main test is a task that needs the encoder: the next item is a fixed function of the item
+THREE back (the first of a 3-item history), and the two items in between are as random, so
+a model that does not read its encoder input (or reads only the last item) is at chance. A trained
+model gets it top-1 almost always; an untrained one does not.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from hoprec.tasks.recommenders.tiger import (
-    BOS,
-    TigerParams,
+from hoprec.tasks.recommenders.tiger import TigerParams, load, save, score, train_tiger
+from hoprec.tasks.recommenders.tiger_data import (
+    EOS,
+    NO_USER,
+    PAD,
+    Examples,
     batch_tensors,
     check_codes,
-    load,
-    save,
-    score,
+    first_user_token,
+    iirg_pairs,
+    next_item_examples,
+    pair_examples,
     sid_tokens,
-    train_tiger,
-    windows,
+    user_token,
 )
 from hoprec.tasks.sids.store import code_matrix
 
-N = 40
+N = 30
 
 
 def synthetic(seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """(codes [N+1, 4], train sequences, successor) for N items on one random successor cycle."""
+    """(codes [N+1, 4], train sequences, f) for N items: s[t] = f(s[t - 3]) from 3 random
+    distinct starts, f one random cycle over the items."""
     rng = np.random.default_rng(seed)
     seen: set[tuple[int, ...]] = set()
     while len(seen) < N:  # distinct SIDs sharing prefixes
@@ -40,133 +44,179 @@ def synthetic(seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     codes = np.zeros((N + 1, 4), np.int64)
     codes[1:] = rng.permutation(np.array(sorted(seen)))
     cycle = rng.permutation(np.arange(1, N + 1))
-    succ = np.zeros(N + 1, np.int64)
-    succ[cycle] = np.roll(cycle, -1)
+    f = np.zeros(N + 1, np.int64)
+    f[cycle] = np.roll(cycle, -1)
     seqs = []
-    for _ in range(80):
-        s = [int(rng.integers(1, N + 1))]
-        for _ in range(int(rng.integers(6, 16)) - 1):
-            s.append(int(succ[s[-1]]))
+    for _ in range(150):
+        s = [int(x) for x in rng.choice(np.arange(1, N + 1), 3, replace=False)]
+        for _ in range(int(rng.integers(4, 10))):
+            s.append(int(f[s[-3]]))
         seqs.append(np.array(s))
-    return codes, seqs, succ
+    return codes, seqs, f
 
 
 FAST = TigerParams(
-    hidden=32,
-    layers=2,
+    d_model=32,
+    d_kv=16,
     heads=2,
-    intermediate=64,
-    history=6,
-    batch_size=16,
+    d_ff=64,
+    layers=1,
+    dropout=0.0,
+    user_buckets=8,
+    history=3,
+    batch_size=32,
     lr=5e-3,
     warmup=20,
-    max_steps=400,
+    max_steps=900,
     eval_every=0,
     seed=0,
     device="cpu",
 )
 
 
-def eval_set(succ: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """One history of 5 consecutive items ending at every item; the target is its successor."""
-    hists = []
-    for last in range(1, N + 1):
-        h = [last]
-        for _ in range(4):
-            h.insert(0, int(np.flatnonzero(succ == h[0])[0]))
-        hists.append(np.array(h))
-    return hists, succ[[h[-1] for h in hists]]
+def eval_set(f: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Histories [x, y, z] of random distinct items; the target f(x) is outside the history."""
+    rng = np.random.default_rng(5)
+    hists: list[np.ndarray] = []
+    while len(hists) < 60:
+        h = rng.choice(np.arange(1, N + 1), 3, replace=False)
+        if f[h[0]] not in h:
+            hists.append(h)
+    return hists, f[[h[0] for h in hists]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    codes, seqs, succ = synthetic()
-    return train_tiger(seqs, codes, FAST), succ
+    codes, seqs, f = synthetic()
+    return train_tiger(seqs, codes, FAST), f
 
 
-def hit_at_1(model, succ) -> float:
-    hists, targets = eval_set(succ)
-    s = score(model, hists, num_beams=5)
-    return float((s.argmax(1) == targets).mean())
+def hit_at_1(model, f) -> float:
+    hists, targets = eval_set(f)
+    return float((score(model, hists, num_beams=5).argmax(1) == targets).mean())
 
 
-def test_learns_the_successor_cycle(trained):
-    model, succ = trained
+def test_is_a_t5_with_tigers_sizes_by_default():
+    from transformers import T5ForConditionalGeneration
+
+    from hoprec.tasks.recommenders.tiger import build_net
+
+    p = TigerParams()
+    net = build_net(p, 100)
+    cfg = net.config
+    assert isinstance(net, T5ForConditionalGeneration) and cfg.is_encoder_decoder
+    assert (cfg.num_layers, cfg.num_decoder_layers, cfg.num_heads, cfg.d_kv) == (4, 4, 6, 64)
+    assert (cfg.d_model, cfg.d_ff, cfg.dropout_rate, p.user_buckets) == (128, 1024, 0.1, 2000)
+
+
+def test_learns_a_task_that_needs_the_encoder(trained):
+    model, f = trained
     assert model.steps == FAST.max_steps and len(model.losses) == FAST.max_steps
-    assert np.mean(model.losses[-10:]) < 0.3 * np.mean(model.losses[:10])
-    assert hit_at_1(model, succ) > 0.9
-    untrained = train_tiger(synthetic()[1], synthetic()[0], replace(FAST, max_steps=1, lr=1e-6))
-    assert hit_at_1(untrained, succ) < 0.3
+    assert np.mean(model.losses[-10:]) < 0.5 * np.mean(model.losses[:10])
+    assert hit_at_1(model, f) > 0.8
+    codes, seqs, _ = synthetic()
+    untrained = train_tiger(seqs, codes, replace(FAST, max_steps=1, lr=1e-6))
+    assert hit_at_1(untrained, f) < 0.3
 
 
-def test_targets_are_the_next_tokens_from_item_two_on():
+def test_examples_and_batches():
     codes = check_codes(synthetic()[0])
     tok = sid_tokens(codes)
-    ids, tgt = batch_tensors([np.array([3, 7, 9]), np.array([5, 2])], tok)
-    assert ids.shape == (2, 13) and ids[0, 0] == BOS and ids[1, 0] == BOS
-    assert ids[0, 1:].tolist() == tok[[3, 7, 9]].reshape(-1).tolist()
-    assert (tgt[:, :4] == -100).all()  # BOS and item 1's tokens: no loss
-    assert tgt[0, 4:12].tolist() == ids[0, 5:13].tolist()  # items 2..3, one step ahead
-    assert tgt[0, 12] == -100 and (tgt[1, 8:] == -100).all()  # nothing to predict / padding
-    assert tgt[1, 4:8].tolist() == tok[2].tolist()
+    ex = next_item_examples([np.array([3, 7, 9, 4])], np.array([NO_USER]), 2)
+    assert ex.hist.tolist() == [[3, 0], [3, 7], [7, 9]] and ex.target.tolist() == [7, 9, 4]
+    ids, mask, dec, labels, w = batch_tensors(ex, tok)
+    assert ids.shape == (3, 10) and (ids[:, 0] == NO_USER).all()
+    assert ids[0].tolist() == [NO_USER, *tok[3].tolist(), EOS] + [PAD] * 4
+    assert mask[0].tolist() == [1] * 6 + [0] * 4 and mask[2].all()
+    assert labels[1].tolist() == [*tok[9].tolist(), EOS]
+    assert dec[1].tolist() == [PAD, *tok[9].tolist()] and w.tolist() == [1.0, 1.0, 1.0]
+    both = Examples.concat([ex, pair_examples([(5, 6, 0.5)], 2)])
+    assert both.target.tolist() == [7, 9, 4, 6] and both.weight.tolist()[-1] == 0.5
 
 
-def test_windows_cover_every_transition_once():
-    rng = np.random.default_rng(1)
-    seqs = [np.arange(1, 51), np.arange(1, 4), np.array([7])]
-    for _ in range(5):
-        wins = windows(seqs, 6, rng)
-        assert all(2 <= len(w) <= 7 for w in wins)
-        pairs = sorted((int(a), int(b)) for w in wins for a, b in itertools.pairwise(w))
-        expected = sorted((int(a), int(b)) for s in seqs for a, b in itertools.pairwise(s))
-        assert pairs == expected
+def test_user_tokens_are_hashed_into_the_buckets():
+    codes = check_codes(synthetic()[0])
+    t = user_token(np.arange(1000), 1000, codes, 8)
+    first = first_user_token(codes)
+    assert (t >= first).all() and (t < first + 8).all() and len(set(t.tolist())) == 8
+    assert np.array_equal(t, user_token(np.arange(1000), 1000, codes, 8))  # stable
+    assert (user_token(None, 3, codes, 8) == NO_USER).all()
 
 
 def test_scores_are_valid_items_outside_the_history(trained):
     model, _ = trained
     rng = np.random.default_rng(2)
-    hists = [rng.choice(np.arange(1, N + 1), size=k, replace=False) for k in (0, 1, 5, 20, 36)]
-    s = score(model, hists, num_beams=10)
+    hists = [rng.choice(np.arange(1, N + 1), size=k, replace=False) for k in (0, 1, 3, 20, 26)]
+    s = score(model, hists, num_beams=10, users=np.arange(len(hists)))
     assert s.shape == (len(hists), N + 1) and s.dtype == np.float32
     assert np.isneginf(s[:, 0]).all()
     for h, row in zip(hists, s):
         finite = set(np.flatnonzero(np.isfinite(row)).tolist())
         assert finite and finite <= set(range(1, N + 1)) - set(h.tolist())
-        assert len(finite) <= 10  # a beam can die on history-only prefixes
+        assert len(finite) <= 10
         assert (row[np.isfinite(row)] <= 0).all()  # log-probabilities
 
 
 def test_same_seed_same_losses_and_save_load_round_trip(trained, tmp_path):
-    codes, seqs, succ = synthetic()
-    p = replace(FAST, max_steps=15)
+    codes, seqs, f = synthetic()
+    p = replace(FAST, max_steps=8)
     seen: list[tuple[int, int, float]] = []
     a = train_tiger(seqs, codes, p, progress=lambda *x: seen.append(x))
     b = train_tiger(seqs, codes, p)
     assert a.losses == b.losses and [x[2] for x in seen] == a.losses
-    assert [x[:2] for x in seen] == [(i, 15) for i in range(1, 16)]
     assert train_tiger(seqs, codes, replace(p, seed=1)).losses != a.losses
     model, _ = trained
-    hists, _ = eval_set(succ)
+    hists, _ = eval_set(f)
     back = load(save(model, tmp_path / "tiger.pt"), device="cpu")
     assert back.params == model.params and back.losses == model.losses
     assert np.array_equal(back.codes, model.codes)
     np.testing.assert_array_equal(score(back, hists), score(model, hists))
 
 
-def test_validation_keeps_the_best_weights():
-    codes, seqs, succ = synthetic()
-    hists, targets = eval_set(succ)
-    p = replace(FAST, max_steps=40, eval_every=20, eval_users=10)
-    m = train_tiger(seqs, codes, p, valid=(hists, targets))
-    assert [s for s, _ in m.valid] == [20, 40]
+def test_validation_keeps_the_best_weights_and_pairs_train():
+    codes, seqs, f = synthetic()
+    hists, targets = eval_set(f)
+    p = replace(FAST, max_steps=20, eval_every=10, eval_users=10)
+    m = train_tiger(seqs, codes, p, valid=(hists, targets, np.arange(len(hists))))
+    assert [s for s, _ in m.valid] == [10, 20]
     assert m.best_step == max(m.valid, key=lambda v: v[1])[0]
+    pairs = [(int(i), int(f[i]), 0.5) for i in range(1, N + 1)]
+    with_pairs = train_tiger(seqs, codes, replace(p, eval_every=0), pairs=pairs)
+    assert with_pairs.losses != train_tiger(seqs, codes, replace(p, eval_every=0)).losses
+
+
+def test_iirg_pairs_read_a_build(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "train.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "task": ["next-item", "collaborative", "semantic", "semantic"],
+                "input_items": [[1, 2], [3], [4], [5]],
+                "target_items": [[3], [5, 6], [7], [8]],
+                "loss_weight": [1.0, 0.5, 2.0, 0.0],
+            }
+        ),
+        path,
+    )
+    assert iirg_pairs(str(path)) == [(3, 5, 0.5), (3, 6, 0.5), (4, 7, 2.0)]
 
 
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("hidden", 0),
-        ("heads", 3),
+        ("d_model", 0),
+        ("heads", 0),
         ("layers", 0),
         ("history", 0),
         ("batch_size", 0),
@@ -174,9 +224,11 @@ def test_validation_keeps_the_best_weights():
         ("eval_every", -1),
         ("warmup", -1),
         ("dropout", 1.0),
+        ("user_dropout", 1.5),
         ("lr", 0.0),
         ("threads", -1),
         ("eval_users", 0),
+        ("user_buckets", 0),
     ],
 )
 def test_bad_params_name_the_field(field, value):
@@ -192,10 +244,9 @@ def test_bad_inputs():
         train_tiger(seqs, dup, FAST)
     with pytest.raises(ValueError, match="item ids"):
         train_tiger([np.array([1, N + 1])], codes, FAST)
-    # SID strings are parsed by the one parser the SID store has
+    with pytest.raises(ValueError, match="pair"):
+        train_tiger(seqs, codes, FAST, pairs=[(1, N + 1, 1.0)])
     assert code_matrix({1: "<a_12><b_3><c_40><d_0>"}, 1)[1].tolist() == [12, 3, 40, 0]
-    with pytest.raises(ValueError, match="SID"):
-        code_matrix({1: "<a_12><b_3>", 2: "<a_1><b_2><c_3><d_0>"}, 2)
 
 
 def test_torch_threads_are_restored(trained):

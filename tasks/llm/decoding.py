@@ -13,7 +13,8 @@ Every item is a fixed-length sequence of L SID tokens (L = 4 here). Three pieces
   are true log-probabilities (log-softmax
   over the full vocabulary, then masking), so only real items can come out. History items are
   removed at the last step (their leaves are masked before the final top-k, so no beam is spent
-  on them).
+  on them). An encoder-decoder (T5: the SID transformer) takes the prompt as its encoder input,
+  run once, and its decoder reruns on each beam's prefix (at most L tokens) with the batch method.
 * exact item scoring lives in `exact.py` and shares the helpers here.
 
 Caches: transformers 5.x `DynamicCache` (anything with ``reorder_cache``) or legacy tuples of
@@ -125,6 +126,26 @@ def batches(n: int, size: int) -> Iterator[slice]:
         raise ValueError("batch_size must be >= 1")
     for a in range(0, n, size):
         yield slice(a, min(n, a + size))
+
+
+def is_encoder_decoder(model: Any) -> bool:
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+
+
+def seq2seq_logits(
+    model: Any, enc: torch.Tensor, mask: torch.Tensor, dec: torch.Tensor
+) -> torch.Tensor:
+    """An encoder-decoder's next-token logits [rows, vocab] after the decoder prefixes `dec`,
+    over encoder states `enc` (T5 and the like: the encoder ran once per user)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    out = model(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+        attention_mask=mask,
+        decoder_input_ids=dec,
+        use_cache=False,
+    )
+    return out.logits[:, -1]
 
 
 # ------------------------------------------------------------------------- tree attention
@@ -254,12 +275,21 @@ def _beam_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     n_users = len(prompts)
     ids, mask, pos = left_pad(prompts, pad_id(model), dev)
-    out = run_prompt(model, ids, mask, pos)
-    cache = out.past_key_values
-    logits = out.logits[:, -1]
+    seq2seq = is_encoder_decoder(model)
+    if seq2seq:  # the prompt is the encoder input; the decoder starts from its start token
+        if tree:
+            raise ValueError("method='tree' needs a decoder-only model")
+        enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        start = model.config.decoder_start_token_id
+        dec = torch.full((n_users, 1), pad_id(model) if start is None else start, device=dev)
+        logits = seq2seq_logits(model, enc, mask, dec)
+    else:
+        out = run_prompt(model, ids, mask, pos)
+        cache = out.past_key_values
+        logits = out.logits[:, -1]
     vocab = check_vocab(model, logits, trie)
     logp = torch.log_softmax(logits.float(), -1)  # [users * width, vocab]
-    del out, logits
+    del logits
     width = ids.shape[1]
     n_prompt = mask.sum(1)
     if tree:
@@ -287,6 +317,12 @@ def _beam_batch(
             break
         origin = top_i // len(tok)
         step_ids = tok[top_i % len(tok)]  # [users, new beams]
+        if seq2seq:  # the decoder reruns on each beam's prefix (<= L tokens): no cache to carry
+            rows = (user[:, None] * beams + origin).reshape(-1)
+            dec = torch.cat([dec.index_select(0, rows), step_ids.reshape(-1, 1)], 1)
+            src = user.repeat_interleave(step_ids.shape[1])
+            logp = torch.log_softmax(seq2seq_logits(model, enc[src], mask[src], dec).float(), -1)
+            continue
         if tree:
             w = step_ids.shape[1]
             anc = anc.gather(1, origin[:, :, None].expand(n_users, w, anc.shape[2]))

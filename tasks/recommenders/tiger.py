@@ -1,19 +1,17 @@
-"""TIGER-like generative recommender: a small Llama trained from scratch on semantic IDs.
+"""TIGER (Rajput et al. 2023): a T5 encoder-decoder trained from scratch on semantic IDs.
 
-The non-LLM comparison point for "LLMs memorize more than non-LLM GR models": the same SIDs and
-trie-constrained beam search (llm/decoding.py) as the LLM recommenders, but a tiny random-init
-decoder whose vocabulary is the SID codes (token = offset[level] + code) plus pad/bos/eos.
-Training is a causal LM over each user's train sequence cut into windows of <= history + 1
-items (BOS, then 4 tokens per item), so every transition of a window is in one loss: the SID
-tokens of items 2..end (never BOS, pad or item 1). Windows overlap by one item, so an epoch sees
-each transition once. Scoring prompts with BOS + the last `history` SIDs (positions from 0, as
-in training) and turns the beam's top-K into a full score matrix.
+The non-LLM comparison point for "LLMs memorize more than non-LLM GR models": the same SIDs
+and trie-constrained beam search (llm/decoding.py, which runs an encoder-decoder's encoder once
+and its decoder on each beam's prefix) as the LLM recommenders. METHODS.md's sizes: 4 encoder
++ 4 decoder layers, 6 heads of 64, d_model 128, MLP 1024, dropout 0.1, a hashed user token.
+The encoder reads the user token + the SID tokens of the last `history` items, the decoder
+writes the next item's SID + EOS (data layout: tiger_data.py). Optional IIRG samples add
+(item -> co-occurrence / semantic neighbour) pairs, weighted per task (`iirg_pairs`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -29,33 +27,51 @@ import torch.nn.functional as F
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from .. import defaults
 from ..data.warehouse import connect
 from ..devices import resolve_device
 from ..llm.decoding import beam_scores, constrained_beam_search
 from ..settings import stage_dir
 from ..sids.trie import SidTrie
+from .tiger_data import (
+    EOS,
+    NO_USER,
+    PAD,
+    Examples,
+    batch_tensors,
+    check_codes,
+    encoder_inputs,
+    first_user_token,
+    iirg_pairs,
+    next_item_examples,
+    pair_examples,
+    sid_tokens,
+    user_token,
+    warehouse_codes,
+    warehouse_sequences,
+)
 
 log = logging.getLogger("hoprec.tiger")
-
-PAD, BOS, EOS = 0, 1, 2  # special tokens; SID tokens start at 3
-L = 4  # SID length (a, b, c, d)
 
 
 @dataclass(frozen=True)
 class TigerParams:
-    """Model and training settings (defaults: ~80 s for ml-100k on one CPU core)."""
+    """Model and training settings: TIGER's architecture; the steps fit a CPU."""
 
-    hidden: int = 64  # small on purpose: CPU time is spent on epochs, not width
-    layers: int = 2
-    heads: int = 4
-    intermediate: int = 128
-    dropout: float = 0.0  # attention dropout (Llama has no other)
-    history: int = 20  # items in the prompt; training windows hold history + 1
-    lr: float = 2e-3
+    d_model: int = 128
+    d_kv: int = 64
+    heads: int = 6
+    d_ff: int = 1024
+    layers: int = 4  # encoder layers, and as many decoder layers
+    dropout: float = 0.1
+    user_buckets: int = 2000  # hashed user tokens
+    user_dropout: float = 0.1  # share of examples shown NO_USER, so scoring without users works
+    history: int = defaults.TIGER_HISTORY  # items in the encoder input
+    lr: float = defaults.TIGER_LR
     weight_decay: float = 0.01
     warmup: int = 100  # linear warmup steps, then cosine decay to 0 at max_steps
-    batch_size: int = 16  # windows per step (small batches, more updates: better per FLOP)
-    max_steps: int = 2000
+    batch_size: int = defaults.TIGER_BATCH
+    max_steps: int = defaults.TIGER_STEPS
     seed: int = 0
     device: str = "auto"  # auto = cuda, else mps, else cpu
     threads: int = 1  # torch CPU threads while training/scoring; 0 = leave as is
@@ -64,35 +80,23 @@ class TigerParams:
     eval_beams: int = 20
 
     def __post_init__(self) -> None:
-        for name in (
-            "hidden",
-            "layers",
-            "heads",
-            "intermediate",
-            "history",
-            "batch_size",
-            "max_steps",
-            "eval_users",
-            "eval_beams",
-            "warmup",
-            "eval_every",
-            "threads",
-        ):
-            low = 0 if name in ("warmup", "eval_every", "threads") else 1
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
-        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
-            raise ValueError(
-                f"hidden ({self.hidden}) / heads ({self.heads}) must be an even "
-                "integer (rotary embeddings)"
-            )
+        ints = ("d_model", "d_kv", "heads", "d_ff", "layers", "user_buckets", "history")
+        for name in (*ints, "batch_size", "max_steps", "eval_users", "eval_beams"):
+            self._int(name, 1)
+        for name in ("warmup", "eval_every", "threads"):
+            self._int(name, 0)
         for name, ok in (
             ("dropout", 0 <= self.dropout < 1),
+            ("user_dropout", 0 <= self.user_dropout <= 1),
             ("lr", self.lr > 0),
             ("weight_decay", self.weight_decay >= 0),
         ):
             if not ok:
                 raise ValueError(f"{name} out of range: {getattr(self, name)!r}")
+
+    def _int(self, name: str, low: int) -> None:
+        if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -100,7 +104,7 @@ class TigerModel:
     """A trained net with its codes. `valid` lists (step, valid NDCG@10); when it is not empty
     the weights are those of `best_step`."""
 
-    net: Any  # transformers.LlamaForCausalLM
+    net: Any  # transformers.T5ForConditionalGeneration
     codes: np.ndarray  # [n_items + 1, 4], row 0 unused
     params: TigerParams
     steps: int = 0
@@ -122,81 +126,30 @@ class TigerModel:
         return self._trie
 
 
-def sid_tokens(codes: np.ndarray) -> np.ndarray:
-    """Token ids [n_items + 1, 4]: offset[level] + code (levels side by side after the 3
-    specials, so the vocabulary is as small as the codebooks), the pad row all PAD."""
-    sizes = codes[1:].max(0) + 1
-    tok = codes + 3 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    tok[0] = PAD
-    return tok
-
-
-def check_codes(codes: np.ndarray) -> np.ndarray:
-    """int64 [n + 1, 4], non-negative, rows 1..n distinct (a trie needs unique SIDs)."""
-    codes = np.array(codes, dtype=np.int64)
-    if codes.ndim != 2 or codes.shape[1] != L or len(codes) < 2 or (codes[1:] < 0).any():
-        raise ValueError(f"codes must be non-negative [n_items + 1, {L}], got {codes.shape}")
-    if len(np.unique(codes[1:], axis=0)) != len(codes) - 1:
-        raise ValueError("codes rows 1..n_items must be distinct")
-    codes[0] = 0
-    return codes
-
-
 def build_net(params: TigerParams, vocab: int) -> Any:
-    """A randomly initialised LlamaForCausalLM (seed set by the caller), sdpa attention."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A randomly initialised T5ForConditionalGeneration (seed set by the caller)."""
+    from transformers import T5Config, T5ForConditionalGeneration
 
-    cfg = LlamaConfig(
+    cfg = T5Config(
         vocab_size=vocab,
-        hidden_size=params.hidden,
-        intermediate_size=params.intermediate,
-        num_hidden_layers=params.layers,
-        num_attention_heads=params.heads,
-        num_key_value_heads=params.heads,
-        max_position_embeddings=1 + L * (params.history + 1) + 8,
-        attention_dropout=params.dropout,
-        tie_word_embeddings=True,
+        d_model=params.d_model,
+        d_kv=params.d_kv,
+        d_ff=params.d_ff,
+        num_layers=params.layers,
+        num_decoder_layers=params.layers,
+        num_heads=params.heads,
+        dropout_rate=params.dropout,
+        feed_forward_proj="relu",
         pad_token_id=PAD,
-        bos_token_id=BOS,
         eos_token_id=EOS,
+        decoder_start_token_id=PAD,
     )
-    cfg._attn_implementation = "sdpa"
-    return LlamaForCausalLM(cfg)
-
-
-def windows(
-    sequences: Sequence[np.ndarray], history: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Each sequence cut into windows of <= history + 1 items overlapping by one item, so every
-    transition appears once; cut points are shifted by a random phase (per sequence)."""
-    out: list[np.ndarray] = []
-    for s in (s for s in sequences if len(s) >= 2):
-        cuts = sorted({0, len(s) - 1, *range(len(s) - 1 - int(rng.integers(history)), 0, -history)})
-        out.extend(s[a : b + 1] for a, b in itertools.pairwise(cuts))
-    return out
-
-
-def batch_tensors(
-    wins: Sequence[np.ndarray], tokens: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, targets) [b, 1 + 4 * max items]: right-padded BOS + SIDs; targets[t] is the token
-    to predict from position t (ids[t + 1]) on items 2..end, else -100 (BOS, item 1, pad)."""
-    width = 1 + L * max(len(w) for w in wins)
-    ids = np.full((len(wins), width), PAD, np.int64)
-    ids[:, 0] = BOS
-    for i, w in enumerate(wins):
-        ids[i, 1 : 1 + L * len(w)] = tokens[w].reshape(-1)
-    tgt = np.full_like(ids, -100)
-    tgt[:, :-1] = ids[:, 1:]
-    tgt[:, :L] = -100  # predicting item 1's tokens (from BOS and its prefix)
-    tgt[tgt == PAD] = -100
-    return torch.from_numpy(ids), torch.from_numpy(tgt)
+    return T5ForConditionalGeneration(cfg)
 
 
 @contextlib.contextmanager
 def _threads(params: TigerParams, device: torch.device) -> Iterator[None]:
-    """`params.threads` torch threads on CPU, then restored: 1 is fastest for a model this
-    small (2 threads on the 2-core box were 1.2-7x slower per step), and safe on busy cores."""
+    """`params.threads` torch threads on CPU, then restored (1 is fastest on busy cores)."""
     before = torch.get_num_threads()
     if params.threads and device.type == "cpu":
         torch.set_num_threads(params.threads)
@@ -206,24 +159,26 @@ def _threads(params: TigerParams, device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def prompts(model: TigerModel, histories: Sequence[np.ndarray]) -> list[list[int]]:
-    """BOS + the SID tokens of each history's last `history` items."""
-    tok, h = sid_tokens(model.codes), model.params.history
+def score(
+    model: TigerModel,
+    histories: Sequence[np.ndarray],
+    num_beams: int = 20,
+    batch_size: int = 64,
+    users: np.ndarray | None = None,
+) -> np.ndarray:
+    """[n, n_items + 1] float32: log P(SID | user, history) of the beam's top-`num_beams` items,
+    -inf for every other item, padding and the history items (excluded inside the search).
+    Without `users` every row gets the NO_USER token (trained with `user_dropout`)."""
     for bad in (x for x in histories if len(x) and (np.min(x) < 1 or np.max(x) > model.n_items)):
         raise ValueError(f"history item ids must lie in 1..{model.n_items}, got {list(bad)}")
-    return [[BOS, *tok[np.asarray(x, np.int64)[-h:]].reshape(-1).tolist()] for x in histories]
-
-
-def score(
-    model: TigerModel, histories: Sequence[np.ndarray], num_beams: int = 20, batch_size: int = 64
-) -> np.ndarray:
-    """[n, n_items + 1] float32: log P(SID | prompt) of the beam's top-`num_beams` items, -inf
-    for every other item, padding and the user's history items (excluded inside the search)."""
+    p = model.params
+    utok = user_token(users, len(histories), model.codes, p.user_buckets)
+    prompts = encoder_inputs(histories, utok, sid_tokens(model.codes), p.history)
     device = next(model.net.parameters()).device
-    with _threads(model.params, device):
+    with _threads(p, device):
         items, sc = constrained_beam_search(
             model.net,
-            prompts(model, histories),
+            prompts,
             model.trie,
             num_beams=num_beams,
             top_k=num_beams,
@@ -235,10 +190,10 @@ def score(
 
 
 def _valid_metrics(
-    model: TigerModel, histories: Sequence[np.ndarray], targets: np.ndarray
+    model: TigerModel, histories: Sequence[np.ndarray], targets: np.ndarray, users: Any
 ) -> tuple[float, float]:
     """(Recall@10, NDCG@10) from the beam's ranking (a target outside the beam is a miss)."""
-    s = score(model, histories, num_beams=max(10, model.params.eval_beams))
+    s = score(model, histories, num_beams=max(10, model.params.eval_beams), users=users)
     t = s[np.arange(len(targets)), targets][:, None]
     idx = np.arange(s.shape[1])[None, :]
     rank = ((s > t) | ((s == t) & (idx < targets[:, None]))).sum(1) + 1
@@ -246,47 +201,67 @@ def _valid_metrics(
     return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
 
 
+Valid = tuple[Sequence[np.ndarray], np.ndarray] | tuple[Sequence[np.ndarray], np.ndarray, Any]
+
+
 def train_tiger(
     sequences: Sequence[np.ndarray],
     codes: np.ndarray,
     params: TigerParams = TigerParams(),
-    valid: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+    valid: Valid | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    users: np.ndarray | None = None,
+    pairs: Sequence[tuple[int, int, float]] = (),
 ) -> TigerModel:
-    """Train from scratch for `max_steps` steps (AdamW, warmup + cosine), full-softmax CE on the
-    SID tokens of items 2..end of each window. With `valid` = (histories, targets) and
-    eval_every > 0, valid NDCG@10 on a fixed user sample picks the best weights. Same seed on
-    CPU -> the same losses."""
+    """Train from scratch for `max_steps` steps (AdamW, warmup + cosine) on next-item examples
+    (+ IIRG `pairs` (item, neighbour, weight)), drawn in a fresh random order each epoch; loss:
+    weighted token CE over the target's SID + EOS. `users` (one id per sequence) feed the hashed
+    user token. With `valid` = (histories, targets[, users]) and eval_every > 0, valid NDCG@10
+    on a fixed user sample picks the best weights. Same seed on CPU -> the same losses."""
     codes = check_codes(codes)
-    seqs = [s for s in (np.asarray(s, np.int64) for s in sequences) if len(s) >= 2]
-    if not seqs:
-        raise ValueError("need at least one training sequence of 2+ items")
-    for bad in (s for s in seqs if s.min() < 1 or s.max() >= len(codes)):
+    seqs = [np.asarray(s, np.int64) for s in sequences]
+    for bad in (s for s in seqs if len(s) and (s.min() < 1 or s.max() >= len(codes))):
         raise ValueError(f"sequence item ids must lie in 1..{len(codes) - 1}, got {bad.tolist()}")
-    device = resolve_device(params.device)
-    with _threads(params, device):
-        return _train(seqs, codes, params, valid, progress, device)
+    for a, b, w in pairs:
+        if not (1 <= a < len(codes) and 1 <= b < len(codes) and w >= 0):
+            raise ValueError(f"pair item ids must lie in 1..{len(codes) - 1}: {(a, b, w)}")
+    p = params
+    ex = next_item_examples(seqs, user_token(users, len(seqs), codes, p.user_buckets), p.history)
+    if pairs:
+        ex = Examples.concat([ex, pair_examples(pairs, p.history)])
+    if not len(ex):
+        raise ValueError("need at least one training sequence of 2+ items")
+    device = resolve_device(p.device)
+    with _threads(p, device):
+        return _train(ex, codes, p, valid, progress, device)
+
+
+def _valid_sample(params: TigerParams, valid: Valid | None) -> tuple[list[np.ndarray], Any, Any]:
+    if valid is None or not params.eval_every or not len(valid[1]):
+        return [], None, None
+    rng = np.random.default_rng(params.seed + 1)
+    pick = np.sort(rng.permutation(len(valid[1]))[: params.eval_users])
+    users = valid[2] if len(valid) == 3 else None
+    return (
+        [valid[0][i] for i in pick],
+        np.asarray(valid[1], np.int64)[pick],
+        None if users is None else np.asarray(users)[pick],
+    )
 
 
 def _train(
-    seqs: list[np.ndarray],
+    ex: Examples,
     codes: np.ndarray,
     params: TigerParams,
-    valid: tuple[Sequence[np.ndarray], np.ndarray] | None,
+    valid: Valid | None,
     progress: Callable[[int, int, float], None] | None,
     device: torch.device,
 ) -> TigerModel:
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
-    net = build_net(params, int(3 + (codes[1:].max(0) + 1).sum())).to(device).train()
+    net = build_net(params, first_user_token(codes) + params.user_buckets).to(device).train()
     model, tokens = TigerModel(net, codes, params), sid_tokens(codes)
-    v_hist: list[np.ndarray] = []
-    v_tgt: np.ndarray | None = None
-    if valid is not None and params.eval_every and len(valid[1]):
-        pick = np.sort(
-            np.random.default_rng(params.seed + 1).permutation(len(valid[1]))[: params.eval_users]
-        )
-        v_hist, v_tgt = [valid[0][i] for i in pick], np.asarray(valid[1], np.int64)[pick]
+    v_hist, v_tgt, v_users = _valid_sample(params, valid)
     opt = torch.optim.AdamW(
         net.parameters(), lr=params.lr, weight_decay=params.weight_decay, betas=(0.9, 0.98)
     )
@@ -300,16 +275,19 @@ def _train(
         ),
     )
     best: dict[str, torch.Tensor] | None = None
-    queue: list[np.ndarray] = []
+    order = np.zeros(0, np.int64)
     start = time.perf_counter()
     while model.steps < total:
-        if len(queue) < params.batch_size:  # a new epoch: fresh cuts, fresh order
-            wins = windows(seqs, params.history, rng)
-            queue.extend(wins[i] for i in rng.permutation(len(wins)))
-        batch, queue = queue[: params.batch_size], queue[params.batch_size :]
-        ids, tgt = (t.to(device) for t in batch_tensors(batch, tokens))
-        logits = net(input_ids=ids, use_cache=False).logits
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
+        if len(order) < params.batch_size:  # a new epoch: fresh order
+            order = np.concatenate([order, rng.permutation(len(ex))])
+        batch = ex.take(order[: params.batch_size])
+        order = order[params.batch_size :]
+        drop = rng.random(len(batch)) < params.user_dropout
+        batch.user = np.where(drop, NO_USER, batch.user)
+        ids, mask, dec, labels, w = (t.to(device) for t in batch_tensors(batch, tokens))
+        logits = net(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="none")
+        loss = (ce.view(labels.shape) * w[:, None]).sum() / labels.numel()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -320,14 +298,10 @@ def _train(
         if progress is not None:
             progress(model.steps, total, model.losses[-1])
         if v_tgt is not None and (model.steps % params.eval_every == 0 or model.steps == total):
-            recall, ndcg = _valid_metrics(model, v_hist, v_tgt)
+            recall, ndcg = _valid_metrics(model, v_hist, v_tgt, v_users)
             net.train()
             log.info(
-                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f",
-                model.steps,
-                model.losses[-1],
-                recall,
-                ndcg,
+                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f", model.steps, loss, recall, ndcg
             )
             if best is None or ndcg > max(v for _, v in model.valid):
                 best = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -340,31 +314,28 @@ def _train(
     return model
 
 
-def warehouse_codes(con: Any, dataset: str, sid_version: str) -> np.ndarray:
-    """The codes array [n_items + 1, 4] of the dataset's items under `sid_version`."""
-    from ..data.sequences import n_items
-    from ..sids.store import code_matrix, load_sids
-
-    codes = code_matrix(load_sids(con, dataset, sid_version), n_items(con, dataset))
-    if codes.shape[1] != L:
-        raise ValueError(f"expected {L} SID codes, got {codes.shape[1]} in {sid_version!r}")
-    return codes
-
-
 def train_tiger_on(
-    con: Any, dataset: str, sid_version: str, params: TigerParams = TigerParams()
+    con: Any,
+    dataset: str,
+    sid_version: str,
+    params: TigerParams = TigerParams(),
+    build_path: str | None = None,
 ) -> TigerModel:
-    """Train on the warehouse's train split (valid split for model selection when eval_every)."""
-    from ..data.sequences import train_sequences, user_histories
+    """Train on the warehouse's train split (valid split for model selection when eval_every);
+    with `build_path` (an instruction build's Parquet) IIRG's collaborative and semantic
+    samples join as weighted item pairs."""
+    from ..data.sequences import user_histories
 
     codes = warehouse_codes(con, dataset, sid_version)
-    seqs = train_sequences(con, dataset)
-    valid = user_histories(con, dataset, "valid")[1:] if params.eval_every else None
-    return train_tiger(seqs, codes, params, valid)
+    users, seqs = warehouse_sequences(con, dataset)
+    valid = user_histories(con, dataset, "valid") if params.eval_every else None
+    v = None if valid is None else (valid[1], valid[2], valid[0])
+    pairs = iirg_pairs(build_path) if build_path else []
+    return train_tiger(seqs, codes, params, v, users=users, pairs=pairs)
 
 
 def save(model: TigerModel, path: str | Path) -> Path:
-    """torch.save of weights (CPU), Llama config (JSON), codes, params and training record."""
+    """torch.save of weights (CPU), T5 config (JSON), codes, params and training record."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -386,12 +357,10 @@ def save(model: TigerModel, path: str | Path) -> Path:
 
 def load(path: str | Path, device: str = "auto") -> TigerModel:
     """A saved model in eval mode on `device` (weights_only load: no pickled code runs)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import T5Config, T5ForConditionalGeneration
 
     ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    cfg = LlamaConfig.from_dict(json.loads(ckpt["config"]))
-    cfg._attn_implementation = "sdpa"
-    net = LlamaForCausalLM(cfg)
+    net = T5ForConditionalGeneration(T5Config.from_dict(json.loads(ckpt["config"])))
     net.load_state_dict(ckpt["state_dict"])
     net.to(resolve_device(device)).eval()
     return TigerModel(
@@ -408,14 +377,19 @@ def load(path: str | Path, device: str = "auto") -> TigerModel:
 
 @task(name="train-tiger", tags=["gpu"], cache_policy=NO_CACHE)
 def train_tiger_task(
-    warehouse: str, dataset: str, sid_version: str, params: TigerParams
+    warehouse: str,
+    dataset: str,
+    sid_version: str,
+    params: TigerParams,
+    build_path: str | None = None,
 ) -> dict[str, Any]:
-    """Train the TIGER-like SID transformer on the train split; the weights go to the state dir."""
-    name = f"tiger-{sid_version}-seed{params.seed}-{params.max_steps}.pt"
+    """Train TIGER on the train split (+ IIRG pairs from `build_path`); weights to the state
+    dir."""
+    tag = "-iirg" if build_path else ""
+    name = f"tiger{tag}-{sid_version}-seed{params.seed}-{params.max_steps}.pt"
     out = stage_dir("models", dataset) / name
-    out.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:
-        model = train_tiger_on(con, dataset, sid_version, params)
+        model = train_tiger_on(con, dataset, sid_version, params, build_path)
     save(model, out)
     return {
         "path": str(out),
