@@ -132,6 +132,15 @@ def is_encoder_decoder(model: Any) -> bool:
     return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
 
 
+def decoder_start(model: Any) -> int:
+    """An encoder-decoder's decoder start token (config, else generation config, else pad)."""
+    for cfg in (getattr(model, "config", None), getattr(model, "generation_config", None)):
+        start = getattr(cfg, "decoder_start_token_id", None)
+        if isinstance(start, int):
+            return start
+    return pad_id(model)
+
+
 def seq2seq_logits(
     model: Any, enc: torch.Tensor, mask: torch.Tensor, dec: torch.Tensor
 ) -> torch.Tensor:
@@ -280,8 +289,7 @@ def _beam_batch(
         if tree:
             raise ValueError("method='tree' needs a decoder-only model")
         enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-        start = model.config.decoder_start_token_id
-        dec = torch.full((n_users, 1), pad_id(model) if start is None else start, device=dev)
+        dec = torch.full((n_users, 1), decoder_start(model), device=dev)
         logits = seq2seq_logits(model, enc, mask, dec)
     else:
         out = run_prompt(model, ids, mask, pos)

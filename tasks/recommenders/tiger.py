@@ -142,9 +142,8 @@ def build_net(params: TigerParams, vocab: int) -> Any:
         feed_forward_proj="relu",
         pad_token_id=PAD,
         eos_token_id=EOS,
-        decoder_start_token_id=PAD,
     )
-    return T5ForConditionalGeneration(cfg)
+    return T5ForConditionalGeneration(cfg)  # decoder start: PAD (decoding.decoder_start)
 
 
 @contextlib.contextmanager

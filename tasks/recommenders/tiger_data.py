@@ -127,7 +127,7 @@ def iirg_pairs(path: str, tasks: Sequence[str] = IIRG_TASKS) -> list[tuple[int, 
     import pyarrow.parquet as pq
 
     tbl = pq.read_table(path, columns=["task", "input_items", "target_items", "loss_weight"])
-    out = []
+    out: list[tuple[int, int, float]] = []
     for r in tbl.to_pylist():
         if r["task"] in tasks and r["loss_weight"] > 0:
             src = int(r["input_items"][0])
