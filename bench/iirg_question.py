@@ -47,10 +47,15 @@ GROUPS = (
 )
 
 
-def load_data(wh: str, dataset: str) -> dict[str, Any]:
+def load_data(wh: str, dataset: str, build_id: str | None) -> dict[str, Any]:
     """Everything the workers need, read once (DuckDB: one process)."""
     with connect(wh) as con:
-        given = find_build(con, dataset, None)
+        given = find_build(con, dataset, build_id)
+    if given["audit"]["mode"] == "validation":
+        raise SystemExit(
+            f"the newest build {given['build_id']} is a validation-clean twin: pass the build "
+            "the test may see with --build-id (its co-occurrence lists group the test users)"
+        )
     clean = validation_clean_build(dataset, wh, given)
     with connect(wh) as con:
         n = n_items(con, dataset)
@@ -129,10 +134,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--history", type=int, default=tiger.TigerParams().history)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--build-id", default=None, help="the given (test-visible) build")
+    ap.add_argument("--save", default=None, help="write every run's test scores here (.npz)")
     a = ap.parse_args()
     wall, cpu0 = time.perf_counter(), time.process_time()
     wh = str(resolve(a.warehouse))
-    data = load_data(wh, a.dataset)
+    data = load_data(wh, a.dataset, a.build_id)
     params = {
         s: tiger.TigerParams(
             max_steps=a.steps,
@@ -147,6 +154,8 @@ def main() -> None:
     jobs = [(data, c, s, params[s]) for s in a.seeds for c in CONDITIONS]
     with ProcessPoolExecutor(a.jobs) as pool:
         results = list(pool.map(train_and_score, jobs))
+    if a.save:
+        np.savez_compressed(a.save, **{f"{r['cond']}-{r['seed']}": r["scores"] for r in results})
     _, hists, targets = data["test"]
     per: dict[str, dict[str, list[np.ndarray]]] = {
         c: {"ndcg@10": [], "recall@10": []} for c in CONDITIONS
