@@ -253,3 +253,27 @@ def test_torch_threads_are_restored(trained):
     before = torch.get_num_threads()
     score(trained[0], [np.array([1, 2])])
     assert torch.get_num_threads() == before
+
+
+def test_sid_llama_learns_a_successor_cycle_and_round_trips(tmp_path):
+    """The decoder-only SID-Llama (kept: it wins at a CPU budget) still learns and loads."""
+    from hoprec.tasks.recommenders import tiger_llama as sl
+
+    codes, _, f = synthetic()
+    rng = np.random.default_rng(3)
+    seqs = []
+    for _ in range(80):
+        s = [int(rng.integers(1, N + 1))]
+        for _ in range(int(rng.integers(6, 16)) - 1):
+            s.append(int(f[s[-1]]))
+        seqs.append(np.array(s))
+    p = sl.TigerParams(
+        hidden=32, layers=2, heads=2, intermediate=64, history=6, lr=5e-3, warmup=20,
+        max_steps=400, eval_every=0, device="cpu",
+    )  # fmt: skip
+    model = sl.train_tiger(seqs, codes, p)
+    hists = [np.array([int(np.flatnonzero(f == i)[0]), i]) for i in range(1, N + 1)]
+    s = sl.score(model, hists, num_beams=5)
+    assert (s.argmax(1) == f[1:]).mean() > 0.9
+    back = sl.load(sl.save(model, tmp_path / "sid-llama.pt"), device="cpu")
+    np.testing.assert_array_equal(sl.score(back, hists, num_beams=5), s)
