@@ -11,12 +11,11 @@ writes the next item's SID + EOS (data layout: tiger_data.py). Optional IIRG sam
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from .tiger_data import (
     PAD,
     Examples,
     batch_tensors,
+    beam_recall_ndcg,
     check_codes,
     encoder_inputs,
     first_user_token,
@@ -46,6 +46,7 @@ from .tiger_data import (
     next_item_examples,
     pair_examples,
     sid_tokens,
+    torch_threads,
     user_token,
     warehouse_codes,
     warehouse_sequences,
@@ -146,18 +147,6 @@ def build_net(params: TigerParams, vocab: int) -> Any:
     return T5ForConditionalGeneration(cfg)  # decoder start: PAD (decoding.decoder_start)
 
 
-@contextlib.contextmanager
-def _threads(params: TigerParams, device: torch.device) -> Iterator[None]:
-    """`params.threads` torch threads on CPU, then restored (1 is fastest on busy cores)."""
-    before = torch.get_num_threads()
-    if params.threads and device.type == "cpu":
-        torch.set_num_threads(params.threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def score(
     model: TigerModel,
     histories: Sequence[np.ndarray],
@@ -174,7 +163,7 @@ def score(
     utok = user_token(users, len(histories), model.codes, p.user_buckets)
     prompts = encoder_inputs(histories, utok, sid_tokens(model.codes), p.history)
     device = next(model.net.parameters()).device
-    with _threads(p, device):
+    with torch_threads(p.threads, device):
         items, sc = constrained_beam_search(
             model.net,
             prompts,
@@ -193,11 +182,7 @@ def _valid_metrics(
 ) -> tuple[float, float]:
     """(Recall@10, NDCG@10) from the beam's ranking (a target outside the beam is a miss)."""
     s = score(model, histories, num_beams=max(10, model.params.eval_beams), users=users)
-    t = s[np.arange(len(targets)), targets][:, None]
-    idx = np.arange(s.shape[1])[None, :]
-    rank = ((s > t) | ((s == t) & (idx < targets[:, None]))).sum(1) + 1
-    hit = np.isfinite(t[:, 0]) & (rank <= 10)
-    return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
+    return beam_recall_ndcg(s, targets)
 
 
 Valid = tuple[Sequence[np.ndarray], np.ndarray] | tuple[Sequence[np.ndarray], np.ndarray, Any]
@@ -231,7 +216,7 @@ def train_tiger(
     if not len(ex):
         raise ValueError("need at least one training sequence of 2+ items")
     device = resolve_device(p.device)
-    with _threads(p, device):
+    with torch_threads(p.threads, device):
         return _train(ex, codes, p, valid, progress, device)
 
 

@@ -14,13 +14,12 @@ in training) and turns the beam's top-K into a full score matrix.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,13 @@ from ..devices import resolve_device
 from ..llm.decoding import beam_scores, constrained_beam_search
 from ..settings import stage_dir
 from ..sids.trie import SidTrie
-from .tiger_data import check_codes, sid_tokens, warehouse_codes
+from .tiger_data import (
+    beam_recall_ndcg,
+    check_codes,
+    sid_tokens,
+    torch_threads,
+    warehouse_codes,
+)
 
 log = logging.getLogger("hoprec.sid_llama")
 
@@ -176,19 +181,6 @@ def batch_tensors(
     return torch.from_numpy(ids), torch.from_numpy(tgt)
 
 
-@contextlib.contextmanager
-def _threads(params: TigerParams, device: torch.device) -> Iterator[None]:
-    """`params.threads` torch threads on CPU, then restored: 1 is fastest for a model this
-    small (2 threads on the 2-core box were 1.2-7x slower per step), and safe on busy cores."""
-    before = torch.get_num_threads()
-    if params.threads and device.type == "cpu":
-        torch.set_num_threads(params.threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def prompts(model: TigerModel, histories: Sequence[np.ndarray]) -> list[list[int]]:
     """BOS + the SID tokens of each history's last `history` items."""
     tok, h = sid_tokens(model.codes), model.params.history
@@ -203,7 +195,7 @@ def score(
     """[n, n_items + 1] float32: log P(SID | prompt) of the beam's top-`num_beams` items, -inf
     for every other item, padding and the user's history items (excluded inside the search)."""
     device = next(model.net.parameters()).device
-    with _threads(model.params, device):
+    with torch_threads(model.params.threads, device):
         items, sc = constrained_beam_search(
             model.net,
             prompts(model, histories),
@@ -222,11 +214,7 @@ def _valid_metrics(
 ) -> tuple[float, float]:
     """(Recall@10, NDCG@10) from the beam's ranking (a target outside the beam is a miss)."""
     s = score(model, histories, num_beams=max(10, model.params.eval_beams))
-    t = s[np.arange(len(targets)), targets][:, None]
-    idx = np.arange(s.shape[1])[None, :]
-    rank = ((s > t) | ((s == t) & (idx < targets[:, None]))).sum(1) + 1
-    hit = np.isfinite(t[:, 0]) & (rank <= 10)
-    return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
+    return beam_recall_ndcg(s, targets)
 
 
 def train_tiger(
@@ -247,7 +235,7 @@ def train_tiger(
     for bad in (s for s in seqs if s.min() < 1 or s.max() >= len(codes)):
         raise ValueError(f"sequence item ids must lie in 1..{len(codes) - 1}, got {bad.tolist()}")
     device = resolve_device(params.device)
-    with _threads(params, device):
+    with torch_threads(params.threads, device):
         return _train(seqs, codes, params, valid, progress, device)
 
 
