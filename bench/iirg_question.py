@@ -1,7 +1,10 @@
-"""IIRG's question at CPU scale: does a SID transformer (TIGER, T5) gain from IIRG's samples?
+"""IIRG's question at CPU scale: does a SID transformer (TIGER's T5 or the SID-Llama) gain from
+IIRG's samples?
 
-Trains TIGER on next-item sequences alone and with IIRG's collaborative + semantic samples as
-weighted (item -> neighbour) pairs, same steps and seeds, and evaluates both on ALL test users:
+Trains the model (--model tiger: T5, tiger.py; sid-llama: decoder-only, tiger_llama.py) on
+next-item sequences alone and with IIRG's collaborative + semantic samples as weighted
+(item -> neighbour) pairs (the build's SID targets and loss weights), same steps and seeds, and
+evaluates both on ALL test users:
 NDCG@10 / Recall@10 mean ± std over seeds and the paired bootstrap 95% CI of IIRG minus
 next-item (per-user metric averaged over seeds), per group:
 - IIRG's one-hop groups (memorization = target among C(u), the top-50 successors of the
@@ -13,7 +16,8 @@ next-item (per-user metric averaged over seeds), per group:
 Validation-clean as `hoprec compare`: the models train on the validation-clean build (strict
 co-occurrence) and the train split, and validation NDCG@10 picks their checkpoint.
 
-    HOPREC_HOME=... python bench/iirg_question.py --seeds 0 1 2 --steps 400 --jobs 2
+    HOPREC_HOME=... python bench/iirg_question.py --model sid-llama --seeds 0 1 2 3 4 \
+        --steps 6000 --evals 12 --history 20 --jobs 1 --build-id ...   (the given build)
 (needs a warehouse with the data stages done: `hoprec demo --llm-steps 0`)
 """
 
@@ -34,7 +38,7 @@ from hoprec.tasks.data.warehouse import connect, resolve, run
 from hoprec.tasks.evaluation.evaluate import evaluate
 from hoprec.tasks.evaluation.metrics import paired_bootstrap
 from hoprec.tasks.llm.train import find_build
-from hoprec.tasks.recommenders import tiger
+from hoprec.tasks.recommenders import tiger, tiger_llama
 from hoprec.tasks.recommenders.baselines import relation_matrix
 from hoprec.tasks.recommenders.tiger_data import iirg_pairs, warehouse_codes, warehouse_sequences
 
@@ -79,22 +83,30 @@ def load_data(wh: str, dataset: str, build_id: str | None) -> dict[str, Any]:
         }
 
 
-def train_and_score(args: tuple[dict[str, Any], str, int, tiger.TigerParams]) -> dict[str, Any]:
+def train_and_score(args: tuple[dict[str, Any], str, int, Any]) -> dict[str, Any]:
     """One (condition, seed): train with validation selection, score every test user."""
     data, cond, seed, params = args
     torch.set_num_threads(1)
     c0 = time.process_time()
     vu, vh, vt = data["valid"]
-    model = tiger.train_tiger(
-        data["seqs"],
-        data["codes"],
-        params,
-        valid=(vh, vt, vu),
-        users=data["users"],
-        pairs=data["pairs"] if cond == "iirg" else (),
-    )
     tu, th, _ = data["test"]
-    s = tiger.score(model, th, users=tu)
+    pairs = data["pairs"] if cond == "iirg" else ()
+    if isinstance(params, tiger_llama.TigerParams):  # no user tokens
+        model = tiger_llama.train_tiger(
+            data["seqs"], data["codes"], params, valid=(vh, vt), pairs=pairs
+        )
+        s = tiger_llama.score(model, th)
+    else:
+        model = tiger.train_tiger(
+            data["seqs"],
+            data["codes"],
+            params,
+            valid=(vh, vt, vu),
+            users=data["users"],
+            pairs=pairs,
+        )
+        s = tiger.score(model, th, users=tu)
+    print(f"done {cond} seed {seed}: valid {model.valid}, best {model.best_step}", flush=True)
     return {
         "cond": cond,
         "seed": seed,
@@ -131,8 +143,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml100k")
     ap.add_argument("--warehouse", default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--model", choices=("tiger", "sid-llama"), default="tiger")
     ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--history", type=int, default=tiger.TigerParams().history)
+    ap.add_argument("--evals", type=int, default=2, help="validation checks (evenly spaced)")
+    ap.add_argument("--eval-users", type=int, default=300, help="valid users for selection")
+    ap.add_argument("--history", type=int, default=None, help="default: the model's")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--build-id", default=None, help="the given (test-visible) build")
     ap.add_argument("--save", default=None, help="write every run's test scores here (.npz)")
@@ -140,11 +155,14 @@ def main() -> None:
     wall, cpu0 = time.perf_counter(), time.process_time()
     wh = str(resolve(a.warehouse))
     data = load_data(wh, a.dataset, a.build_id)
+    mod = tiger_llama if a.model == "sid-llama" else tiger
+    a.history = a.history or mod.TigerParams().history
     params = {
-        s: tiger.TigerParams(
+        s: mod.TigerParams(
             max_steps=a.steps,
             warmup=min(100, a.steps // 5),
-            eval_every=max(1, a.steps // 2),
+            eval_every=max(1, a.steps // a.evals),
+            eval_users=a.eval_users,
             history=a.history,
             seed=s,
             device="cpu",
@@ -172,7 +190,8 @@ def main() -> None:
     groups = {"all": np.ones(len(targets), bool), "memorization": memo, "non-memorization": ~memo}
     groups |= {f"cover:{k}": v for k, v in coverage(data, a.history, memo).items()}
     lines = [
-        f"TIGER (T5) on {a.dataset}, {len(targets)} test users, seeds {a.seeds}, {a.steps} "
+        f"{'SID-Llama' if a.model == 'sid-llama' else 'TIGER (T5)'} on {a.dataset}, "
+        f"{len(targets)} test users, seeds {a.seeds}, {a.steps} "
         f"steps of {params[a.seeds[0]].batch_size}, history {a.history}; IIRG pairs: "
         f"{len(data['pairs'])} "
         f"(clean build {data['builds'][0]}; coverage from {data['builds'][1]}, transitions "

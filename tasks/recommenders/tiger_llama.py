@@ -10,6 +10,10 @@ items (BOS, then 4 tokens per item), so every transition of a window is in one l
 tokens of items 2..end (never BOS, pad or item 1). Windows overlap by one item, so an epoch sees
 each transition once. Scoring prompts with BOS + the last `history` SIDs (positions from 0, as
 in training) and turns the beam's top-K into a full score matrix.
+IIRG's (item -> neighbour, weight) pairs, when given, are two-item windows (BOS, SID(item),
+SID(neighbour); loss on the neighbour, times its weight) spread evenly over each epoch in a
+second small batch per step, so the next-item windows and their order stay those of the
+next-item-only run with the same seed.
 """
 
 from __future__ import annotations
@@ -223,12 +227,17 @@ def train_tiger(
     params: TigerParams = TigerParams(),
     valid: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    pairs: Sequence[tuple[int, int, float]] = (),
 ) -> TigerModel:
     """Train from scratch for `max_steps` steps (AdamW, warmup + cosine), full-softmax CE on the
-    SID tokens of items 2..end of each window. With `valid` = (histories, targets) and
-    eval_every > 0, valid NDCG@10 on a fixed user sample picks the best weights. Same seed on
-    CPU -> the same losses."""
+    SID tokens of items 2..end of each window (+ IIRG `pairs` (item, neighbour, weight): the
+    neighbour's tokens, weighted). With `valid` = (histories, targets) and eval_every > 0,
+    valid NDCG@10 on a fixed user sample picks the best weights. Same seed on CPU -> the same
+    losses."""
     codes = check_codes(codes)
+    for a, b, w in pairs:
+        if not (1 <= a < len(codes) and 1 <= b < len(codes) and w >= 0):
+            raise ValueError(f"pair item ids must lie in 1..{len(codes) - 1}: {(a, b, w)}")
     seqs = [s for s in (np.asarray(s, np.int64) for s in sequences) if len(s) >= 2]
     if not seqs:
         raise ValueError("need at least one training sequence of 2+ items")
@@ -236,7 +245,7 @@ def train_tiger(
         raise ValueError(f"sequence item ids must lie in 1..{len(codes) - 1}, got {bad.tolist()}")
     device = resolve_device(params.device)
     with torch_threads(params.threads, device):
-        return _train(seqs, codes, params, valid, progress, device)
+        return _train(seqs, codes, params, valid, progress, device, pairs)
 
 
 def _train(
@@ -246,8 +255,12 @@ def _train(
     valid: tuple[Sequence[np.ndarray], np.ndarray] | None,
     progress: Callable[[int, int, float], None] | None,
     device: torch.device,
+    pairs: Sequence[tuple[int, int, float]] = (),
 ) -> TigerModel:
     torch.manual_seed(params.seed)
+    p_win = np.array([(a, b) for a, b, _ in pairs], np.int64).reshape(-1, 2)
+    p_w = np.array([w for *_, w in pairs], np.float32)
+    p_rng, p_queue, p_step = np.random.default_rng(params.seed + 2), np.zeros(0, np.int64), 0
     rng = np.random.default_rng(params.seed)
     net = build_net(params, int(3 + (codes[1:].max(0) + 1).sum())).to(device).train()
     model, tokens = TigerModel(net, codes, params), sid_tokens(codes)
@@ -277,10 +290,16 @@ def _train(
         if len(queue) < params.batch_size:  # a new epoch: fresh cuts, fresh order
             wins = windows(seqs, params.history, rng)
             queue.extend(wins[i] for i in rng.permutation(len(wins)))
+            p_step = math.ceil(len(p_win) * params.batch_size / max(1, len(wins)))
         batch, queue = queue[: params.batch_size], queue[params.batch_size :]
         ids, tgt = (t.to(device) for t in batch_tensors(batch, tokens))
         logits = net(input_ids=ids, use_cache=False).logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
+        if p_step:  # IIRG pairs: token-weighted into the same mean
+            if len(p_queue) < p_step:
+                p_queue = np.concatenate([p_queue, p_rng.permutation(len(p_win))])
+            pick, p_queue = p_queue[:p_step], p_queue[p_step:]
+            loss = _with_pairs(net, loss, tgt, p_win[pick], p_w[pick], tokens, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -309,6 +328,27 @@ def _train(
     model.seconds = time.perf_counter() - start
     net.eval()
     return model
+
+
+def _with_pairs(
+    net: Any,
+    loss: torch.Tensor,
+    tgt: torch.Tensor,
+    wins: np.ndarray,
+    weights: np.ndarray,
+    tokens: np.ndarray,
+    device: torch.device,
+) -> torch.Tensor:
+    """The step's loss as one mean over the window tokens and the pairs' neighbour tokens,
+    each pair token counting its weight (the share IIRG's samples have in an epoch)."""
+    ids, ptgt = (t.to(device) for t in batch_tensors(list(wins), tokens))
+    logits = net(input_ids=ids, use_cache=False).logits
+    ce = F.cross_entropy(
+        logits.flatten(0, 1).float(), ptgt.flatten(), ignore_index=-100, reduction="none"
+    ).view(ptgt.shape)
+    w = torch.from_numpy(weights).to(device)[:, None]
+    n_win = int((tgt != -100).sum())
+    return (loss * n_win + (ce * w).sum()) / (n_win + float(w.sum()) * L)
 
 
 def train_tiger_on(
