@@ -37,11 +37,11 @@ from hoprec.tasks.llm.finetune import (  # noqa: E402
     TrainParams,
     encode_batch,
     prepare_model,
-    sample_order,
     train_llm,
 )
 from hoprec.tasks.llm.instructions import SCHEMA  # noqa: E402
 from hoprec.tasks.llm.prompts import PROMPTS  # noqa: E402
+from hoprec.tasks.llm.samples import sample_order  # noqa: E402
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abc" for i in range(48)] + [f"<d_{i}>" for i in range(6)]
 

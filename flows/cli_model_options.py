@@ -47,6 +47,22 @@ def llm_options(p: argparse.ArgumentParser, steps: int) -> None:
     opt(p, "--batch-size", type=int, default=D.BATCH_SIZE, help="samples a micro-batch")
     opt(p, "--grad-accum", type=int, default=D.GRAD_ACCUM, help="micro-batches a step")
     opt(p, "--lr", type=float, help="learning rate (default 1e-3 LoRA, 1e-4 full)")
+    opt(
+        p,
+        "--align-steps",
+        type=int,
+        default=0,
+        help="IIRG's stage 1 first: N steps training only the SID token rows on title -> SID "
+        "samples of every item (0 = off)",
+    )
+    opt(
+        p,
+        "--pause-tokens",
+        type=int,
+        default=0,
+        help="PauseRec: k learned <pause> tokens between the prompt and the answer (no loss on "
+        "them; decoding runs after them)",
+    )
     opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
 
 
@@ -77,6 +93,28 @@ def train_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
     opt(p, "--seed", type=int, default=0)
     selection_options(p)
+    opt(
+        p,
+        "--objective",
+        choices=("generative", "simgr"),
+        default=D.OBJECTIVE,
+        help="generative: the SID tokens' LM loss; simgr: cosine softmax over all items "
+        "(user = last hidden state, item = mean SID embedding), ranked exactly",
+    )
+    opt(p, "--temperature", type=float, default=D.SIMGR_TEMPERATURE, help="SimGR temperature")
+    opt(
+        p,
+        "--temperature-grid",
+        type=lambda text: [float(x) for x in csv(text)],
+        help="SimGR: one run a temperature (comma-separated), the best on validation kept",
+    )
+    opt(
+        p,
+        "--simgr-positions",
+        choices=("all", "prompt"),
+        default=D.SIMGR_POSITIONS,
+        help="SimGR history: all positions of each SID sequence in one pass, or the chat prompt",
+    )
     opt(p, "--force", action="store_true", help="retrain from scratch")
 
 
@@ -102,6 +140,14 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--tiger-steps", type=int, default=D.TIGER_STEPS, help="SID transformer steps (0: none)")
     selection_options(p)
     opt(p, "--no-fusion", dest="fusion", action="store_false")
+    opt(
+        p,
+        "--no-free-generation",
+        dest="free_generation",
+        action="store_false",
+        help="skip IIRG's own evaluation of the LLMs (unconstrained 20-beam generation, SIDs "
+        "parsed, invalid-SID rate)",
+    )
     opt(
         p,
         "--fusion-minmax",

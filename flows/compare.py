@@ -23,7 +23,13 @@ from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import connect, resolve
 from hoprec.tasks.evaluation.evaluate import evaluate_scores_task, sample_rows, split_inputs
 from hoprec.tasks.evaluation.report import cells, compare_report, plot_groups
-from hoprec.tasks.evaluation.scoring import BASELINES, fused, fusion_task, score_task
+from hoprec.tasks.evaluation.scoring import (
+    BASELINES,
+    free_generation_task,
+    fused,
+    fusion_task,
+    score_task,
+)
 from hoprec.tasks.llm.checkpoints import META
 from hoprec.tasks.llm.train import find_build, promote, train_llm_task
 from hoprec.tasks.recommenders.sasrec import SASRecParams, train_sasrec_task
@@ -31,6 +37,7 @@ from hoprec.tasks.recommenders.tiger import TigerParams, train_tiger_task
 from hoprec.tasks.reports import publish, publish_plot
 
 NEXT, IIRG, IIRG_FULL = "llm-next-item", "llm-iirg", "llm-iirg-full"
+FREE = "@free"  # an LLM scored by IIRG's unconstrained generation
 VARIANTS = {"next-item": NEXT, "iirg": IIRG}
 MINMAX = {"gap": None, "literal": 0.0}
 NDCG10 = (
@@ -65,13 +72,18 @@ def compare_flow(
     patience: int = 0,
     promote_best: bool = True,
     llms: list[str] | None = None,
+    free_generation: bool = True,
+    align_steps: int = 0,
+    pause_tokens: int = 0,
 ) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
     the SID transformer; fusion mixes SASRec with the IIRG LLM and with the SID transformer
     (MemGen's pair); `full_relations` adds llm-iirg-full, the IIRG LLM on the build as given
     (its co-occurrence counts validation events: more data, reported on test, never decides);
-    `select_every` keeps each LLM's best checkpoint by validation NDCG@10."""
+    `select_every` keeps each LLM's best checkpoint by validation NDCG@10; `free_generation` adds
+    IIRG's own evaluation of each LLM (unconstrained generation, SIDs parsed; rows `<llm>@free`),
+    with its invalid-SID rate."""
     seeds = list(seeds or [0])
     llms = list(llms or VARIANTS)
     unknown = sorted(set(llms) - set(VARIANTS))
@@ -99,6 +111,8 @@ def compare_flow(
         "select_every": select_every,
         "select_users": select_users,
         "patience": patience,
+        "align_steps": align_steps,
+        "pause_tokens": pause_tokens,
     }
     history, sids = build["params"]["history"], build["sid_version"]
     runs: list[dict[str, Any]] = []
@@ -114,6 +128,9 @@ def compare_flow(
             }
             for s in ("valid", "test")
         }
+        generation = (
+            _free_generation(wh, dataset, models, scores, rows, llm_opts) if free_generation else {}
+        )
         fusions = _fusions(wh, dataset, scores, rows, MINMAX[fusion_minmax]) if fusion else {}
         evals = {
             s: evaluate_scores_task(
@@ -127,6 +144,7 @@ def compare_flow(
                 "valid": evals["valid"],
                 "eval": evals["test"],
                 "fusion": fusions,
+                "generation": generation,
                 "models": {k: v[1] for k, v in models.items()},
             }
         )
@@ -140,6 +158,7 @@ def compare_flow(
         "batch_size": batch_size * grad_accum,
         "eval_users": len(rows["test"]),
         "decode": decode,
+        "free_generation": free_generation,
         "promoted": promoted,
         "base": base,
         "sasrec_steps": sasrec_steps,
@@ -203,6 +222,27 @@ def _train_all(
     return models
 
 
+def _free_generation(
+    wh: str,
+    dataset: str,
+    models: dict[str, tuple[str, str | None]],
+    scores: dict[str, dict[str, Any]],
+    rows: dict[str, np.ndarray],
+    llm_opts: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """IIRG's evaluation of every LLM: its free-generation scores join `scores` as `<name>@free`
+    (same users, same groups); returns {split: {name: generation stats}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in ("valid", "test"):
+        for name, (kind, path) in models.items():
+            if kind != "llm" or name not in scores[s]:
+                continue
+            res = free_generation_task(wh, dataset, s, name, str(path), rows[s], llm_opts)
+            scores[s][name + FREE] = res["scores"]
+            out.setdefault(s, {})[name] = res["stats"]
+    return out
+
+
 def _fusions(
     wh: str,
     dataset: str,
@@ -234,7 +274,7 @@ def _promote(wh: str, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any
     means = {m: float(np.mean(v)) for (m, g, met, k), v in c.items() if (g, met, k) == NDCG10}
     if IIRG not in means:
         return {"promoted": None, "reason": "no IIRG model was trained"}
-    rivals = {m: v for m, v in means.items() if m != IIRG}
+    rivals = {m: v for m, v in means.items() if m != IIRG and not m.endswith(FREE)}
     best_rival = max(rivals, key=lambda m: rivals[m])
     if means[IIRG] <= rivals[best_rival]:
         return {

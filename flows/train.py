@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow
@@ -63,6 +64,12 @@ def train_flow(
     select_every: int = 0,
     select_users: int = defaults.SELECT_USERS,
     patience: int = 0,
+    objective: str = defaults.OBJECTIVE,
+    temperature: float = defaults.SIMGR_TEMPERATURE,
+    simgr_positions: str = defaults.SIMGR_POSITIONS,
+    temperature_grid: list[float] | None = None,
+    align_steps: int = 0,
+    pause_tokens: int = 0,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
@@ -81,8 +88,18 @@ def train_flow(
         select_every=select_every,
         select_users=select_users,
         patience=patience,
+        objective=objective,
+        temperature=temperature,
+        positions=simgr_positions,
+        align_steps=align_steps,
+        pause_tokens=pause_tokens,
     )
-    result = train_llm_task(str(resolve(warehouse)), dataset, build_id, params, force)
+    wh = str(resolve(warehouse))
+    if temperature_grid:
+        result = _temperature_grid(wh, dataset, build_id, params, force, temperature_grid)
+    else:
+        result = train_llm_task(wh, dataset, build_id, params, force)
+        result["objective"] = _objective(params)
     result["report"] = train_report(result)
     publish("train-report", result["report"], f"fine-tuning on {dataset}")
     return result
@@ -107,7 +124,8 @@ def train_report(result: dict[str, Any]) -> str:
     lines = [
         f"# Fine-tuned `{result['model_id']}`",
         f"{result['kind']} on `{result['base']}`, instruction build `{result['build_id']}` "
-        f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; {result['steps']} steps"
+        f"(SIDs `{result['sid_version']}`), tasks {result['tasks']}; "
+        f"objective {result.get('objective', 'generative')}; {result['steps']} steps"
         + (f" in {secs:.0f} s" if secs else "")
         + (" (already trained: reused)" if result.get("reused") else "")
         + (f", resumed from step {resumed}" if resumed else "")
@@ -115,12 +133,70 @@ def train_report(result: dict[str, Any]) -> str:
         "",
         md_table(rows),
         "",
+        *_alignment_lines(result.get("alignment") or []),
         *_selection_lines(result),
+        *_grid_lines(result),
         f"Adapter + tokenizer: `{result['path']}`. Load it with `transformers` + `peft`: "
         "the base model resized to the saved tokenizer, then "
         "`PeftModel.from_pretrained(base, path)` (see README).",
     ]
     return "\n".join(lines)
+
+
+def _temperature_grid(
+    warehouse: str,
+    dataset: str,
+    build_id: str | None,
+    params: TrainParams,
+    force: bool,
+    grid: list[float],
+) -> dict[str, Any]:
+    """SimGR's temperature chosen on validation: one run a value, each checked on validation
+    (its checkpoint selection, at least after its last step); the best run is the result."""
+    if params.objective != "simgr":
+        raise ValueError("a temperature grid needs --objective simgr")
+    runs = []
+    for t in grid:
+        p = replace(params, temperature=t, select_every=params.select_every or params.max_steps)
+        r = train_llm_task(warehouse, dataset, build_id, p, force)
+        best = max((c["ndcg@10"] for c in r["validation"]), default=float("-inf"))
+        runs.append((best, t, r))
+    _, t, result = max(runs, key=lambda run: run[0])
+    result["objective"] = _objective(replace(params, temperature=t)) + ", best of the grid"
+    result["grid"] = [
+        {"temperature": t, "valid NDCG@10": v, "model": r["model_id"]} for v, t, r in runs
+    ]
+    return result
+
+
+def _grid_lines(result: dict[str, Any]) -> list[str]:
+    """The temperature grid's validation scores (SimGR)."""
+    if not result.get("grid"):
+        return []
+    return ["## SimGR temperature on validation", md_table(result["grid"]), ""]
+
+
+def _objective(params: TrainParams) -> str:
+    """The objective as the report names it (SimGR: its history form and temperature)."""
+    if params.objective != "simgr":
+        pauses = params.pause_tokens
+        return "generative (SID tokens)" + (
+            f", {pauses} learned <pause> token{'s' * (pauses > 1)} before the answer (PauseRec)"
+            if pauses
+            else ""
+        )
+    return f"SimGR (cosine softmax, T = {params.temperature}, {params.positions} positions)"
+
+
+def _alignment_lines(history: list[dict[str, float]]) -> list[str]:
+    """Stage 1 (IIRG's alignment of the SID rows), when the run had one."""
+    if not history:
+        return []
+    return [
+        f"Stage 1, SID rows alone on title -> SID: {len(history)} steps, loss "
+        f"{history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}.",
+        "",
+    ]
 
 
 def _selection_lines(result: dict[str, Any]) -> list[str]:

@@ -57,6 +57,9 @@ GRAD_ACCUM = 1
 SAVE_EVERY = 50
 LOG_EVERY = 10
 SELECT_USERS = 100  # validation users of LLM checkpoint selection (--select-every)
+OBJECTIVE = "generative"  # generative (SID tokens, LM loss) | simgr (cosine softmax, simgr.py)
+SIMGR_TEMPERATURE = 0.07  # the usual contrastive value; SimGR gives none (why: simgr.py)
+SIMGR_POSITIONS = "all"  # all: every position of the SID sequence | prompt: the chat prompt
 DEVICE = "auto"  # cuda, else mps, else cpu
 
 # evaluation

@@ -58,6 +58,7 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
         sasrec_steps=5,
         tiger_steps=5,
         full_relations=True,
+        num_beams=5,  # constrained and free (IIRG's 20 is the default): a quicker test
     )
     first = compare_flow(**args)
     with connect(wh) as con:  # every test target becomes another item
@@ -77,6 +78,15 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
     valid_models = {r["model"] for r in first["runs"][0]["valid"]["rows"]}
     assert "llm-iirg-full" in test_models and "llm-iirg-full" not in valid_models
     assert "llm-iirg-full" in first["report"] and "validation-clean twin" in first["report"]
+    # IIRG's own evaluation of every LLM, next to constrained decoding, with its invalid rate
+    gen = first["runs"][0]["generation"]
+    assert set(gen["valid"]) == {"llm-next-item", "llm-iirg"}
+    assert set(gen["test"]) == {"llm-next-item", "llm-iirg", "llm-iirg-full"}
+    assert {"llm-iirg@free", "llm-iirg-full@free"} <= test_models
+    assert 0 <= gen["test"]["llm-iirg"]["invalid_rate"] <= 1
+    assert gen["test"]["llm-iirg"]["sequences"] == 5 * gen["test"]["llm-iirg"]["users"]
+    assert "invalid SID rate" in first["report"]
+    assert first["promoted"]["promoted"] is None or "@free" not in first["promoted"]["reason"]
 
 
 @pytest.mark.slow

@@ -22,11 +22,11 @@ from hoprec.tasks.llm.finetune import (
     TrainParams,
     encode_batch,
     prepare_model,
-    sample_order,
     train_llm,
     weighted_loss,
 )
 from hoprec.tasks.llm.instructions import SCHEMA
+from hoprec.tasks.llm.samples import sample_order
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
 ROOT = Path(__file__).resolve().parents[1]

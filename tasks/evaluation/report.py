@@ -277,6 +277,35 @@ def decision_rows(runs: Runs) -> list[dict[str, Any]]:
     ]
 
 
+def generation_rows(runs: Runs, decode: str) -> list[dict[str, Any]]:
+    """IIRG's evaluation next to hoprec's (mean ± std over seeds), per split and LLM: NDCG@10 by
+    free generation and by `decode`, the invalid-SID rate and the users left short of K items."""
+    out = []
+    for split, ev in (("valid", "valid"), ("test", "eval")):
+        c = cells([{"eval": r[ev]} for r in runs])
+        names = dict.fromkeys(n for r in runs for n in (r.get("generation") or {}).get(split, {}))
+        for n in names:
+            stats = [r["generation"][split][n] for r in runs]
+            out.append(
+                {
+                    "split": split,
+                    "model": n,
+                    f"NDCG@10 {decode}": mean_std(c.get((n, "all", "ndcg", 10))),
+                    "NDCG@10 free": mean_std(c.get((n + "@free", "all", "ndcg", 10))),
+                    "R@10 free": mean_std(c.get((n + "@free", "all", "recall", 10))),
+                    **{
+                        label: mean_std([st[key] for st in stats], 3)
+                        for label, key in (
+                            ("invalid SID rate", "invalid_rate"),
+                            ("users < 10 items", "short@10"),
+                            ("users < 20 items", "short@20"),
+                        )
+                    },
+                }
+            )
+    return out
+
+
 def _builds(report: dict[str, Any]) -> str:
     clean, given = report["build"], report.get("given_build") or report["build"]
     text = (
@@ -314,7 +343,7 @@ def compare_report(report: dict[str, Any]) -> str:
         f"Base `{report['base']}` fine-tuned with LoRA for {report['steps']} steps of "
         f"{report['batch_size']} samples (SIDs `{build['sid_version']}`): "
         + _variants(models(runs))
-        + f" SASRec {report['sasrec_steps']} steps, TIGER-like SID transformer "
+        + f" SASRec {report['sasrec_steps']} steps, TIGER (T5 SID transformer) "
         f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
         + (
             " (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower bound)"
@@ -338,6 +367,17 @@ def compare_report(report: dict[str, Any]) -> str:
         lines += [
             f"## Adaptive fusion (MemGen), grid on validation NDCG@10; {floor}",
             md_table(fusion),
+            "",
+        ]
+    generation = generation_rows(runs, report["decode"])
+    if generation:
+        lines += [
+            "## IIRG's evaluation: unconstrained generation (rows `<llm>@free` above)",
+            "20 beams, 20 sequences after the answer's `[`, SIDs parsed by IIRG's rule (a SID "
+            "shared by several items names the most popular unseen one, the list is topped up "
+            "with the rest). An invalid sequence names no real item; constrained decoding cannot.",
+            "",
+            md_table(generation),
             "",
         ]
     lines += [

@@ -13,10 +13,10 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ..data.sequences import n_items
+from ..data.sequences import n_items, user_histories
 from ..data.warehouse import connect
 from ..recommenders.baselines import MODELS as BASELINES
-from ..recommenders.baselines import baseline_scores
+from ..recommenders.baselines import baseline_scores, popularity
 from .evaluate import split_inputs
 from .fusion import fuse, grid_search
 
@@ -44,6 +44,7 @@ def score_task(
             return score_trained(
                 con, dataset, str(path), histories, n_items(con, dataset), **(llm or {})
             )
+        users = user_histories(con, dataset, split)[0][rows]  # TIGER's hashed user token
     if kind == "sasrec":
         from ..recommenders import sasrec
 
@@ -51,8 +52,45 @@ def score_task(
     if kind == "tiger":
         from ..recommenders import tiger
 
-        return tiger.score(tiger.load(str(path)), histories)
+        return tiger.score(tiger.load(str(path)), histories, users=users)
     raise ValueError(f"unknown model kind {kind!r}")
+
+
+@task(
+    name="free-generation", task_run_name="free generation {name} on {split}", cache_policy=NO_CACHE
+)
+def free_generation_task(
+    warehouse: str,
+    dataset: str,
+    split: str,
+    name: str,
+    path: str,
+    rows: np.ndarray,
+    llm: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """IIRG's evaluation of a trained LLM: unconstrained generation parsed into items
+    (llm/generation.py). {"scores": [rows, n_items + 1], "stats": invalid-SID rate and the
+    share of users with fewer than 10 / 20 items}."""
+    from ..llm.generation import GenerationStats
+    from ..llm.scoring import score_trained
+
+    opts = {k: v for k, v in (llm or {}).items() if k != "decode"}
+    stats = GenerationStats()
+    with connect(warehouse) as con:
+        histories, _ = split_inputs(con, dataset, split, rows)
+        n = n_items(con, dataset)
+        scores = score_trained(
+            con,
+            dataset,
+            path,
+            histories,
+            n,
+            decode="free",
+            popularity=popularity(con, dataset, split, n),
+            stats=stats,
+            **opts,
+        )
+    return {"scores": scores, "stats": stats.summary()}
 
 
 @task(name="fusion-grid", task_run_name="fusion grid {id_name} + {gr_name}", cache_policy=NO_CACHE)

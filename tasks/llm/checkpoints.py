@@ -182,13 +182,19 @@ def warm_start(
     if not is_trained(out):
         raise FileNotFoundError(f"cannot warm-start from {out}: no finished training run there")
     meta = json.loads((out / META).read_text())
-    theirs = meta.get("params", {})
-    mine = {"mode": params.mode, "base": params.base, "lora_r": params.lora_r}
+    theirs = {"pause_tokens": 0, **meta.get("params", {})}
+    mine = {
+        "mode": params.mode,
+        "base": params.base,
+        "lora_r": params.lora_r,
+        "pause_tokens": params.pause_tokens,
+    }
     differ = [k for k, v in mine.items() if theirs.get(k, meta.get(k)) != v]
     if differ:
         raise ValueError(f"cannot warm-start from {out}: it differs in {', '.join(differ)}")
     tok = AutoTokenizer.from_pretrained(str(out / "model"))
-    if len(tok) != max(new_ids) + 1 or tok.convert_tokens_to_ids(sid_tokens) != list(new_ids):
+    ours = list(new_ids)[: len(sid_tokens)]  # a <pause> row may follow the SID rows
+    if len(tok) != max(new_ids) + 1 or tok.convert_tokens_to_ids(sid_tokens) != ours:
         raise ValueError(f"cannot warm-start from {out}: its SID tokens differ")
     weights = load_file(str(out / "model" / "adapter_model.safetensors"))
     result: Any = set_peft_model_state_dict(model, weights)
@@ -196,3 +202,25 @@ def warm_start(
         bad = result.unexpected_keys[:3]
         raise ValueError(f"cannot warm-start from {out}: unexpected weights {bad}")
     log.info("warm start from %s (%d tensors)", out, len(weights))
+
+
+def save_trained(model: Any, tokenizer: Any, out: Path, params: Any, meta: dict[str, Any]) -> None:
+    """The adapter (or full model) + tokenizer under out/model, then the meta file, last: its
+    presence marks a finished run."""
+    from .base import base_source
+
+    target = out / "model"
+    if params.mode == "lora":  # new rows live in the token adapter: no 100 MB embedding copy
+        model.save_pretrained(str(target), save_embedding_layers=False)
+    else:
+        model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    info = {
+        "params": params.identity(),
+        "mode": params.mode,
+        "base": params.base,
+        "base_source": base_source(params.base),
+        "vocab_size": len(tokenizer),
+        **meta,
+    }
+    (out / META).write_text(json.dumps(info, indent=1, default=str))

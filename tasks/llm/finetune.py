@@ -12,7 +12,6 @@ it uses.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
@@ -29,19 +27,30 @@ from .. import defaults
 from ..devices import resolve_device
 from .base import DEFAULT_BASE
 from .checkpoints import (
-    META,
     check_validation,
     load_checkpoint,
     restore_best,
     save_checkpoint,
+    save_trained,
     trainable_parameters,
     warm_start,
 )
-from .prompts import encode_sample
+from .prompts import PAUSE, encode_sample
+from .samples import load_samples, sample_order
 
 log = logging.getLogger("hoprec.training")
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+NON_NEGATIVE = (
+    "save_every",
+    "select_every",
+    "select_users",
+    "patience",
+    "align_steps",
+    "pause_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,11 @@ class TrainParams:
     select_users: int = defaults.SELECT_USERS  # validation users it is measured on
     patience: int = 0  # stop after this many checks without a better one (0 = never)
     init_from: str | None = None  # a finished LoRA run to start from (retrain's warm start)
+    objective: Literal["generative", "simgr"] = defaults.OBJECTIVE  # type: ignore[assignment]
+    temperature: float = defaults.SIMGR_TEMPERATURE  # SimGR (simgr.py); positions: its history
+    positions: Literal["all", "prompt"] = defaults.SIMGR_POSITIONS  # type: ignore[assignment]
+    align_steps: int = 0  # IIRG's stage 1 first: only the SID rows, on title -> SID (align.py)
+    pause_tokens: int = 0  # PauseRec: k learned <pause> tokens before the answer, no loss
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -76,13 +90,17 @@ class TrainParams:
         for name in ("max_steps", "batch_size", "grad_accum", "lora_r", "max_len", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("save_every", "select_every", "select_users", "patience"):
+        for name in NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr is not None and self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
+        if self.objective not in ("generative", "simgr") or self.positions not in ("all", "prompt"):
+            raise ValueError(f"bad objective {self.objective!r} or positions {self.positions!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     @property
     def learning_rate(self) -> float:
@@ -94,6 +112,12 @@ class TrainParams:
         for k in ("device", "save_every", "log_every"):
             d.pop(k)
         d["lr"] = self.learning_rate
+        for k in ("align_steps", "pause_tokens"):  # nor those without a stage 1 or pauses
+            if not d[k]:
+                d.pop(k)
+        if self.objective == "generative":  # the ids of runs from before SimGR stay the same
+            for k in ("objective", "temperature", "positions"):
+                d.pop(k)
         return d
 
 
@@ -107,6 +131,7 @@ class TrainResult:
     samples: int = 0
     validation: list[dict[str, float]] = field(default_factory=list)  # (step, NDCG@10) checks
     best_step: int | None = None  # the step whose weights were kept (checkpoint selection)
+    alignment: list[dict[str, float]] = field(default_factory=list)  # stage 1's loss a step
 
     @property
     def final_loss(self) -> float | None:
@@ -120,11 +145,13 @@ def encode_batch(
     weights: Sequence[float],
     max_len: int,
     pad_id: int,
+    pauses: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask, labels (-100 outside answers) and per-token weights."""
+    """Right-padded ids, attention mask, labels (-100 outside answers: prompt and pauses) and
+    per-token weights."""
     rows = []
     for msgs in messages:
-        p, a = encode_sample(tokenizer, msgs)
+        p, a = encode_sample(tokenizer, msgs, pauses)
         a = a[:max_len]
         rows.append((p[max(0, len(p) + len(a) - max_len) :], a))
     width = max(len(p) + len(a) for p, a in rows)
@@ -139,20 +166,6 @@ def encode_batch(
         labels[r, len(p) : n] = torch.tensor(a)
         tok_w[r, len(p) : n] = float(w)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": tok_w}
-
-
-def sample_order(n: int, seed: int, start: int, count: int) -> np.ndarray:
-    """Sample indices `start .. start+count` of the endless stream of seeded epoch shuffles:
-    a pure function of (n, seed, position), which is what makes resume replay the same data."""
-    out = []
-    pos = start
-    while pos < start + count:
-        epoch, off = divmod(pos, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        take = min(n - off, start + count - pos)
-        out.append(perm[off : off + take])
-        pos += take
-    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> torch.Tensor:
@@ -191,10 +204,11 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
     from .base import load_base_model, load_tokenizer
 
     tokenizer = load_tokenizer(params.base)
-    tokenizer.add_tokens(list(sid_tokens))
+    tokens = list(sid_tokens) + ([PAUSE] if params.pause_tokens else [])  # pause row trains too
+    tokenizer.add_tokens(tokens)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    new_ids = tokenizer.convert_tokens_to_ids(list(sid_tokens))
+    new_ids = tokenizer.convert_tokens_to_ids(tokens)
     torch.manual_seed(params.seed)  # new rows are drawn around the old mean
     model = load_base_model(params.base)
     model.resize_token_embeddings(len(tokenizer))
@@ -214,28 +228,6 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
 
 
 # ---------------------------------------------------------------------------------- training
-def load_samples(
-    path: str | Path, tasks: Sequence[str] = ()
-) -> tuple[list[Any], np.ndarray, list[str]]:
-    """(messages, loss weights, task) of the build's samples, filtered to `tasks`."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"instruction data not found: {path}")
-    table = pq.read_table(path, columns=["task", "messages", "loss_weight"])
-    names = table["task"].to_pylist()
-    if tasks:
-        unknown = sorted(set(tasks) - set(names))
-        if unknown:
-            raise ValueError(f"task(s) {unknown} not in {path} (it has {sorted(set(names))})")
-        keep = [i for i, t in enumerate(names) if t in tasks]
-        table = table.take(keep)
-        names = [names[i] for i in keep]
-    return (
-        table["messages"].to_pylist(),
-        table["loss_weight"].to_numpy().astype(np.float32),
-        names,
-    )
-
-
 def train_llm(
     samples_path: str | Path,
     sid_tokens: Sequence[str],
@@ -244,6 +236,8 @@ def train_llm(
     meta: dict[str, Any] | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     validate: Callable[[Any, Any], float] | None = None,
+    simgr: Any = None,  # simgr.SimgrInputs: the items' SIDs (+ sequences) of a SimGR run
+    alignment: Sequence[Any] = (),  # stage 1's title -> SID messages (align.py)
 ) -> TrainResult:
     """Fine-tune, checkpointing every `save_every` steps; a rerun on the same `out_dir` resumes
     from its newest checkpoint with the same data order. With `select_every` and a `validate`
@@ -262,6 +256,24 @@ def train_llm(
     if params.init_from:
         warm_start(model, params, list(sid_tokens), new_ids, params.init_from)
     model.to(dev).train()
+
+    def encode_messages(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        pad = tokenizer.pad_token_id
+        return encode_batch(
+            tokenizer,
+            [messages[i] for i in idx],
+            weights[idx],
+            params.max_len,
+            pad,
+            params.pause_tokens,
+        )
+
+    encode: Callable[[np.ndarray], dict[str, torch.Tensor]] = encode_messages
+    step_loss: Callable[..., torch.Tensor] = weighted_loss
+    if params.objective == "simgr":  # units replace the messages; one target is one item
+        from .simgr import simgr_training
+
+        messages, encode, step_loss = simgr_training(samples_path, params, tokenizer, simgr)
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
     trained = list(trainable_parameters(model).values())
     opt = torch.optim.AdamW(trained, lr=params.learning_rate, weight_decay=params.weight_decay)
@@ -278,6 +290,10 @@ def train_llm(
         samples=len(messages),
         validation=list(state.get("validation", [])) if state else [],
     )
+    if params.align_steps and state is None:  # a resumed stage 2 holds the aligned rows
+        from .align import align_stage
+
+        result.alignment = align_stage(model, tokenizer, new_ids, alignment, params, dev)
     select = params.select_every if validate is not None else 0
     per_step = params.batch_size * params.grad_accum
     log.info(
@@ -295,22 +311,13 @@ def train_llm(
     tokens, targets, window = 0, 0, []
     for step in range(start, params.max_steps):
         order = sample_order(len(messages), params.seed, step * per_step, per_step)
-        micro = [
-            encode_batch(
-                tokenizer,
-                [messages[i] for i in idx],
-                weights[idx],
-                params.max_len,
-                tokenizer.pad_token_id,
-            )
-            for idx in np.array_split(order, params.grad_accum)
-        ]
+        micro = [encode(idx) for idx in np.array_split(order, params.grad_accum)]
         n_target = sum(int((b["labels"] != -100).sum()) for b in micro)
         loss_sum = 0.0
         for b in micro:
             b = {k: v.to(dev) for k, v in b.items()}
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = weighted_loss(model, b, n_target)
+                loss = step_loss(model, b, n_target)
             loss.backward()
             loss_sum += float(loss.detach())
             tokens += int(b["attention_mask"].sum())
@@ -368,32 +375,10 @@ def train_llm(
             "history": result.history,
             "seconds": result.seconds,
             "samples": len(messages),
+            "objective": params.objective,
             "validation": result.validation,
             "best_step": result.best_step,
+            "alignment": result.alignment,
         },
     )
     return result
-
-
-def save_trained(
-    model: Any, tokenizer: Any, out: Path, params: TrainParams, meta: dict[str, Any]
-) -> None:
-    """The adapter (or full model) + tokenizer under out/model, then the meta file, last: its
-    presence marks a finished run."""
-    from .base import base_source
-
-    target = out / "model"
-    if params.mode == "lora":  # new rows live in the token adapter: no 100 MB embedding copy
-        model.save_pretrained(str(target), save_embedding_layers=False)
-    else:
-        model.save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    info = {
-        "params": params.identity(),
-        "mode": params.mode,
-        "base": params.base,
-        "base_source": base_source(params.base),
-        "vocab_size": len(tokenizer),
-        **meta,
-    }
-    (out / META).write_text(json.dumps(info, indent=1, default=str))

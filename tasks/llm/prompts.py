@@ -14,6 +14,8 @@ import numpy as np
 from ..data.warehouse import run
 
 SYSTEM = "You are a recommender system. Items are written as [<semantic ID>] Title: ..."
+# PauseRec: k copies of one learned token between the prompt and the answer, no loss on them
+PAUSE = "<pause>"
 PROMPTS = {
     "next-item": (
         "A user interacted with these items, oldest first:\n{input}\n"
@@ -44,10 +46,10 @@ def messages(prompt: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-def prompt_ids(tokenizer: Any, user_content: str) -> list[int]:
-    """The chat-formatted prompt up to the assistant's first token: the one encoding training
-    and evaluation share."""
-    return list(
+def prompt_ids(tokenizer: Any, user_content: str, pauses: int = 0) -> list[int]:
+    """The chat-formatted prompt up to the assistant's first token, then `pauses` pause tokens
+    (PauseRec): the one encoding training and evaluation share."""
+    ids = list(
         tokenizer.apply_chat_template(
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_content}],
             add_generation_prompt=True,
@@ -55,6 +57,17 @@ def prompt_ids(tokenizer: Any, user_content: str) -> list[int]:
             return_dict=True,
         )["input_ids"]
     )
+    return ids + pause_ids(tokenizer, pauses)
+
+
+def pause_ids(tokenizer: Any, pauses: int) -> list[int]:
+    """`pauses` copies of the pause token's id (which the tokenizer must have been given)."""
+    if not pauses:
+        return []
+    pid = tokenizer.convert_tokens_to_ids(PAUSE)
+    if pid is None or pid == tokenizer.unk_token_id or pid < 0:
+        raise ValueError(f"the tokenizer has no {PAUSE} token: was it trained with pause tokens?")
+    return [int(pid)] * pauses
 
 
 def answer_ids(tokenizer: Any, answer: str) -> list[int]:
@@ -63,18 +76,24 @@ def answer_ids(tokenizer: Any, answer: str) -> list[int]:
 
 
 def encode_sample(
-    tokenizer: Any, messages: Sequence[dict[str, str]]
+    tokenizer: Any, messages: Sequence[dict[str, str]], pauses: int = 0
 ) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) of one instruction sample (user + assistant messages)."""
+    """(prompt ids, answer ids) of one instruction sample (user + assistant messages); pause
+    tokens end the prompt, so they carry no loss."""
     user = next(m["content"] for m in messages if m["role"] == "user")
     answer = next(m["content"] for m in messages if m["role"] == "assistant")
-    return prompt_ids(tokenizer, user), answer_ids(tokenizer, answer)
+    return prompt_ids(tokenizer, user, pauses), answer_ids(tokenizer, answer)
 
 
 def history_prompts(
-    tokenizer: Any, histories: Sequence[np.ndarray], labels: dict[int, str], history: int
+    tokenizer: Any,
+    histories: Sequence[np.ndarray],
+    labels: dict[int, str],
+    history: int,
+    pauses: int = 0,
 ) -> list[list[int]]:
-    """Next-item prompts of the last `history` items, ending with the answer's opening `[`."""
+    """Next-item prompts of the last `history` items, then the pause tokens, ending with the
+    answer's opening `[`."""
     opening = tokenizer.encode("[", add_special_tokens=False)
     return [
         prompt_ids(
@@ -82,6 +101,7 @@ def history_prompts(
             PROMPTS["next-item"].format(
                 input="\n".join(labels[int(i)] for i in np.asarray(h)[-history:])
             ),
+            pauses,
         )
         + opening
         for h in histories

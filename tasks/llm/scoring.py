@@ -7,6 +7,8 @@ Two ways to score (``decode``):
   log-probability, the rest of the catalogue ties below them (fast; R/NDCG@K exact for K <= beams).
 * ``exact`` - every item's exact log P(SID | prompt) by walking the trie over the cached prompt
   (the SimGR argument: an unbiased full ranking; ~2,400 trie nodes a user, so a GPU job).
+* ``free`` - IIRG's own evaluation: unconstrained generation (20 beams, 20 sequences), SIDs
+  parsed back into items (generation.py); an invalid SID is possible and counted.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import numpy as np
 from ..sids.trie import SidTrie
 from .decoding import beam_scores, constrained_beam_search
 from .exact import exact_item_scores
+from .generation import GenerationStats, score_free
 from .prompts import history_prompts
 
-DECODE = ("beam", "exact")
+DECODE = ("beam", "exact", "free")
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]  # histories -> [users, n_items + 1]
 
 
@@ -50,15 +53,22 @@ def llm_scorer(
     batch_size: int = 8,
     device: str = "cpu",
     timings: dict[str, float] | None = None,
+    popularity: np.ndarray | None = None,
+    stats: GenerationStats | None = None,
+    pauses: int = 0,
 ) -> Scorer:
-    """histories -> scores [users, n_items + 1] (log P of the SID; history items excluded)."""
+    """histories -> scores [users, n_items + 1] (log P of the SID, or -rank for ``free``;
+    history items excluded). ``free`` needs each item's `popularity` (a SID shared by several
+    items names the most popular) and sums what it generated into `stats`."""
     if decode not in DECODE:
         raise ValueError(f"decode must be one of {DECODE}, got {decode!r}")
+    if decode == "free" and popularity is None:
+        raise ValueError("free generation needs the items' popularity")
     trie = item_trie(tokenizer, sids)
 
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         t0 = time.perf_counter()
-        prompts = history_prompts(tokenizer, histories, labels, history)
+        prompts = history_prompts(tokenizer, histories, labels, history, pauses)
         if decode == "beam":
             items, logp = constrained_beam_search(
                 model,
@@ -71,6 +81,21 @@ def llm_scorer(
                 device=device,
             )
             out = beam_scores(items, logp, n_items)
+        elif decode == "free":
+            assert popularity is not None
+            out = score_free(
+                model,
+                tokenizer,
+                prompts,
+                histories,
+                sids,
+                popularity,
+                n_items,
+                num_beams=num_beams,
+                batch_size=batch_size,
+                device=device,
+                stats=stats,
+            )
         else:
             exact = exact_item_scores(
                 model, prompts, trie, batch_size=max(1, batch_size // 2), device=device
@@ -97,6 +122,8 @@ def score_trained(
     num_beams: int = 20,
     batch_size: int = 8,
     device: str = "auto",
+    popularity: np.ndarray | None = None,
+    stats: GenerationStats | None = None,
 ) -> np.ndarray:
     """A trained run's scores [users, n_items + 1]: the adapter merged into its base (10x faster
     than an unmerged PeftModel on CPU), prompts from the run's own instruction build."""
@@ -108,6 +135,11 @@ def score_trained(
 
     dev = resolve_device(device)
     model, tokenizer, meta = load_trained(path, str(dev), merge=True)
+    if meta.get("objective") == "simgr":  # cosine / T over every item: no decoding
+        from .simgr import scorer_from_meta
+
+        simgr = scorer_from_meta(con, dataset, model, tokenizer, meta, n_items, device=str(dev))
+        return simgr(histories)
     build = meta["build_params"]
     labels, sids, _ = item_labels(con, dataset, meta["sid_version"], build.get("titles", True))
     scorer = llm_scorer(
@@ -121,6 +153,9 @@ def score_trained(
         num_beams=num_beams,
         batch_size=batch_size,
         device=str(dev),
+        popularity=popularity,
+        stats=stats,
+        pauses=meta["params"].get("pause_tokens", 0),
     )
     with torch.inference_mode():
         return scorer(histories)

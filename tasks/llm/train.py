@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from .. import defaults
 from ..data.warehouse import connect, fetch_dicts, run, transaction
 from ..settings import checked_name, stage_dir
+from .align import alignment_samples
 from .checkpoints import is_trained
 from .finetune import TrainParams, train_llm
 
@@ -58,6 +59,10 @@ def validator(
     _, hists, targets = user_histories(con, dataset, "valid")
     rows = eval_rows(len(targets), params.select_users, params.seed)
     hists, targets = [hists[i] for i in rows], targets[rows]
+    if params.objective == "simgr":  # full-catalogue cosine ranking, NDCG@10 of its top 10
+        from .simgr import simgr_validator
+
+        return simgr_validator(con, dataset, build, params, hists, targets)
     history = build["params"]["history"]
     labels, sids, _ = item_labels(
         con, dataset, build["sid_version"], build["params"].get("titles", True)
@@ -67,7 +72,7 @@ def validator(
     def validate(model: Any, tokenizer: Any) -> float:
         items, _ = constrained_beam_search(
             model,
-            history_prompts(tokenizer, hists, labels, history),
+            history_prompts(tokenizer, hists, labels, history, params.pause_tokens),
             item_trie(tokenizer, sids),
             num_beams=defaults.NUM_BEAMS,
             top_k=10,
@@ -82,6 +87,22 @@ def validator(
     return validate
 
 
+def simgr_inputs(
+    con: duckdb.DuckDBPyConnection, dataset: str, build: dict[str, Any], params: TrainParams
+) -> Any:
+    """A SimGR run's items' SIDs and the users' train-split sequences (the same training events
+    as the build's next-item samples: validation-clean); None for the generative objective."""
+    if params.objective != "simgr":
+        return None
+    from ..data.sequences import train_sequences
+    from ..sids.store import load_sids
+    from .simgr import SimgrInputs, build_window
+
+    seqs = train_sequences(con, dataset) if params.positions == "all" else []
+    sids = load_sids(con, dataset, build["sid_version"])
+    return SimgrInputs(sids, seqs, build_window(build["params"]))
+
+
 def tasks_tag(tasks: tuple[str, ...]) -> str:
     return "+".join(tasks) if tasks else "all"
 
@@ -91,7 +112,8 @@ def model_id(dataset: str, build_id: str, params: TrainParams) -> str:
     resume or reuse instead of starting over."""
     blob = json.dumps({"build": build_id, "params": params.identity()}, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
-    return f"{dataset}-{params.mode}-{tasks_tag(params.tasks)}-s{params.seed}-{digest}"
+    kind = params.mode if params.objective == "generative" else f"simgr-{params.mode}"
+    return f"{dataset}-{kind}-{tasks_tag(params.tasks)}-s{params.seed}-{digest}"
 
 
 def model_dir(dataset: str, mid: str) -> Path:
@@ -127,6 +149,8 @@ def train_llm_task(
         build = find_build(con, dataset, build_id)
         sid_tokens = all_sid_tokens(con, build["sid_version"])
         validate = validator(con, dataset, build, params) if params.select_every else None
+        simgr = simgr_inputs(con, dataset, build, params)
+        align = alignment_samples(con, dataset, build["sid_version"]) if params.align_steps else ()
     mid = model_id(dataset, build["build_id"], params)
     out = model_dir(dataset, mid)
     if force:
@@ -136,6 +160,7 @@ def train_llm_task(
         meta = json.loads((out / "hoprec_model.json").read_text())
         history, seconds, resumed, reused = meta["history"], meta.get("seconds"), None, True
         checks, best_step = meta.get("validation", []), meta.get("best_step")
+        alignment = meta.get("alignment", [])
     else:
         update = _progress_reporter(mid, params.max_steps)
         result = train_llm(
@@ -149,16 +174,20 @@ def train_llm_task(
                 "build_id": build["build_id"],
                 "sid_version": build["sid_version"],
                 "build_params": build["params"],
+                **({"simgr_window": simgr.window} if simgr else {}),
             },
             progress=update,
             validate=validate,
+            simgr=simgr,
+            alignment=align,
         )
         history, seconds, resumed = result.history, result.seconds, result.resumed_from
         checks, best_step, reused = result.validation, result.best_step, False
+        alignment = result.alignment
     row = {
         "model_id": mid,
         "dataset": dataset,
-        "kind": f"llm-{params.mode}",
+        "kind": f"llm-{params.mode}",  # SimGR runs too: score_trained reads the objective
         "base": params.base,
         "build_id": build["build_id"],
         "sid_version": build["sid_version"],
@@ -179,6 +208,7 @@ def train_llm_task(
         "out_dir": str(out),
         "validation": checks,
         "best_step": best_step,
+        "alignment": alignment,
     }
 
 

@@ -1,0 +1,411 @@
+"""SimGR (arXiv 2602.07847) as a training objective and a scorer: the user vector is the LLM's
+last hidden state after the history, an item's vector the mean of its SID tokens' rows in the
+LLM's own input embedding table (the trainable new rows included), and the loss is the
+cross-entropy of a temperature-scaled cosine softmax over the whole catalogue. Ranking is the
+same similarity over every item: exact, no beam, no invalid items.
+
+Two forms of the history (``positions``): ``all`` (default) - each user's train sequence as
+bare SID tokens in windows of `window + 1` items, every position trained in one causal pass (the
+hidden state at an item's last SID token predicts the next item), scored on the last `window`
+items; ``prompt`` - the build's chat next-item prompt up to the answer's opening `[`, one target
+a sample. The IIRG tasks become extra (item -> neighbour) pairs under the same loss at their
+build `loss_weight` (history: the item's SID tokens, or in the prompt form the sample's prompt).
+
+Temperature 0.07 by default: cosines lie in [-1, 1], so 1/T bounds the logits; at T = 1 the
+softmax over 10^3-10^4 items stays nearly flat (the loss cannot fall far below log n), at 0.07
+a cosine gap of 0.3 is a factor ~70 - the usual contrastive value (InfoNCE, MoCo, CLIP's
+start). SimGR gives none: tune it on validation, one run a value (the ranking does not depend
+on T, training does).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Batch = dict[str, torch.Tensor]
+Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]  # histories -> [users, n_items + 1]
+NEXT_TASKS = ("next-item", "next-item-all")
+PAIR_TASKS = ("collaborative", "semantic")
+
+
+@dataclass
+class SimgrInputs:
+    """What SimGR training needs beyond the build's Parquet: every item's SID (the catalogue
+    the softmax runs over) and, for the all-position form, the users' training sequences."""
+
+    item_sids: Mapping[int, str]  # item_idx (1..n) -> "<a_1><b_2>..."
+    sequences: list[np.ndarray] = field(default_factory=list)  # train split, oldest first
+    window: int | None = None  # history items (the build's); None: as many as max_len holds
+
+
+@dataclass
+class Unit:
+    """One training row: token ids, and (position, target item, weight) of each prediction."""
+
+    ids: list[int]
+    targets: list[tuple[int, int, float]]
+
+
+# ------------------------------------------------------------------------------ the vectors
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """At least float32 (bf16 autocast must not round the softmax), float64 kept (tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def item_tokens(tokenizer: Any, item_sids: Mapping[int, str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n_items + 1, L] SID token ids, [n_items + 1, L] mask); row 0 is padding (masked)."""
+    n = max(item_sids)
+    toks = [re.findall(r"<[^<>]+>", item_sids[i]) if i in item_sids else [] for i in range(n + 1)]
+    if any(not toks[i] for i in range(1, n + 1)):
+        raise ValueError("every item 1..n needs a SID for the SimGR softmax")
+    width = max(len(t) for t in toks)
+    ids = torch.zeros((n + 1, width), dtype=torch.long)
+    mask = torch.zeros((n + 1, width), dtype=torch.float32)
+    unk = tokenizer.unk_token_id
+    for i, t in enumerate(toks):
+        row = tokenizer.convert_tokens_to_ids(t)
+        if any(r is None or r < 0 or (unk is not None and r == unk) for r in row):
+            raise ValueError(
+                "the tokenizer lacks some SID tokens: was it trained on this SID version?"
+            )
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1.0
+    return ids, mask
+
+
+def item_vectors(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[n_items + 1, d]: each item's SID token embeddings, mean-pooled (row 0 meaningless).
+    Through the model's input embedding module, so LoRA's trainable SID rows are the ones used."""
+    emb = _wide(model.get_input_embeddings()(ids))
+    return (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+
+
+def hidden_states(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """[B, T, d] last hidden states (after the final norm), without the LM head: the 49k-word
+    head is not needed for SimGR and would be a fifth of the compute."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    out = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    return out.last_hidden_state
+
+
+def cosine_logits(users: torch.Tensor, items: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[N, n_items]: cosine(user, item) / T for items 1..n (column j is item j + 1)."""
+    return F.normalize(_wide(users), dim=-1) @ F.normalize(_wide(items[1:]), dim=-1).T / temperature
+
+
+def simgr_loss(
+    model: Any,
+    batch: Batch,
+    n_target: int,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """sum_i w_i * CE(cosine softmax over all items, target_i) / targets of the whole step; one
+    causal forward pass gives every position's user vector."""
+    hid = hidden_states(model, batch["input_ids"], batch["attention_mask"])
+    users = hid[batch["rows"], batch["cols"]]
+    items = item_vectors(model, ids.to(hid.device), mask.to(hid.device))
+    ce = F.cross_entropy(
+        cosine_logits(users, items, temperature), batch["labels"] - 1, reduction="none"
+    )
+    return (ce * batch["weights"]).sum() / max(n_target, 1)
+
+
+# ------------------------------------------------------------------------------ the batches
+def window_items(max_len: int, sid_len: int) -> int:
+    """History items the all form sees: a training window of window + 1 items fits max_len."""
+    return max(1, max_len // sid_len - 1)
+
+
+def build_window(build_params: Mapping[str, Any]) -> int:
+    """The all form's history in a warehouse run: the build's, what the generative model reads
+    (and short windows keep a batch's padding small: 255-item windows cost ~40 s a CPU step)."""
+    return int(build_params["history"])
+
+
+def sequence_units(
+    sequences: Sequence[np.ndarray], ids: torch.Tensor, window: int, weight: float
+) -> list[Unit]:
+    """Each sequence cut into windows of `window + 1` items overlapping by one, so every
+    transition is predicted exactly once, from up to `window` items before it."""
+    sid = _sid_lists(ids)
+    out = []
+    for seq in sequences:
+        seq = np.asarray(seq, np.int64).tolist()
+        for start in range(0, max(len(seq) - 1, 0), window):
+            toks: list[int] = []
+            targets = []
+            for k, item in enumerate(seq[start : start + window + 1]):
+                if k:  # the hidden state at the previous item's last token predicts this one
+                    targets.append((len(toks) - 1, item, weight))
+                toks.extend(sid[item])
+            out.append(Unit(toks, targets))
+    return out
+
+
+def _sid_lists(ids: torch.Tensor) -> list[list[int]]:
+    """Each item's SID token ids as a plain list (Python loops over tensors are slow)."""
+    return [[t for t in row if t > 0] for row in ids.tolist()]
+
+
+def pair_units(pairs: Sequence[tuple[int, int, float]], ids: torch.Tensor) -> list[Unit]:
+    """(item, neighbour, weight) pairs, one unit an (item, weight) with all its neighbours: the
+    history is the item's SID tokens alone."""
+    groups: dict[tuple[int, float], list[int]] = {}
+    for src, dst, w in pairs:
+        groups.setdefault((int(src), float(w)), []).append(int(dst))
+    sid = _sid_lists(ids)
+    return [Unit(sid[s], [(len(sid[s]) - 1, d, w) for d in ds]) for (s, w), ds in groups.items()]
+
+
+def prompt_units(tokenizer: Any, rows: Sequence[dict[str, Any]], max_len: int) -> list[Unit]:
+    """The build's samples in the prompt form: the chat prompt + the answer's opening `[`;
+    next-item samples keep their first target, collaborative / semantic ones all of theirs."""
+    from .prompts import encode_sample
+
+    opening = tokenizer.encode("[", add_special_tokens=False)
+    out = []
+    for r in rows:
+        prompt = (encode_sample(tokenizer, r["messages"])[0] + opening)[-max_len:]
+        targets = r["target_items"][:1] if r["task"] in NEXT_TASKS else r["target_items"]
+        out.append(
+            Unit(prompt, [(len(prompt) - 1, int(t), float(r["loss_weight"])) for t in targets])
+        )
+    return out
+
+
+def collate(units: Sequence[Unit], pad_id: int) -> Batch:
+    """Right-padded ids and mask, and the flattened predictions: (rows, cols) where the user
+    vector is read, labels (item_idx) and weights. `labels` counts the step's targets."""
+    width = max(len(u.ids) for u in units)
+    ids = torch.full((len(units), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(units), width), dtype=torch.long)
+    for r, u in enumerate(units):
+        ids[r, : len(u.ids)] = torch.tensor(u.ids)
+        mask[r, : len(u.ids)] = 1
+    preds = [(r, pos, item, w) for r, u in enumerate(units) for pos, item, w in u.targets]
+    rows, cols, labels, weights = zip(*preds) if preds else ((), (), (), ())
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "rows": torch.tensor(rows, dtype=torch.long),
+        "cols": torch.tensor(cols, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
+        "weights": torch.tensor(weights, dtype=torch.float32),
+    }
+
+
+def build_rows(path: Any, tasks: Sequence[str], messages: bool) -> list[dict[str, Any]]:
+    """The build's samples SimGR can use (next-item, collaborative, semantic), filtered."""
+    import pyarrow.parquet as pq
+
+    cols = ["task", "input_items", "target_items", "loss_weight"] + ["messages"] * messages
+    keep = set(tasks) if tasks else set(NEXT_TASKS + PAIR_TASKS)
+    return [
+        r
+        for r in pq.read_table(path, columns=cols).to_pylist()
+        if r["task"] in keep and r["task"] in NEXT_TASKS + PAIR_TASKS and r["loss_weight"] > 0
+    ]
+
+
+def training_units(
+    path: Any, params: Any, tokenizer: Any, inputs: SimgrInputs, ids: torch.Tensor
+) -> list[Unit]:
+    """Every training unit of a run: sequences (all) or prompts (prompt), plus the IIRG pairs."""
+    rows = build_rows(path, params.tasks, messages=params.positions == "prompt")
+    if params.positions == "prompt":
+        return prompt_units(tokenizer, rows, params.max_len)
+    next_w = [r["loss_weight"] for r in rows if r["task"] in NEXT_TASKS]
+    units = []
+    if next_w:  # the sequences stand for the build's next-item task, at its weight
+        window = inputs.window or window_items(params.max_len, ids.shape[1])
+        units = sequence_units(inputs.sequences, ids, window, float(max(next_w)))
+    pairs = [
+        (int(r["input_items"][0]), int(t), float(r["loss_weight"]))
+        for r in rows
+        if r["task"] in PAIR_TASKS
+        for t in r["target_items"]
+    ]
+    return units + pair_units(pairs, ids)
+
+
+def simgr_training(
+    path: Any, params: Any, tokenizer: Any, inputs: SimgrInputs | None
+) -> tuple[list[Unit], Callable[[np.ndarray], Batch], Callable[[Any, Batch, int], torch.Tensor]]:
+    """(units, encode(indices) -> batch, loss(model, batch, n_target)): what train_llm's loop
+    needs to train SimGR instead of the generative loss."""
+    if inputs is None:
+        raise ValueError("objective 'simgr' needs the items' SIDs (SimgrInputs)")
+    ids, mask = item_tokens(tokenizer, inputs.item_sids)
+    units = [u for u in training_units(path, params, tokenizer, inputs, ids) if u.targets]
+    if not units:
+        raise ValueError(f"no SimGR training targets in {path} ({params.positions} form)")
+
+    def encode(idx: np.ndarray) -> Batch:
+        return collate([units[i] for i in idx], tokenizer.pad_token_id)
+
+    def loss(model: Any, batch: Batch, n_target: int) -> torch.Tensor:
+        return simgr_loss(model, batch, n_target, ids, mask, params.temperature)
+
+    return units, encode, loss
+
+
+# ---------------------------------------------------------------------------------- scoring
+def simgr_scorer(
+    model: Any,
+    tokenizer: Any,
+    item_sids: Mapping[int, str],
+    n_items: int,
+    temperature: float,
+    render: Callable[[Sequence[np.ndarray]], list[list[int]]],
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> Scorer:
+    """histories -> scores [users, n_items + 1] = cosine(user, item) / T over the whole
+    catalogue; column 0 (padding) and each user's history items are -inf."""
+    ids, mask = item_tokens(tokenizer, item_sids)
+    if ids.shape[0] != n_items + 1:
+        raise ValueError(f"{ids.shape[0] - 1} items have SIDs, the catalogue has {n_items}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.full((len(histories), n_items + 1), -np.inf, np.float32)
+        with torch.inference_mode():
+            items = item_vectors(model, ids.to(device), mask.to(device))
+            seqs = render(histories)
+            for s in range(0, len(seqs), batch_size):
+                chunk = seqs[s : s + batch_size]
+                batch = collate([Unit(q, [(len(q) - 1, 1, 1.0)]) for q in chunk], pad)
+                hid = hidden_states(
+                    model, batch["input_ids"].to(device), batch["attention_mask"].to(device)
+                )
+                users = hid[batch["rows"].to(device), batch["cols"].to(device)]
+                out[s : s + len(chunk), 1:] = cosine_logits(users, items, temperature).cpu().numpy()
+        for u, h in enumerate(histories):  # history items are not ranked
+            out[u, np.asarray(h, dtype=np.int64)] = -np.inf
+        out[:, 0] = -np.inf
+        return out
+
+    return score
+
+
+def sid_renderer(
+    tokenizer: Any, item_sids: Mapping[int, str], window: int
+) -> Callable[[Sequence[np.ndarray]], list[list[int]]]:
+    """The all form's history: SID tokens of the last `window` items (an empty history reads
+    as the end-of-text token alone)."""
+    sid = _sid_lists(item_tokens(tokenizer, item_sids)[0])
+    empty = [tokenizer.eos_token_id or 0]
+
+    def render(histories: Sequence[np.ndarray]) -> list[list[int]]:
+        tail = [np.asarray(h, np.int64)[-window:].tolist() for h in histories]
+        return [[t for i in h for t in sid[i]] or empty for h in tail]
+
+    return render
+
+
+def run_items(
+    con: Any, dataset: str, meta: Mapping[str, Any]
+) -> tuple[dict[int, str], dict[int, str] | None]:
+    """(SIDs, prompt labels or None) of a SimGR run's items: read while the warehouse is open."""
+    from ..sids.store import load_sids
+    from .prompts import item_labels
+
+    if meta["params"].get("positions", "all") == "prompt":
+        titles = meta["build_params"].get("titles", True)
+        labels, sids, _ = item_labels(con, dataset, meta["sid_version"], titles)
+        return sids, labels
+    return load_sids(con, dataset, meta["sid_version"]), None
+
+
+def meta_scorer(
+    model: Any,
+    tokenizer: Any,
+    meta: Mapping[str, Any],
+    sids: Mapping[int, str],
+    labels: Mapping[int, str] | None,
+    n_items: int,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> Scorer:
+    """The scorer of a SimGR run in the form and at the temperature its meta records."""
+    from .prompts import history_prompts
+
+    p = meta["params"]
+    render: Callable[[Sequence[np.ndarray]], list[list[int]]]
+    if labels is not None:
+        history, lab = meta["build_params"]["history"], dict(labels)
+
+        def render(h: Sequence[np.ndarray]) -> list[list[int]]:
+            return [q[-p["max_len"] :] for q in history_prompts(tokenizer, h, lab, history)]
+    else:
+        width = item_tokens(tokenizer, sids)[0].shape[1]
+        window = meta.get("simgr_window") or window_items(p["max_len"], width)
+        render = sid_renderer(tokenizer, sids, window)
+    t = p["temperature"]
+    return simgr_scorer(model, tokenizer, sids, n_items, t, render, batch_size, device)
+
+
+def scorer_from_meta(
+    con: Any,
+    dataset: str,
+    model: Any,
+    tokenizer: Any,
+    meta: Mapping[str, Any],
+    n_items: int,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> Scorer:
+    """The scorer of a finished SimGR run (score_trained's branch for it)."""
+    sids, labels = run_items(con, dataset, meta)
+    return meta_scorer(model, tokenizer, meta, sids, labels, n_items, batch_size, device)
+
+
+def ndcg_at_10(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean NDCG@10 of one target a user (llm may not import evaluation: the one line here)."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    hit = top == np.asarray(targets)[:, None]
+    return float((hit / np.log2(np.arange(2, 12))[None, :]).sum(1).mean()) if len(top) else 0.0
+
+
+def simgr_validator(
+    con: Any,
+    dataset: str,
+    build: Mapping[str, Any],
+    params: Any,
+    hists: Sequence[np.ndarray],
+    targets: np.ndarray,
+) -> Callable[[Any, Any], float]:
+    """(model, tokenizer) -> validation NDCG@10 of the cosine ranking, for checkpoint selection
+    (and so the temperature can be chosen on validation: one run a value)."""
+    from ..data.sequences import n_items
+    from ..devices import resolve_device
+
+    meta = {
+        "params": params.identity(),
+        "build_params": build["params"],
+        "sid_version": build["sid_version"],
+        "simgr_window": build_window(build["params"]),
+    }
+    n, (sids, labels) = n_items(con, dataset), run_items(con, dataset, meta)
+    device = str(resolve_device(params.device))
+
+    def validate(model: Any, tokenizer: Any) -> float:
+        was_training = model.training
+        model.eval()
+        score = meta_scorer(model, tokenizer, meta, sids, labels, n, device=device)
+        value = ndcg_at_10(score(hists), targets)
+        model.train(was_training)
+        return value
+
+    return validate
