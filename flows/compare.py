@@ -21,6 +21,7 @@ from hoprec.flows.relations import relations_flow
 from hoprec.flows.train import train_params
 from hoprec.tasks import defaults
 from hoprec.tasks.data.warehouse import connect, resolve
+from hoprec.tasks.evaluation.curves import curve_section, plot_curves, run_checks
 from hoprec.tasks.evaluation.evaluate import evaluate_scores_task, sample_rows, split_inputs
 from hoprec.tasks.evaluation.report import cells, compare_report, plot_groups
 from hoprec.tasks.evaluation.scoring import (
@@ -146,6 +147,9 @@ def compare_flow(
                 "fusion": fusions,
                 "generation": generation,
                 "models": {k: v[1] for k, v in models.items()},
+                "curves": {
+                    k: run_checks(str(p)) for k, (kind, p) in models.items() if kind == "llm"
+                },
             }
         )
     promoted = _promote(wh, dataset, runs) if promote_best else None
@@ -171,7 +175,7 @@ def compare_flow(
         f"({len(runs)} seed{'s' * (len(runs) > 1)})",
     )
     out["png"] = png
-    report = out["report"] = compare_report(out)
+    report = out["report"] = compare_report(out) + _curves(runs, dataset, select_every)
     publish("compare-report", report, f"compare on {dataset}")
     publish_plot("compare-plot", png, f"NDCG@10 by group, compare on {dataset}")
     return out
@@ -220,6 +224,23 @@ def _train_all(
         )
         models[name] = ("llm", train_llm_task(wh, dataset, on["build_id"], params)["out_dir"])
     return models
+
+
+def _curves(runs: list[dict[str, Any]], dataset: str, every: int) -> str:
+    """The learning-curve section (LLM checks against SASRec and the SID transformer), when the
+    LLMs were checked on validation as they trained (`select_every`)."""
+    curves = {m: [r["curves"][m] for r in runs] for m in runs[0]["curves"]}
+    if not every or not any(c for seeds in curves.values() for c in seeds):
+        return ""
+    c = cells([{"eval": r["valid"]} for r in runs])
+    refs = {
+        m: float(np.mean(c[(m, "all", "ndcg", 10)]))
+        for m in ("sasrec", "tiger", "cooc-knn")
+        if (m, "all", "ndcg", 10) in c
+    }
+    png = plot_curves(curves, refs, f"{dataset}: validation NDCG@10 while training", dataset)
+    publish_plot("compare-curves", png, f"learning curves, compare on {dataset}")
+    return "\n\n" + "\n".join(curve_section(curves, refs, png, every))
 
 
 def _free_generation(

@@ -310,6 +310,29 @@ def test_checkpoint_selection_keeps_the_best_weights_and_stops_early(tiny_base, 
     for name, weights in seen[4].items():
         torch.testing.assert_close(kept[name], weights)
     assert any(not torch.equal(kept[n], w) for n, w in seen[8].items())
+    # each check carries the learning curve's axes: training seconds and tokens fed, growing
+    secs = [v["seconds"] for v in meta["validation"]]
+    toks = [v["tokens"] for v in meta["validation"]]
+    assert all(b > a > 0 for a, b in zip(secs, secs[1:])) and secs[0] > 0
+    assert toks[0] > 0 and all(b > a for a, b in zip(toks, toks[1:]))
+
+
+def test_learning_curves_plot_and_table(tmp_path, monkeypatch):
+    from hoprec.tasks.evaluation.curves import curve_rows, curve_section, plot_curves
+
+    monkeypatch.setenv("HOPREC_HOME", str(tmp_path))
+    checks = [
+        [{"step": s, "ndcg@10": v, "seconds": 10.0 * s, "tokens": 100 * s} for s, v in pts]
+        for pts in ([(2, 0.01), (4, 0.03), (6, 0.02)], [(2, 0.03), (4, 0.05), (6, 0.06)])
+    ]
+    curves, refs = {"llm-iirg": checks}, {"sasrec": 0.1, "tiger": 0.05}
+    png = plot_curves(curves, refs, "t", "syn")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    [row] = curve_rows(curves, refs)
+    assert row["first NDCG@10"] == 0.02 and row["best NDCG@10"] == 0.045
+    assert row["last NDCG@10"] == 0.04 and row["last at s"] == 60
+    assert row["gap to best reference"] == round(0.04 - 0.1, 4)
+    assert "every 2 steps" in "\n".join(curve_section(curves, refs, png, 2))
 
 
 def test_warm_start_begins_from_the_given_run(tiny_base, samples, tmp_path):

@@ -119,13 +119,14 @@ def check_validation(
     out: Path,
     checks: list[dict[str, float]],
     patience: int,
+    at: dict[str, float] | None = None,
 ) -> bool:
     """One validation check of checkpoint selection: append it to `checks`, keep the weights
     when they are the best so far; True when `patience` checks have passed without a better one
     (stop early)."""
     score = float(validate(model, tokenizer))
     best = max((v["ndcg@10"] for v in checks), default=float("-inf"))
-    checks.append({"step": step, "ndcg@10": score})
+    checks.append({"step": step, "ndcg@10": score, **(at or {})})  # at: training s, tokens
     log.info("step %d: validation NDCG@10 %.4f (best before %.4f)", step, score, best)
     if score > best:
         save_best(out, model, step)

@@ -309,6 +309,7 @@ def train_llm(
     )
     started = t0 = time.perf_counter()
     tokens, targets, window = 0, 0, []
+    fed, checking = 0, 0.0  # tokens fed and seconds spent validating (the learning curve's axes)
     for step in range(start, params.max_steps):
         order = sample_order(len(messages), params.seed, step * per_step, per_step)
         micro = [encode(idx) for idx in np.array_split(order, params.grad_accum)]
@@ -321,6 +322,7 @@ def train_llm(
             loss.backward()
             loss_sum += float(loss.detach())
             tokens += int(b["attention_mask"].sum())
+            fed += int(b["attention_mask"].sum())
         targets += n_target
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
@@ -353,9 +355,13 @@ def train_llm(
         stop = False
         if select and (done % select == 0 or done == params.max_steps):
             assert validate is not None
+            v0 = time.perf_counter()
+            at = {"seconds": v0 - started - checking, "tokens": fed}  # since this process began
             stop = check_validation(
-                validate, model, tokenizer, done, out, result.validation, params.patience
+                validate, model, tokenizer, done, out, result.validation, params.patience, at
             )
+            checking += time.perf_counter() - v0
+            t0 += time.perf_counter() - v0  # tokens/s counts training time only
         if params.save_every and done % params.save_every == 0 and done < params.max_steps:
             save_checkpoint(out, done, model, opt, sched, result.history, result.validation)
         if stop:
