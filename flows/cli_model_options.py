@@ -92,6 +92,14 @@ def train_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--save-every", type=int, default=D.SAVE_EVERY, help="checkpoint every N steps")
     opt(p, "--log-every", type=int, default=D.LOG_EVERY, help="log loss and tokens/s every N steps")
     opt(p, "--seed", type=int, default=0)
+    opt(
+        p,
+        "--devices",
+        type=int,
+        default=1,
+        help="data-parallel processes (one a GPU; gloo on CPU): the same loss and data order "
+        "as one device with the same global batch",
+    )
     selection_options(p)
     opt(
         p,

@@ -70,6 +70,7 @@ def train_flow(
     temperature_grid: list[float] | None = None,
     align_steps: int = 0,
     pause_tokens: int = 0,
+    devices: int = 1,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
@@ -93,6 +94,7 @@ def train_flow(
         positions=simgr_positions,
         align_steps=align_steps,
         pause_tokens=pause_tokens,
+        devices=devices,
     )
     wh = str(resolve(warehouse))
     if temperature_grid:

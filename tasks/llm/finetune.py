@@ -35,8 +35,9 @@ from .checkpoints import (
     trainable_parameters,
     warm_start,
 )
-from .prompts import PAUSE, encode_sample
-from .samples import load_samples, sample_order
+from .ddp import Parallel
+from .prompts import PAUSE
+from .samples import encode_batch, load_samples, sample_order
 
 log = logging.getLogger("hoprec.training")
 
@@ -83,6 +84,7 @@ class TrainParams:
     positions: Literal["all", "prompt"] = defaults.SIMGR_POSITIONS  # type: ignore[assignment]
     align_steps: int = 0  # IIRG's stage 1 first: only the SID rows, on title -> SID (align.py)
     pause_tokens: int = 0  # PauseRec: k learned <pause> tokens before the answer, no loss
+    devices: int = 1  # data-parallel processes (ddp.py); the trained weights do not depend on it
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -99,6 +101,9 @@ class TrainParams:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
         if self.objective not in ("generative", "simgr") or self.positions not in ("all", "prompt"):
             raise ValueError(f"bad objective {self.objective!r} or positions {self.positions!r}")
+        from .ddp import check
+
+        check(self)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
@@ -109,7 +114,7 @@ class TrainParams:
     def identity(self) -> dict[str, Any]:
         """The settings that change the trained weights (not where or how it is logged)."""
         d = asdict(self)
-        for k in ("device", "save_every", "log_every"):
+        for k in ("device", "devices", "save_every", "log_every"):
             d.pop(k)
         d["lr"] = self.learning_rate
         for k in ("align_steps", "pause_tokens"):  # nor those without a stage 1 or pauses
@@ -138,36 +143,7 @@ class TrainResult:
         return self.history[-1]["loss"] if self.history else None
 
 
-# --------------------------------------------------------------------------------- encoding
-def encode_batch(
-    tokenizer: Any,
-    messages: Sequence[Sequence[dict[str, str]]],
-    weights: Sequence[float],
-    max_len: int,
-    pad_id: int,
-    pauses: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask, labels (-100 outside answers: prompt and pauses) and
-    per-token weights."""
-    rows = []
-    for msgs in messages:
-        p, a = encode_sample(tokenizer, msgs, pauses)
-        a = a[:max_len]
-        rows.append((p[max(0, len(p) + len(a) - max_len) :], a))
-    width = max(len(p) + len(a) for p, a in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    tok_w = torch.zeros((len(rows), width), dtype=torch.float32)
-    for r, ((p, a), w) in enumerate(zip(rows, weights)):
-        n = len(p) + len(a)
-        ids[r, :n] = torch.tensor(p + a)
-        mask[r, :n] = 1
-        labels[r, len(p) : n] = torch.tensor(a)
-        tok_w[r, len(p) : n] = float(w)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": tok_w}
-
-
+# ------------------------------------------------------------------------------------- loss
 def weighted_loss(model: Any, batch: dict[str, torch.Tensor], n_target: int) -> torch.Tensor:
     """Sum of the weighted token cross-entropy of this micro-batch / target tokens of the step.
     Logits are computed only at positions whose next token is a target (`logits_to_keep`)."""
@@ -250,7 +226,8 @@ def train_llm(
     messages, weights, names = load_samples(samples_path, params.tasks)
     if not messages:
         raise ValueError(f"no training samples in {samples_path}")
-    dev = resolve_device(params.device)
+    par = Parallel.from_env()  # one process, or one rank of `hoprec train --devices N`
+    dev = par.device or resolve_device(params.device)
     torch.manual_seed(params.seed)
     model, tokenizer, new_ids = prepare_model(params, sid_tokens)
     if params.init_from:
@@ -294,6 +271,7 @@ def train_llm(
         from .align import align_stage
 
         result.alignment = align_stage(model, tokenizer, new_ids, alignment, params, dev)
+    forward = par.wrap(model)  # DDP under several processes; checkpoints use `model`
     select = params.select_every if validate is not None else 0
     per_step = params.batch_size * params.grad_accum
     log.info(
@@ -312,18 +290,19 @@ def train_llm(
     fed, checking = 0, 0.0  # tokens fed and seconds spent validating (the learning curve's axes)
     for step in range(start, params.max_steps):
         order = sample_order(len(messages), params.seed, step * per_step, per_step)
-        micro = [encode(idx) for idx in np.array_split(order, params.grad_accum)]
-        n_target = sum(int((b["labels"] != -100).sum()) for b in micro)
-        loss_sum = 0.0
-        for b in micro:
+        micro = [encode(par.shard(i)) for i in np.array_split(order, params.grad_accum)]
+        n_target = int(par.total(sum(int((b["labels"] != -100).sum()) for b in micro)))
+        loss_sum, n_fed = 0.0, 0
+        for i, b in enumerate(micro):
             b = {k: v.to(dev) for k, v in b.items()}
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = step_loss(model, b, n_target)
-            loss.backward()
+            with par.accumulating(forward, last=i == len(micro) - 1):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = step_loss(forward, b, n_target)
+                (loss * par.world).backward()  # DDP averages over ranks: make it the sum
             loss_sum += float(loss.detach())
-            tokens += int(b["attention_mask"].sum())
-            fed += int(b["attention_mask"].sum())
-        targets += n_target
+            n_fed += int(b["attention_mask"].sum())
+        loss_sum, n_fed = par.total(loss_sum), int(par.total(n_fed))
+        tokens, fed, targets = tokens + n_fed, fed + n_fed, targets + n_target
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
@@ -362,7 +341,12 @@ def train_llm(
             )
             checking += time.perf_counter() - v0
             t0 += time.perf_counter() - v0  # tokens/s counts training time only
-        if params.save_every and done % params.save_every == 0 and done < params.max_steps:
+        if (
+            par.main
+            and params.save_every
+            and done % params.save_every == 0
+            and done < params.max_steps
+        ):
             save_checkpoint(out, done, model, opt, sched, result.history, result.validation)
         if stop:
             log.info("no better validation NDCG@10 in %d checks: stopping", params.patience)
@@ -371,6 +355,9 @@ def train_llm(
     if result.validation:
         result.best_step = restore_best(out, model)
     result.seconds = time.perf_counter() - started
+    if not par.main:  # rank 0 writes the finished run
+        par.barrier()
+        return result
     save_trained(
         model,
         tokenizer,
@@ -387,4 +374,5 @@ def train_llm(
             "alignment": result.alignment,
         },
     )
+    par.barrier()
     return result

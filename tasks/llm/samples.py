@@ -1,6 +1,7 @@
 """The build's samples as training reads them: loaded from the instruction Parquet (filtered to
-the run's tasks), and their order, a pure function of (seed, position) so that a resumed run
-replays exactly the batches the killed one would have seen."""
+the run's tasks), encoded into padded batches with labels on the answers only, and their order,
+a pure function of (seed, position) so that a resumed run replays exactly the batches the killed
+one would have seen."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
+
+from .prompts import encode_sample
 
 
 def sample_order(n: int, seed: int, start: int, count: int) -> np.ndarray:
@@ -46,3 +50,32 @@ def load_samples(
         table["loss_weight"].to_numpy().astype(np.float32),
         names,
     )
+
+
+def encode_batch(
+    tokenizer: Any,
+    messages: Sequence[Sequence[dict[str, str]]],
+    weights: Sequence[float],
+    max_len: int,
+    pad_id: int,
+    pauses: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask, labels (-100 outside answers: prompt and pauses) and
+    per-token weights."""
+    rows = []
+    for msgs in messages:
+        p, a = encode_sample(tokenizer, msgs, pauses)
+        a = a[:max_len]
+        rows.append((p[max(0, len(p) + len(a) - max_len) :], a))
+    width = max(len(p) + len(a) for p, a in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    tok_w = torch.zeros((len(rows), width), dtype=torch.float32)
+    for r, ((p, a), w) in enumerate(zip(rows, weights)):
+        n = len(p) + len(a)
+        ids[r, :n] = torch.tensor(p + a)
+        mask[r, :n] = 1
+        labels[r, len(p) : n] = torch.tensor(a)
+        tok_w[r, len(p) : n] = float(w)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": tok_w}

@@ -19,6 +19,7 @@ from ..data.warehouse import connect, fetch_dicts, run, transaction
 from ..settings import checked_name, stage_dir
 from .align import alignment_samples
 from .checkpoints import is_trained
+from .ddp import launch
 from .finetune import TrainParams, train_llm
 
 log = logging.getLogger("hoprec.training")
@@ -155,10 +156,23 @@ def train_llm_task(
     out = model_dir(dataset, mid)
     if force:
         shutil.rmtree(out, ignore_errors=True)
+    run_meta = {
+        "model_id": mid,
+        "dataset": dataset,
+        "build_id": build["build_id"],
+        "sid_version": build["sid_version"],
+        "build_params": build["params"],
+        **({"simgr_window": simgr.window} if simgr else {}),
+    }
+    launched = params.devices > 1 and not is_trained(out)
+    if launched:  # N processes write the run; it is then read back like a finished one
+        launch(build["path"], sid_tokens, params, out, run_meta, align)
     if is_trained(out):
-        log.info("model %s already trained: %s (use --force to retrain)", mid, out)
+        if not launched:
+            log.info("model %s already trained: %s (use --force to retrain)", mid, out)
         meta = json.loads((out / "hoprec_model.json").read_text())
-        history, seconds, resumed, reused = meta["history"], meta.get("seconds"), None, True
+        history, seconds, resumed = meta["history"], meta.get("seconds"), None
+        reused = not launched
         checks, best_step = meta.get("validation", []), meta.get("best_step")
         alignment = meta.get("alignment", [])
     else:
@@ -168,14 +182,7 @@ def train_llm_task(
             sid_tokens,
             params,
             out,
-            meta={
-                "model_id": mid,
-                "dataset": dataset,
-                "build_id": build["build_id"],
-                "sid_version": build["sid_version"],
-                "build_params": build["params"],
-                **({"simgr_window": simgr.window} if simgr else {}),
-            },
+            meta=run_meta,
             progress=update,
             validate=validate,
             simgr=simgr,
