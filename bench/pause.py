@@ -33,7 +33,7 @@ from hoprec.tasks.data.warehouse import connect, resolve  # noqa: E402
 from hoprec.tasks.evaluation.metrics import paired_bootstrap, per_user, ranked  # noqa: E402
 from hoprec.tasks.llm.checkpoints import load_trained  # noqa: E402
 from hoprec.tasks.llm.finetune import TrainParams, train_llm  # noqa: E402
-from hoprec.tasks.llm.prompts import item_labels  # noqa: E402
+from hoprec.tasks.llm.prompts import PromptForm, item_labels  # noqa: E402
 from hoprec.tasks.llm.scoring import llm_scorer  # noqa: E402
 from hoprec.tasks.llm.train import find_build  # noqa: E402
 from hoprec.tasks.sids.store import all_sid_tokens  # noqa: E402
@@ -66,7 +66,7 @@ def run_one(
         history=build["params"]["history"],
         num_beams=20,
         timings=timings,
-        pauses=k,
+        form=PromptForm(pauses=k),
     )
     with torch.inference_mode():
         scores = scorer(data["histories"])

@@ -76,6 +76,7 @@ def compare_flow(
     free_generation: bool = True,
     align_steps: int = 0,
     pause_tokens: int = 0,
+    system_prompt: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
@@ -114,6 +115,7 @@ def compare_flow(
         "patience": patience,
         "align_steps": align_steps,
         "pause_tokens": pause_tokens,
+        "system_prompt": system_prompt,
     }
     history, sids = build["params"]["history"], build["sid_version"]
     runs: list[dict[str, Any]] = []

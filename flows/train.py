@@ -71,6 +71,7 @@ def train_flow(
     align_steps: int = 0,
     pause_tokens: int = 0,
     devices: int = 1,
+    system_prompt: bool = True,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
@@ -95,6 +96,7 @@ def train_flow(
         align_steps=align_steps,
         pause_tokens=pause_tokens,
         devices=devices,
+        system_prompt=system_prompt,
     )
     wh = str(resolve(warehouse))
     if temperature_grid:

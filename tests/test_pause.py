@@ -15,6 +15,7 @@ from hoprec.tasks.llm.instructions import SCHEMA
 from hoprec.tasks.llm.prompts import (
     PAUSE,
     PROMPTS,
+    PromptForm,
     encode_sample,
     history_prompts,
     item_label,
@@ -45,10 +46,10 @@ def test_pauses_end_the_prompt_and_carry_no_loss(paused):
     assert new_ids[-1] == pid and len(new_ids) == len(SID_TOKENS) + 1  # its row trains
     msgs = messages("After [<a_1><b_0><c_0><d_0>]?", "[<a_2><b_0><c_0><d_0>]")
     p0, a0 = encode_sample(tok, msgs)
-    p2, a2 = encode_sample(tok, msgs, pauses=2)
+    p2, a2 = encode_sample(tok, msgs, PromptForm(pauses=2))
     assert p2 == p0 + [pid, pid] and a2 == a0
-    assert prompt_ids(tok, "x", 3)[-3:] == [pid] * 3
-    batch = encode_batch(tok, [msgs], [1.0], 1024, 0, pauses=2)
+    assert prompt_ids(tok, "x", PromptForm(3))[-3:] == [pid] * 3
+    batch = encode_batch(tok, [msgs], [1.0], 1024, 0, PromptForm(pauses=2))
     n = len(p2) + len(a2)
     assert batch["input_ids"][0, len(p0) : len(p2)].tolist() == [pid, pid]
     assert (batch["labels"][0, : len(p2)] == -100).all()  # no loss on prompt or pauses
@@ -59,9 +60,9 @@ def test_pauses_end_the_prompt_and_carry_no_loss(paused):
 def test_evaluation_prompt_is_the_training_prompt_with_pauses(paused):
     _, tok, _ = paused
     pid = tok.convert_tokens_to_ids(PAUSE)
-    [prompt] = history_prompts(tok, [np.array([5, 2, 7])], LABELS, history=2, pauses=2)
+    [prompt] = history_prompts(tok, [np.array([5, 2, 7])], LABELS, 2, PromptForm(pauses=2))
     content = PROMPTS["next-item"].format(input="\n".join(LABELS[i] for i in (2, 7)))
-    p, a = encode_sample(tok, messages(content, LABELS[3]), pauses=2)
+    p, a = encode_sample(tok, messages(content, LABELS[3]), PromptForm(pauses=2))
     assert prompt == (p + a)[: len(prompt)]
     assert prompt[len(p) - 2 : len(p)] == [pid, pid]
     assert tok.convert_ids_to_tokens((p + a)[len(prompt)]) == "<a_3>"
@@ -71,7 +72,7 @@ def test_a_tokenizer_without_pauses_is_refused(tiny_base):
     _, tok, _ = prepare_model(_params(tiny_base), SID_TOKENS)
     assert PAUSE not in tok.get_vocab()
     with pytest.raises(ValueError, match="pause"):
-        prompt_ids(tok, "x", 1)
+        prompt_ids(tok, "x", PromptForm(1))
     assert "pause_tokens" not in _params(tiny_base).identity()
     assert _params(tiny_base, pause_tokens=2).identity()["pause_tokens"] == 2
     with pytest.raises(ValueError, match="pause_tokens"):
@@ -106,7 +107,23 @@ def test_training_with_pauses_learns_the_pause_row_and_scores(tiny_base, tmp_pat
     hist = [np.array([1, 2]), np.array([3])]
     for decode in ("beam", "exact"):
         s = llm_scorer(
-            model, tok, SIDS, LABELS, 15, history=5, decode=decode, num_beams=4, pauses=2
-        )(hist)
+            model, tok, SIDS, LABELS, 15, history=5, decode=decode, num_beams=4,
+            form=PromptForm(pauses=2),
+        )(hist)  # fmt: skip
         assert s.shape == (2, 16) and np.isneginf(s[0, [0, 1, 2]]).all()
         assert np.isfinite(s).sum() > 0
+
+
+def test_without_the_system_prompt_the_prompt_is_shorter_and_kept_in_the_run(tiny_base):
+    from hoprec.tasks.llm.prompts import SYSTEM
+
+    _, tok, _ = prepare_model(_params(tiny_base), SID_TOKENS)
+    full, bare = prompt_ids(tok, "x"), prompt_ids(tok, "x", PromptForm(system=False))
+    assert SYSTEM in tok.decode(full) and SYSTEM not in tok.decode(bare)
+    assert "SmolLM" not in tok.decode(bare)  # not the template's own default either
+    assert len(full) - len(bare) >= 15
+    p = _params(tiny_base, system_prompt=False, pause_tokens=1)
+    assert p.form == PromptForm(pauses=1, system=False)
+    assert PromptForm.of(p.identity()) == p.form  # what scoring reads back from the meta
+    assert PromptForm.of(_params(tiny_base).identity()) == PromptForm()
+    assert "system_prompt" not in _params(tiny_base).identity()

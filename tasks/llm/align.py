@@ -141,7 +141,7 @@ def align_stage(
     pad = tokenizer.pad_token_id
 
     def encode(msgs: Sequence[Any], w: Any) -> dict[str, torch.Tensor]:
-        return encode_batch(tokenizer, msgs, w, params.max_len, pad, params.pause_tokens)
+        return encode_batch(tokenizer, msgs, w, params.max_len, pad, params.form)
 
     per_step = params.batch_size * params.grad_accum
     return align(

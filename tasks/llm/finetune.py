@@ -36,7 +36,7 @@ from .checkpoints import (
     warm_start,
 )
 from .ddp import Parallel
-from .prompts import PAUSE
+from .prompts import PAUSE, PromptForm
 from .samples import encode_batch, load_samples, sample_order
 
 log = logging.getLogger("hoprec.training")
@@ -84,6 +84,7 @@ class TrainParams:
     positions: Literal["all", "prompt"] = defaults.SIMGR_POSITIONS  # type: ignore[assignment]
     align_steps: int = 0  # IIRG's stage 1 first: only the SID rows, on title -> SID (align.py)
     pause_tokens: int = 0  # PauseRec: k learned <pause> tokens before the answer, no loss
+    system_prompt: bool = True  # False: an empty system message (prompts.PromptForm)
     devices: int = 1  # data-parallel processes (ddp.py); the trained weights do not depend on it
 
     def __post_init__(self) -> None:
@@ -108,6 +109,10 @@ class TrainParams:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     @property
+    def form(self) -> PromptForm:
+        return PromptForm(self.pause_tokens, self.system_prompt)
+
+    @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-3 if self.mode == "lora" else 1e-4)
 
@@ -117,8 +122,8 @@ class TrainParams:
         for k in ("device", "devices", "save_every", "log_every"):
             d.pop(k)
         d["lr"] = self.learning_rate
-        for k in ("align_steps", "pause_tokens"):  # nor those without a stage 1 or pauses
-            if not d[k]:
+        for k, off in (("align_steps", 0), ("pause_tokens", 0), ("system_prompt", True)):
+            if d[k] == off:  # nor those of runs without a stage 1, pauses or a new prompt
                 d.pop(k)
         if self.objective == "generative":  # the ids of runs from before SimGR stay the same
             for k in ("objective", "temperature", "positions"):
@@ -242,7 +247,7 @@ def train_llm(
             weights[idx],
             params.max_len,
             pad,
-            params.pause_tokens,
+            params.form,
         )
 
     encode: Callable[[np.ndarray], dict[str, torch.Tensor]] = encode_messages

@@ -5,7 +5,8 @@ and evaluation share, so the prompt a model is scored with is the one it was tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -16,6 +17,24 @@ from ..data.warehouse import run
 SYSTEM = "You are a recommender system. Items are written as [<semantic ID>] Title: ..."
 # PauseRec: k copies of one learned token between the prompt and the answer, no loss on them
 PAUSE = "<pause>"
+
+
+@dataclass(frozen=True)
+class PromptForm:
+    """How a run frames every prompt. Training sets it, the run's meta keeps it (`of`), and
+    scoring reads it back, so a model is always asked the way it was taught."""
+
+    pauses: int = 0  # PauseRec's <pause> tokens after the prompt
+    # hoprec's system prompt; False: an empty system message. On SmolLM2 that is 15 framing
+    # tokens instead of 36 (its template's own default system prompt would cost 31).
+    system: bool = True
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> PromptForm:
+        """From a run's saved params (older runs: the defaults)."""
+        return cls(int(params.get("pause_tokens", 0)), bool(params.get("system_prompt", True)))
+
+
 PROMPTS = {
     "next-item": (
         "A user interacted with these items, oldest first:\n{input}\n"
@@ -46,18 +65,19 @@ def messages(prompt: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-def prompt_ids(tokenizer: Any, user_content: str, pauses: int = 0) -> list[int]:
-    """The chat-formatted prompt up to the assistant's first token, then `pauses` pause tokens
+def prompt_ids(tokenizer: Any, user_content: str, form: PromptForm = PromptForm()) -> list[int]:
+    """The chat-formatted prompt up to the assistant's first token, then the form's pause tokens
     (PauseRec): the one encoding training and evaluation share."""
+    system = SYSTEM if form.system else ""
     ids = list(
         tokenizer.apply_chat_template(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_content}],
+            [{"role": "system", "content": system}, {"role": "user", "content": user_content}],
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
         )["input_ids"]
     )
-    return ids + pause_ids(tokenizer, pauses)
+    return ids + pause_ids(tokenizer, form.pauses)
 
 
 def pause_ids(tokenizer: Any, pauses: int) -> list[int]:
@@ -76,13 +96,13 @@ def answer_ids(tokenizer: Any, answer: str) -> list[int]:
 
 
 def encode_sample(
-    tokenizer: Any, messages: Sequence[dict[str, str]], pauses: int = 0
+    tokenizer: Any, messages: Sequence[dict[str, str]], form: PromptForm = PromptForm()
 ) -> tuple[list[int], list[int]]:
     """(prompt ids, answer ids) of one instruction sample (user + assistant messages); pause
     tokens end the prompt, so they carry no loss."""
     user = next(m["content"] for m in messages if m["role"] == "user")
     answer = next(m["content"] for m in messages if m["role"] == "assistant")
-    return prompt_ids(tokenizer, user, pauses), answer_ids(tokenizer, answer)
+    return prompt_ids(tokenizer, user, form), answer_ids(tokenizer, answer)
 
 
 def history_prompts(
@@ -90,7 +110,7 @@ def history_prompts(
     histories: Sequence[np.ndarray],
     labels: dict[int, str],
     history: int,
-    pauses: int = 0,
+    form: PromptForm = PromptForm(),
 ) -> list[list[int]]:
     """Next-item prompts of the last `history` items, then the pause tokens, ending with the
     answer's opening `[`."""
@@ -101,7 +121,7 @@ def history_prompts(
             PROMPTS["next-item"].format(
                 input="\n".join(labels[int(i)] for i in np.asarray(h)[-history:])
             ),
-            pauses,
+            form,
         )
         + opening
         for h in histories

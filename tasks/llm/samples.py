@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from .prompts import encode_sample
+from .prompts import PromptForm, encode_sample
 
 
 def sample_order(n: int, seed: int, start: int, count: int) -> np.ndarray:
@@ -58,13 +58,13 @@ def encode_batch(
     weights: Sequence[float],
     max_len: int,
     pad_id: int,
-    pauses: int = 0,
+    form: PromptForm = PromptForm(),
 ) -> dict[str, torch.Tensor]:
     """Right-padded ids, attention mask, labels (-100 outside answers: prompt and pauses) and
     per-token weights."""
     rows = []
     for msgs in messages:
-        p, a = encode_sample(tokenizer, msgs, pauses)
+        p, a = encode_sample(tokenizer, msgs, form)
         a = a[:max_len]
         rows.append((p[max(0, len(p) + len(a) - max_len) :], a))
     width = max(len(p) + len(a) for p, a in rows)

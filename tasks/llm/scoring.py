@@ -24,7 +24,7 @@ from ..sids.trie import SidTrie
 from .decoding import beam_scores, constrained_beam_search
 from .exact import exact_item_scores
 from .generation import GenerationStats, score_free
-from .prompts import history_prompts
+from .prompts import PromptForm, history_prompts
 
 DECODE = ("beam", "exact", "free")
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]  # histories -> [users, n_items + 1]
@@ -55,7 +55,7 @@ def llm_scorer(
     timings: dict[str, float] | None = None,
     popularity: np.ndarray | None = None,
     stats: GenerationStats | None = None,
-    pauses: int = 0,
+    form: PromptForm = PromptForm(),
 ) -> Scorer:
     """histories -> scores [users, n_items + 1] (log P of the SID, or -rank for ``free``;
     history items excluded). ``free`` needs each item's `popularity` (a SID shared by several
@@ -68,7 +68,7 @@ def llm_scorer(
 
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         t0 = time.perf_counter()
-        prompts = history_prompts(tokenizer, histories, labels, history, pauses)
+        prompts = history_prompts(tokenizer, histories, labels, history, form)
         if decode == "beam":
             items, logp = constrained_beam_search(
                 model,
@@ -155,7 +155,7 @@ def score_trained(
         device=str(dev),
         popularity=popularity,
         stats=stats,
-        pauses=meta["params"].get("pause_tokens", 0),
+        form=PromptForm.of(meta["params"]),
     )
     with torch.inference_mode():
         return scorer(histories)

@@ -73,7 +73,7 @@ def validator(
     def validate(model: Any, tokenizer: Any) -> float:
         items, _ = constrained_beam_search(
             model,
-            history_prompts(tokenizer, hists, labels, history, params.pause_tokens),
+            history_prompts(tokenizer, hists, labels, history, params.form),
             item_trie(tokenizer, sids),
             num_beams=defaults.NUM_BEAMS,
             top_k=10,
