@@ -108,6 +108,18 @@ def train_options(p: argparse.ArgumentParser) -> None:
         "as one device with the same global batch",
     )
     selection_options(p)
+    objective_options(p)
+    opt(
+        p,
+        "--temperature-grid",
+        type=lambda text: [float(x) for x in csv(text)],
+        help="SimGR: one run a temperature (comma-separated), the best on validation kept",
+    )
+    opt(p, "--force", action="store_true", help="retrain from scratch")
+
+
+def objective_options(p: argparse.ArgumentParser) -> None:
+    """The training objective (train and compare)."""
     opt(
         p,
         "--objective",
@@ -119,22 +131,16 @@ def train_options(p: argparse.ArgumentParser) -> None:
     opt(p, "--temperature", type=float, default=D.SIMGR_TEMPERATURE, help="SimGR temperature")
     opt(
         p,
-        "--temperature-grid",
-        type=lambda text: [float(x) for x in csv(text)],
-        help="SimGR: one run a temperature (comma-separated), the best on validation kept",
-    )
-    opt(
-        p,
         "--simgr-positions",
         choices=("all", "prompt"),
         default=D.SIMGR_POSITIONS,
         help="SimGR history: all positions of each SID sequence in one pass, or the chat prompt",
     )
-    opt(p, "--force", action="store_true", help="retrain from scratch")
 
 
 def compare_options(p: argparse.ArgumentParser) -> None:
     llm_options(p, D.COMPARE_STEPS)
+    objective_options(p)
     opt(p, "--seeds", type=csv_ints, help="comma-separated seeds (default 0)")
     opt(
         p,

@@ -77,6 +77,9 @@ def compare_flow(
     align_steps: int = 0,
     pause_tokens: int = 0,
     system_prompt: bool = True,
+    objective: str = defaults.OBJECTIVE,
+    temperature: float = defaults.SIMGR_TEMPERATURE,
+    simgr_positions: str = defaults.SIMGR_POSITIONS,
 ) -> dict[str, Any]:
     """Train and evaluate everything on the same splits; one report, rows in eval_results.
     `llms`: which fine-tunes, of "next-item" and "iirg" (default both); `tiger_steps=0` skips
@@ -116,6 +119,9 @@ def compare_flow(
         "align_steps": align_steps,
         "pause_tokens": pause_tokens,
         "system_prompt": system_prompt,
+        "objective": objective,
+        "temperature": temperature,
+        "positions": simgr_positions,
     }
     history, sids = build["params"]["history"], build["sid_version"]
     runs: list[dict[str, Any]] = []
@@ -131,8 +137,9 @@ def compare_flow(
             }
             for s in ("valid", "test")
         }
+        generates = free_generation and objective == "generative"  # SimGR writes no SIDs
         generation = (
-            _free_generation(wh, dataset, models, scores, rows, llm_opts) if free_generation else {}
+            _free_generation(wh, dataset, models, scores, rows, llm_opts) if generates else {}
         )
         fusions = _fusions(wh, dataset, scores, rows, MINMAX[fusion_minmax]) if fusion else {}
         evals = {
@@ -165,6 +172,7 @@ def compare_flow(
         "eval_users": len(rows["test"]),
         "decode": decode,
         "free_generation": free_generation,
+        "simgr": objective == "simgr",
         "promoted": promoted,
         "base": base,
         "sasrec_steps": sasrec_steps,

@@ -4,6 +4,9 @@ do change."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import write_sequences
@@ -23,8 +26,8 @@ def _decisions(result: dict) -> tuple:
     )
 
 
-def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
-    from hoprec.flows.compare import compare_flow
+def _synthetic(tmp_path) -> tuple[str, dict]:
+    """A small warehouse with relations, SIDs and an instruction build: (path, build)."""
     from hoprec.flows.instructions import instructions_flow
     from hoprec.flows.relations import relations_flow
     from hoprec.flows.sids import sids_flow
@@ -47,6 +50,13 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
         semantic_snapshot=ids["semantic"],
         token_stats=False,
     )
+    return wh, given
+
+
+def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
+    from hoprec.flows.compare import compare_flow
+
+    wh, given = _synthetic(tmp_path)
     args = dict(
         dataset="syn",
         warehouse=wh,
@@ -87,6 +97,37 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
     assert gen["test"]["llm-iirg"]["sequences"] == 5 * gen["test"]["llm-iirg"]["users"]
     assert "invalid SID rate" in first["report"]
     assert first["promoted"]["promoted"] is None or "@free" not in first["promoted"]["reason"]
+
+
+def test_compare_trains_simgr_and_draws_learning_curves(tmp_path, prefect_api, tiny_base):
+    """SimGR LLMs in compare: ranked by cosine (no free generation: they write no SIDs), their
+    validation checks drawn as learning curves next to SASRec's line."""
+    from hoprec.flows.compare import compare_flow
+
+    wh, given = _synthetic(tmp_path)
+    out = compare_flow(
+        dataset="syn",
+        warehouse=wh,
+        build_id=given["build_id"],
+        base=tiny_base,
+        steps=2,
+        eval_users=0,
+        sasrec_steps=5,
+        tiger_steps=0,
+        llms=["iirg"],
+        fusion=False,
+        objective="simgr",
+        select_every=1,
+        select_users=20,
+    )
+    run = out["runs"][0]
+    assert run["generation"] == {} and "@free" not in out["report"]
+    assert "ranked by cosine" in out["report"]
+    checks = run["curves"]["llm-iirg"]
+    assert [c["step"] for c in checks] == [1, 2] and all("seconds" in c for c in checks)
+    assert "Learning curves" in out["report"] and "sasrec" in out["report"]
+    meta = json.loads((Path(run["models"]["llm-iirg"]) / "hoprec_model.json").read_text())
+    assert meta["objective"] == "simgr"
 
 
 @pytest.mark.slow

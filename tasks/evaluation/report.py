@@ -345,11 +345,12 @@ def compare_report(report: dict[str, Any]) -> str:
         + _variants(models(runs))
         + f" SASRec {report['sasrec_steps']} steps, TIGER (T5 SID transformer) "
         f"{report['tiger_steps']} steps. LLM decoding: `{report['decode']}`"
-        + (
-            " (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower bound)"
-            if report["decode"] == "beam"
-            else " (exact item-level scoring)"
-        )
+        + {
+            "beam": " (20-beam trie-constrained; items beyond the beams tie, so MRR is a lower "
+            "bound)",
+            "exact": " (exact item-level scoring)",
+        }[report["decode"]]
+        + (" ignored: the LLMs train SimGR, ranked by cosine over every item" * report["simgr"])
         + ". Full-catalogue ranking, history items excluded. Figures are mean ± std over "
         "seeds.",
         "",
