@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hoprec.tasks.llm.align import align_stage, only_new_rows
-from hoprec.tasks.llm.finetune import TrainParams, prepare_model, train_llm
+from hoprec.tasks.llm.finetune import TrainParams, prepare_model, train_llm, weighted_loss
 from hoprec.tasks.llm.prompts import PROMPTS, messages
 
 SID_TOKENS = [f"<{lvl}_{i}>" for lvl in "abcd" for i in range(4)]
@@ -40,7 +40,7 @@ def test_stage_one_changes_only_the_new_rows_and_learns(mode, tiny_untied_base):
     model, tok, new_ids = prepare_model(p, SID_TOKENS)
     flags = {n: q.requires_grad for n, q in model.named_parameters()}
     before = _snapshot(model)
-    hist = align_stage(model, tok, new_ids, SAMPLES, p, torch.device("cpu"))
+    hist = align_stage(model, tok, new_ids, SAMPLES, p, torch.device("cpu"), weighted_loss)
     assert len(hist) == 30
     first, last = (np.mean([h["loss"] for h in part]) for part in (hist[:5], hist[-5:]))
     assert last < first - 0.1, (first, last)  # IIRG's lr 1e-3: slow on a random tiny model

@@ -131,10 +131,11 @@ def align_stage(
     samples: Sequence[Any],
     params: Any,
     device: torch.device,
+    loss_fn: Any,
 ) -> list[dict[str, float]]:
     """Stage 1 of a fine-tuning run (`params.align_steps` steps of stage 2's batch size), with
-    stage 2's encoding and weighted token loss."""
-    from .finetune import encode_batch, weighted_loss
+    stage 2's encoding and its weighted token loss `loss_fn`."""
+    from .samples import encode_batch
 
     if not samples:
         raise ValueError("align_steps needs the title -> SID samples (alignment_samples)")
@@ -145,6 +146,6 @@ def align_stage(
 
     per_step = params.batch_size * params.grad_accum
     return align(
-        model, samples, encode, weighted_loss, new_ids, params.align_steps, per_step,
+        model, samples, encode, loss_fn, new_ids, params.align_steps, per_step,
         params.seed, device,
     )  # fmt: skip

@@ -118,7 +118,7 @@ def launch(
     spec.write_bytes(pickle.dumps(args))
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={params.devices}", "-m", "hoprec.tasks.llm.ddp", str(spec),
+        f"--nproc_per_node={params.devices}", "-m", "hoprec.tasks.llm.ddp_worker", str(spec),
     ]  # fmt: skip
     log.info("data-parallel training on %d processes: %s", params.devices, " ".join(cmd))
     done = subprocess.run(cmd, check=False)
@@ -132,16 +132,3 @@ def launch(
     from .checkpoints import META
 
     return dict(json.loads((out / META).read_text()))
-
-
-def main(spec: str) -> None:
-    """One worker: torchrun's environment, the launcher's arguments, `train_llm`."""
-    from .finetune import train_llm
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rank %(process)d %(message)s")
-    samples, sid_tokens, params, out, meta, alignment = pickle.loads(Path(spec).read_bytes())
-    train_llm(samples, sid_tokens, params, out, meta=meta, alignment=alignment)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])

@@ -275,7 +275,9 @@ def train_llm(
     if params.align_steps and state is None:  # a resumed stage 2 holds the aligned rows
         from .align import align_stage
 
-        result.alignment = align_stage(model, tokenizer, new_ids, alignment, params, dev)
+        result.alignment = align_stage(
+            model, tokenizer, new_ids, alignment, params, dev, weighted_loss
+        )
     forward = par.wrap(model)  # DDP under several processes; checkpoints use `model`
     select = params.select_every if validate is not None else 0
     per_step = params.batch_size * params.grad_accum
