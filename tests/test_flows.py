@@ -55,7 +55,10 @@ def test_demo_pipeline_end_to_end(cli_wh, tiny_base, capsys):
         models = {m for (m,) in con.execute("SELECT DISTINCT model FROM eval_results").fetchall()}
     assert (kind, steps) == ("llm-lora", 2)
     assert (Path(path) / "adapter_config.json").exists()
-    assert models == {"popularity", "markov", "cooc-knn", "sasrec", "tiger", "llm-iirg"}
+    assert models == {
+        "popularity", "markov", "cooc-knn", "sasrec", "tiger", "llm-iirg", "llm-iirg@free"
+    }  # fmt: skip
+    assert "invalid SID rate" in out  # IIRG's own evaluation, next to constrained decoding
     assert "100,000" in out and "943" in out and "1,349" in out
     with duckdb.connect(cli_wh, read_only=True) as con:
         assert con.execute(
@@ -128,7 +131,8 @@ def _train_and_compare(wh: str, tiny_base: str, capsys) -> None:
     select = ["--select-every", "1", "--select-users", "10"]  # checkpoint selection on valid
     assert main(["train", *args, *select, "--tasks", "collaborative", "--log-every", "1"]) == 0
     out = capsys.readouterr().out
-    assert "tasks collaborative; 2 steps in" in out and "| 2 |" in out
+    assert "tasks collaborative; objective generative (SID tokens); 2 steps in" in out
+    assert "| 2 |" in out
     assert "## Checkpoint selection on validation: kept step" in out
     assert main(["train", *args, *select, "--tasks", "collaborative"]) == 0
     assert "(already trained: reused)" in capsys.readouterr().out
@@ -146,6 +150,7 @@ def _train_and_compare(wh: str, tiny_base: str, capsys) -> None:
                 "5",
                 "--tiger-steps",
                 "5",
+                "--no-free-generation",  # the demo above and test_compare_decisions cover it
             ]
         )
         == 0
