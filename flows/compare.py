@@ -73,7 +73,7 @@ def compare_flow(
     patience: int = 0,
     promote_best: bool = True,
     llms: list[str] | None = None,
-    free_generation: bool = True,
+    free_generation: bool = False,
     align_steps: int = 0,
     pause_tokens: int = 0,
     system_prompt: bool = True,

@@ -69,6 +69,7 @@ def test_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base):
         tiger_steps=5,
         full_relations=True,
         num_beams=5,  # constrained and free (IIRG's 20 is the default): a quicker test
+        free_generation=True,
     )
     first = compare_flow(**args)
     with connect(wh) as con:  # every test target becomes another item
