@@ -96,3 +96,16 @@ def tiny_untied_base(tmp_path_factory) -> str:
     """The same tiny Llama with an output layer of its own (not tied to the embeddings), as
     most 1B+ bases have."""
     return _tiny_llama(tmp_path_factory, tied=False)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_base):
+    """(model, tokenizer): the tiny base with helpers.TINY_SIDS' tokens added, in eval mode."""
+    from helpers import TINY_SIDS
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    tok.add_tokens(sorted({t for s in TINY_SIDS.values() for t in s.replace(">", "> ").split()}))
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    model.resize_token_embeddings(len(tok))
+    return model.eval(), tok

@@ -104,3 +104,35 @@ def prepare_ml100k(con, ml100k_dir: Path, out_dir: Path) -> None:
 
     ingest(con, "ml100k", "ml-100k", ml100k_dir)
     prepare(con, "ml100k", PrepareParams(), out_dir)
+
+
+# seven items whose SIDs share prefixes: what the tiny-model scoring tests rank (`tiny` fixture)
+TINY_SIDS = {i: f"<a_{i % 3}><b_{i // 3}><c_0><d_0>" for i in range(1, 8)}
+
+
+def write_successor_samples(path: Path, items: dict[int, str]) -> Path:
+    """A build Parquet of next-item samples "After [sid(i)]?" -> "[sid(next i)]", one an item,
+    the items in a cycle: a task the training tests can learn in a few steps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hoprec.tasks.llm.instructions import SCHEMA
+    from hoprec.tasks.llm.prompts import messages
+
+    order = sorted(items)
+    rows = [
+        {
+            "task": "next-item",
+            "key": f"n:{i}",
+            "user_idx": i,
+            "input_items": [i],
+            "input_pos": [0],
+            "target_items": [j],
+            "target_pos": [1],
+            "messages": messages(f"After [{items[i]}]?", f"[{items[j]}]"),
+            "loss_weight": 1.0,
+        }
+        for i, j in zip(order, order[1:] + order[:1])
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    return path

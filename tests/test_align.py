@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import write_successor_samples
 
 from hoprec.tasks.llm.align import align_stage, only_new_rows
 from hoprec.tasks.llm.finetune import TrainParams, prepare_model, train_llm, weighted_loss
@@ -68,27 +69,7 @@ def test_only_new_rows_restores_flags_on_error(tiny_base):
 
 
 def test_training_with_stage_one_records_it_and_changes_the_model_id(tiny_base, tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from hoprec.tasks.llm.instructions import SCHEMA
-
-    rows = [
-        {
-            "task": "next-item",
-            "key": f"n:{i}",
-            "user_idx": i,
-            "input_items": [i],
-            "input_pos": [0],
-            "target_items": [(i + 1) % 16],
-            "target_pos": [1],
-            "messages": messages(f"After [{_sid(i)}]?", f"[{_sid((i + 1) % 16)}]"),
-            "loss_weight": 1.0,
-        }
-        for i in range(16)
-    ]
-    path = tmp_path / "train.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    path = write_successor_samples(tmp_path / "train.parquet", {i: _sid(i) for i in range(16)})
     p = _params(tiny_base, align_steps=4)
     res = train_llm(path, SID_TOKENS, p, tmp_path / "run", alignment=SAMPLES)
     assert [h["step"] for h in res.alignment] == [1, 2, 3, 4] and res.steps == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import TINY_SIDS
 from iirg_port import process_generation_output
 
 from hoprec.tasks.llm.generation import (
@@ -18,7 +19,7 @@ from hoprec.tasks.llm.generation import (
 from hoprec.tasks.llm.prompts import item_label
 from hoprec.tasks.llm.scoring import history_prompts, llm_scorer
 
-SIDS = {i: f"<a_{i % 3}><b_{i // 3}><c_0><d_0>" for i in range(1, 8)}
+SIDS = TINY_SIDS  # the `tiny` fixture (conftest) has their tokens
 
 
 @pytest.mark.parametrize(
@@ -110,17 +111,6 @@ def test_a_shared_sid_names_its_most_popular_unseen_item():
         "short@10": 1.0,
         "short@20": 1.0,
     }
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_base):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_base)
-    tok.add_tokens(sorted({t for s in SIDS.values() for t in s.replace(">", "> ").split()}))
-    model = AutoModelForCausalLM.from_pretrained(tiny_base)
-    model.resize_token_embeddings(len(tok))
-    return model.eval(), tok
 
 
 def test_free_scorer_generates_parses_and_counts(tiny):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import TINY_SIDS
 
 from hoprec.tasks.data.sequences import eval_rows
 from hoprec.tasks.evaluation.report import gain_rows, mean_std, metric_rows
@@ -12,19 +13,8 @@ from hoprec.tasks.llm.prompts import PROMPTS, encode_sample, item_label
 from hoprec.tasks.llm.scoring import history_prompts, item_trie, llm_scorer
 from hoprec.tasks.sids.store import code_matrix
 
-SIDS = {i: f"<a_{i % 3}><b_{i // 3}><c_0><d_0>" for i in range(1, 8)}
+SIDS = TINY_SIDS  # the `tiny` fixture (conftest) has their tokens
 LABELS = {i: item_label(s, None) for i, s in SIDS.items()}
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_base):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_base)
-    tok.add_tokens(sorted({t for s in SIDS.values() for t in s.replace(">", "> ").split()}))
-    model = AutoModelForCausalLM.from_pretrained(tiny_base)
-    model.resize_token_embeddings(len(tok))
-    return model.eval(), tok
 
 
 def test_eval_prompt_is_the_training_prompt_up_to_the_sid(tiny):

@@ -4,14 +4,12 @@ as specified (training and evaluation alike), carry no loss, and their row train
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import write_successor_samples
 
 from hoprec.tasks.llm.checkpoints import load_trained
 from hoprec.tasks.llm.finetune import TrainParams, encode_batch, prepare_model, train_llm
-from hoprec.tasks.llm.instructions import SCHEMA
 from hoprec.tasks.llm.prompts import (
     PAUSE,
     PROMPTS,
@@ -80,22 +78,7 @@ def test_a_tokenizer_without_pauses_is_refused(tiny_base):
 
 
 def test_training_with_pauses_learns_the_pause_row_and_scores(tiny_base, tmp_path):
-    rows = [
-        {
-            "task": "next-item",
-            "key": f"n:{i}",
-            "user_idx": i,
-            "input_items": [i],
-            "input_pos": [0],
-            "target_items": [i % 15 + 1],
-            "target_pos": [1],
-            "messages": messages(f"After [{SIDS[i]}]?", f"[{SIDS[i % 15 + 1]}]"),
-            "loss_weight": 1.0,
-        }
-        for i in range(1, 16)
-    ]
-    path = tmp_path / "train.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    path = write_successor_samples(tmp_path / "train.parquet", SIDS)
     res = train_llm(path, SID_TOKENS, _params(tiny_base, pause_tokens=2), tmp_path / "run")
     assert res.steps == 8
     model, tok, meta = load_trained(tmp_path / "run", "cpu", merge=True)
