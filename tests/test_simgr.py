@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from hoprec.tasks.llm import simgr
+from hoprec.tasks.llm import simgr, simgr_scoring
 from hoprec.tasks.llm.finetune import TrainParams, prepare_model, train_llm
 from hoprec.tasks.llm.instructions import SCHEMA
 
@@ -234,7 +234,7 @@ def test_prompt_form_trains_on_one_target_a_sample(tiny_base, build, tmp_path):
     model, tok, meta = load_trained(tmp_path, "cpu", merge=True)
     meta = {**meta, "build_params": {"history": 2}}
     labels = {i: f"[{s}]" for i, s in SIDS.items()}
-    score = simgr.meta_scorer(model, tok, meta, SIDS, labels, N_ITEMS)
+    score = simgr_scoring.meta_scorer(model, tok, meta, SIDS, labels, N_ITEMS)
     hists = [np.array([4, 5, 6]), np.array([2])]
     out = score(hists)
     ids, mask = simgr.item_tokens(tok, SIDS)
@@ -266,8 +266,8 @@ def test_all_form_takes_sequences_and_weighted_pairs_and_trains_full(tiny_base, 
     res = train_llm(build, SID_TOKENS, p, tmp_path, simgr=inputs)
     model, tok, meta = load_trained(tmp_path, "cpu")
     assert res.steps == 2 and meta["mode"] == "full" and meta["objective"] == "simgr"
-    score = simgr.simgr_scorer(
-        model, tok, SIDS, N_ITEMS, 0.1, simgr.sid_renderer(tok, SIDS, 5), device="cpu"
+    score = simgr_scoring.simgr_scorer(
+        model, tok, SIDS, N_ITEMS, 0.1, simgr_scoring.sid_renderer(tok, SIDS, 5), device="cpu"
     )
     out = score([np.array([1, 2]), np.array([], dtype=np.int64)])
     assert np.isfinite(out[:, 3:]).all() and np.isneginf(out[0, :3]).all()

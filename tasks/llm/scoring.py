@@ -136,7 +136,7 @@ def score_trained(
     dev = resolve_device(device)
     model, tokenizer, meta = load_trained(path, str(dev), merge=True)
     if meta.get("objective") == "simgr":  # cosine / T over every item: no decoding
-        from .simgr import scorer_from_meta
+        from .simgr_scoring import scorer_from_meta
 
         simgr = scorer_from_meta(con, dataset, model, tokenizer, meta, n_items, device=str(dev))
         return simgr(histories)

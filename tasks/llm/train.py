@@ -61,7 +61,7 @@ def validator(
     rows = eval_rows(len(targets), params.select_users, params.seed)
     hists, targets = [hists[i] for i in rows], targets[rows]
     if params.objective == "simgr":  # full-catalogue cosine ranking, NDCG@10 of its top 10
-        from .simgr import simgr_validator
+        from .simgr_scoring import simgr_validator
 
         return simgr_validator(con, dataset, build, params, hists, targets)
     history = build["params"]["history"]
