@@ -70,6 +70,14 @@ def llm_options(p: argparse.ArgumentParser, steps: int) -> None:
         action="store_false",
         help="an empty system message instead of hoprec's (21 fewer tokens a sample on SmolLM2)",
     )
+    opt(
+        p,
+        "--sid-init",
+        choices=["mean", "spread"],
+        default=D.SID_INIT,
+        help="the new SID token rows at the start: mean (transformers': all alike, the LM "
+        "undisturbed) or spread (drawn with the vocabulary's covariance: distinct from step 0)",
+    )
     opt(p, "--device", default=D.DEVICE, help="auto (cuda, else mps, else cpu), cpu, cuda")
 
 
@@ -142,6 +150,13 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     llm_options(p, D.COMPARE_STEPS)
     objective_options(p)
     opt(p, "--seeds", type=csv_ints, help="comma-separated seeds (default 0)")
+    opt(
+        p,
+        "--llms",
+        type=csv,
+        help="which fine-tunes, comma-separated: next-item (its task only), iirg (all the "
+        "build's tasks) (default both)",
+    )
     opt(
         p,
         "--eval-users",

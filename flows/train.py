@@ -72,6 +72,7 @@ def train_flow(
     pause_tokens: int = 0,
     devices: int = 1,
     system_prompt: bool = True,
+    sid_init: str = defaults.SID_INIT,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
@@ -97,6 +98,7 @@ def train_flow(
         pause_tokens=pause_tokens,
         devices=devices,
         system_prompt=system_prompt,
+        sid_init=sid_init,
     )
     wh = str(resolve(warehouse))
     if temperature_grid:

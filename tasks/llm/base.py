@@ -77,3 +77,35 @@ def base_source(name: str) -> str:
     if name in GGUF_FILES:
         return str(asset_dir(name) / "model")
     return resolve_base(name)[0]
+
+
+SID_INITS = ("mean", "spread")
+
+
+def init_new_rows(model: Any, first_new: int, how: str, seed: int) -> None:
+    """Give the tokens added after `first_new` their starting rows, in the input embeddings and
+    an untied head. `mean` keeps transformers' `resize_token_embeddings` rows: the old rows'
+    mean with 1e-9 of their covariance (Hewitt's rule, so a new token does not disturb the
+    LM). Every SID token then starts as the same vector, so every item (a mean of SID rows) and
+    every history of bare SID tokens looks alike, and training must first break that symmetry.
+    `spread` draws the rows from the old rows' mean *and full covariance*: each SID token starts
+    as distinct as a real word. Seeded, so a run and its DDP ranks draw the same rows."""
+    import torch
+
+    if how not in SID_INITS:
+        raise ValueError(f"sid_init must be one of {', '.join(SID_INITS)}, got {how!r}")
+    if how == "mean":
+        return
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    layers = [inp] if out is None or out.weight is inp.weight else [inp, out]
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in layers:
+            w = layer.weight
+            old = w[:first_new].to(torch.float64)
+            mean = old.mean(0)
+            cov = (old - mean).T @ (old - mean) / len(old)
+            vals, vecs = torch.linalg.eigh(cov)  # a square root that tolerates rank deficiency
+            root = vecs * vals.clamp_min(0).sqrt()
+            z = torch.randn(w.shape[0] - first_new, w.shape[1], generator=gen, dtype=torch.float64)
+            w[first_new:] = (mean + z @ root.T).to(w.dtype)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .. import defaults
 from ..devices import resolve_device
-from .base import DEFAULT_BASE
+from .base import DEFAULT_BASE, SID_INITS, init_new_rows
 from .checkpoints import (
     check_validation,
     load_checkpoint,
@@ -86,6 +86,7 @@ class TrainParams:
     pause_tokens: int = 0  # PauseRec: k learned <pause> tokens before the answer, no loss
     system_prompt: bool = True  # False: an empty system message (prompts.PromptForm)
     devices: int = 1  # data-parallel processes (ddp.py); the trained weights do not depend on it
+    sid_init: str = defaults.SID_INIT  # new SID rows: mean (transformers') | spread (base.py)
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -107,6 +108,10 @@ class TrainParams:
         check(self)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.sid_init not in SID_INITS:
+            raise ValueError(
+                f"sid_init must be one of {', '.join(SID_INITS)}, got {self.sid_init!r}"
+            )
 
     @property
     def form(self) -> PromptForm:
@@ -122,7 +127,13 @@ class TrainParams:
         for k in ("device", "devices", "save_every", "log_every"):
             d.pop(k)
         d["lr"] = self.learning_rate
-        for k, off in (("align_steps", 0), ("pause_tokens", 0), ("system_prompt", True)):
+        offs = (
+            ("align_steps", 0),
+            ("pause_tokens", 0),
+            ("system_prompt", True),
+            ("sid_init", "mean"),
+        )
+        for k, off in offs:
             if d[k] == off:  # nor those of runs without a stage 1, pauses or a new prompt
                 d.pop(k)
         if self.objective == "generative":  # the ids of runs from before SimGR stay the same
@@ -193,6 +204,7 @@ def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, 
     torch.manual_seed(params.seed)  # new rows are drawn around the old mean
     model = load_base_model(params.base)
     model.resize_token_embeddings(len(tokenizer))
+    init_new_rows(model, min(new_ids), params.sid_init, params.seed)
     if params.mode == "full":
         return model, tokenizer, new_ids
     from peft import LoraConfig, get_peft_model
