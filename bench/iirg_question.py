@@ -38,7 +38,7 @@ from hoprec.tasks.data.warehouse import connect, resolve, run
 from hoprec.tasks.evaluation.evaluate import evaluate
 from hoprec.tasks.evaluation.metrics import paired_bootstrap
 from hoprec.tasks.llm.train import find_build
-from hoprec.tasks.recommenders import tiger, tiger_llama
+from hoprec.tasks.recommenders import tiger, tiger_llama, tiger_llama_train
 from hoprec.tasks.recommenders.baselines import relation_matrix
 from hoprec.tasks.recommenders.tiger_data import iirg_pairs, warehouse_codes, warehouse_sequences
 
@@ -92,7 +92,7 @@ def train_and_score(args: tuple[dict[str, Any], str, int, Any]) -> dict[str, Any
     tu, th, _ = data["test"]
     pairs = data["pairs"] if cond == "iirg" else ()
     if isinstance(params, tiger_llama.TigerParams):  # no user tokens
-        model = tiger_llama.train_tiger(
+        model = tiger_llama_train.train_tiger(
             data["seqs"], data["codes"], params, valid=(vh, vt), pairs=pairs
         )
         s = tiger_llama.score(model, th)

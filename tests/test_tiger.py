@@ -258,6 +258,7 @@ def test_torch_threads_are_restored(trained):
 def test_sid_llama_learns_a_successor_cycle_and_round_trips(tmp_path):
     """The decoder-only SID-Llama (kept: it wins at a CPU budget) still learns and loads."""
     from hoprec.tasks.recommenders import tiger_llama as sl
+    from hoprec.tasks.recommenders.tiger_llama_train import train_tiger
 
     codes, _, f = synthetic()
     rng = np.random.default_rng(3)
@@ -271,7 +272,7 @@ def test_sid_llama_learns_a_successor_cycle_and_round_trips(tmp_path):
         hidden=32, layers=2, heads=2, intermediate=64, history=6, lr=5e-3, warmup=20,
         max_steps=400, eval_every=0, device="cpu",
     )  # fmt: skip
-    model = sl.train_tiger(seqs, codes, p)
+    model = train_tiger(seqs, codes, p)
     hists = [np.array([int(np.flatnonzero(f == i)[0]), i]) for i in range(1, N + 1)]
     s = sl.score(model, hists, num_beams=5)
     assert (s.argmax(1) == f[1:]).mean() > 0.9
@@ -283,6 +284,7 @@ def test_sid_llama_learns_a_relation_given_only_as_iirg_pairs():
     """IIRG's (item -> neighbour) pairs are trained: the sequences hold items 1..15 only, the
     pairs map items 16..N to f(i), and a one-item prompt i > 15 then ranks f(i) first."""
     from hoprec.tasks.recommenders import tiger_llama as sl
+    from hoprec.tasks.recommenders.tiger_llama_train import train_tiger
 
     codes, _, f = synthetic()
     rng = np.random.default_rng(4)
@@ -292,12 +294,12 @@ def test_sid_llama_learns_a_relation_given_only_as_iirg_pairs():
         hidden=32, layers=2, heads=2, intermediate=64, history=6, lr=5e-3, warmup=20,
         max_steps=400, eval_every=0, device="cpu",
     )  # fmt: skip
-    model = sl.train_tiger(seqs, codes, p, pairs=pairs)
+    model = train_tiger(seqs, codes, p, pairs=pairs)
     s = sl.score(model, [np.array([i]) for i in range(16, N + 1)], num_beams=5)
     assert (s.argmax(1) == f[16:]).mean() > 0.8  # weight 5: 1.0 learns it too, more slowly
     assert (
-        sl.train_tiger(seqs, codes, replace(p, max_steps=5)).losses
-        != sl.train_tiger(seqs, codes, replace(p, max_steps=5), pairs=pairs).losses
+        train_tiger(seqs, codes, replace(p, max_steps=5)).losses
+        != train_tiger(seqs, codes, replace(p, max_steps=5), pairs=pairs).losses
     )
     with pytest.raises(ValueError, match="pair item ids"):
-        sl.train_tiger(seqs, codes, p, pairs=[(0, 1, 1.0)])
+        train_tiger(seqs, codes, p, pairs=[(0, 1, 1.0)])
