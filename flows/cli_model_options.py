@@ -146,6 +146,20 @@ def objective_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+LLM_VARIANTS = ("next-item", "iirg")  # flows/compare.py VARIANTS' keys
+
+
+def llm_variants(text: str) -> list[str]:
+    """--llms: checked while parsing, so a typo fails before any training starts."""
+    names = csv(text)
+    unknown = [n for n in names if n not in LLM_VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown LLM variant(s) {unknown or [text]}; choose from {', '.join(LLM_VARIANTS)}"
+        )
+    return names
+
+
 def compare_options(p: argparse.ArgumentParser) -> None:
     llm_options(p, D.COMPARE_STEPS)
     objective_options(p)
@@ -153,7 +167,7 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     opt(
         p,
         "--llms",
-        type=csv,
+        type=llm_variants,
         help="which fine-tunes, comma-separated: next-item (its task only), iirg (all the "
         "build's tasks) (default both)",
     )

@@ -168,3 +168,18 @@ def test_ml100k_test_labels_change_no_decision(tmp_path, prefect_api, tiny_base)
         first["promoted"],
         {k: (v["k"], v["tau"]) for k, v in first["runs"][0]["fusion"].items()},
     )
+
+
+def test_llms_and_sid_init_options_parse_and_a_typo_fails_before_training(capsys):
+    from hoprec.flows.cli import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["compare", "--dataset", "d", "--llms", "iirg", "--sid-init", "spread"])
+    assert args.llms == ["iirg"] and args.sid_init == "spread"
+    assert parse(["train", "--dataset", "d", "--sid-init", "spread"]).sid_init == "spread"
+    with pytest.raises(SystemExit):
+        parse(["compare", "--dataset", "d", "--llms", "iirg,sasrec"])
+    err = capsys.readouterr().err
+    assert "unknown LLM variant(s) ['sasrec']; choose from next-item, iirg" in err
+    with pytest.raises(SystemExit):
+        parse(["train", "--dataset", "d", "--sid-init", "zeros"])
