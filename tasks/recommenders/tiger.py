@@ -285,7 +285,11 @@ def _train(
             recall, ndcg = _valid_metrics(model, v_hist, v_tgt, v_users)
             net.train()
             log.info(
-                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f", model.steps, loss, recall, ndcg
+                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f",
+                model.steps,
+                model.losses[-1],
+                recall,
+                ndcg,
             )
             if best is None or ndcg > max(v for _, v in model.valid):
                 best = {k: v.detach().clone() for k, v in net.state_dict().items()}
