@@ -144,6 +144,13 @@ def objective_options(p: argparse.ArgumentParser) -> None:
         default=D.SIMGR_POSITIONS,
         help="SimGR history: all positions of each SID sequence in one pass, or the chat prompt",
     )
+    opt(
+        p,
+        "--simgr-center",
+        action="store_true",
+        help="SimGR: centre the item vectors on the catalogue mean before the cosine (hoprec's "
+        "option: new SID rows start alike, so raw item cosines barely differ)",
+    )
 
 
 LLM_VARIANTS = ("next-item", "iirg")  # flows/compare.py VARIANTS' keys

@@ -73,6 +73,7 @@ def train_flow(
     devices: int = 1,
     system_prompt: bool = True,
     sid_init: str = defaults.SID_INIT,
+    simgr_center: bool = False,
     force: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune (or resume, or reuse) a model on an instruction build and register it."""
@@ -99,6 +100,7 @@ def train_flow(
         devices=devices,
         system_prompt=system_prompt,
         sid_init=sid_init,
+        simgr_center=simgr_center,
     )
     wh = str(resolve(warehouse))
     if temperature_grid:

@@ -177,6 +177,7 @@ def test_llms_and_sid_init_options_parse_and_a_typo_fails_before_training(capsys
     args = parse(["compare", "--dataset", "d", "--llms", "iirg", "--sid-init", "spread"])
     assert args.llms == ["iirg"] and args.sid_init == "spread"
     assert parse(["train", "--dataset", "d", "--sid-init", "spread"]).sid_init == "spread"
+    assert parse(["compare", "--dataset", "d", "--simgr-center"]).simgr_center is True
     with pytest.raises(SystemExit):
         parse(["compare", "--dataset", "d", "--llms", "iirg,sasrec"])
     err = capsys.readouterr().err

@@ -98,7 +98,9 @@ def tiny(tiny_base):
     return model.eval(), tok  # no LoRA dropout: forward passes must be comparable
 
 
-def test_loss_equals_a_hand_computation(tiny):
+@pytest.mark.parametrize("center", [False, True])
+def test_loss_equals_a_hand_computation(tiny, center):
+    """Centred (--simgr-center): each item vector minus the mean of all N items' vectors."""
     model, tok = tiny
     ids, mask = simgr.item_tokens(tok, SIDS)
     units = simgr.sequence_units(sequences()[:2], ids, window=3, weight=1.0)
@@ -107,8 +109,10 @@ def test_loss_equals_a_hand_computation(tiny):
     n_target = int(batch["labels"].numel())
     assert n_target == 8 + 4 + 2  # every transition once, and both pairs
     with torch.no_grad():
-        got = float(simgr.simgr_loss(model, batch, n_target + 2, ids, mask, 0.1))
+        got = float(simgr.simgr_loss(model, batch, n_target + 2, ids, mask, 0.1, center))
         emb = model.get_input_embeddings()  # the LoRA token adapter's rows included
+        vecs = [emb(ids[item]).double().mean(0) for item in range(1, N_ITEMS + 1)]
+        mean = sum(vecs) / N_ITEMS
         want = 0.0
         for unit in units:
             hid = model.get_base_model().model(input_ids=torch.tensor([unit.ids])).last_hidden_state
@@ -116,7 +120,8 @@ def test_loss_equals_a_hand_computation(tiny):
                 u = hid[0, pos].double()
                 cos = []
                 for item in range(1, N_ITEMS + 1):
-                    v = emb(ids[item]).double().mean(0)  # 3 SID tokens each: a plain mean
+                    v = vecs[item - 1]  # 3 SID tokens each: a plain mean
+                    v = v - mean if center else v
                     cos.append(float(u @ v) / (float(u.norm()) * float(v.norm())))
                 logits = [c / 0.1 for c in cos]
                 log_z = math.log(sum(math.exp(x) for x in logits))
@@ -327,3 +332,39 @@ def test_temperature_grid_keeps_the_best_on_validation(monkeypatch):
     assert "| 0.07 | 0.05 | m0.07 |" in "\n".join(ft._grid_lines(result))
     with pytest.raises(ValueError, match="simgr"):
         ft._temperature_grid("wh", "d", None, ft.train_params(), False, [0.1])
+
+
+def test_centred_runs_are_scored_centred(tiny):
+    """A run trained with --simgr-center is ranked with the same centred item vectors: the
+    scorer reads the choice from the run's meta."""
+    from hoprec.tasks.llm.simgr_scoring import meta_scorer
+
+    model, tok = tiny
+    meta = {
+        "params": {"temperature": 0.1, "simgr_center": True, "max_len": 64, "positions": "all"},
+        "simgr_window": 2,
+    }
+    hists = [np.array([1, 2]), np.array([5])]
+    scores = meta_scorer(model, tok, meta, SIDS, None, N_ITEMS)(hists)
+    plain = meta_scorer(
+        model,
+        tok,
+        {**meta, "params": {**meta["params"], "simgr_center": False}},
+        SIDS,
+        None,
+        N_ITEMS,
+    )(hists)
+    ids, mask = simgr.item_tokens(tok, SIDS)
+    with torch.no_grad():
+        items = simgr.item_vectors(model, ids, mask).double()[1:]
+        items = items - items.mean(0)
+        for u, h in enumerate(hists):
+            toks = [t for i in h for t in simgr.sid_lists(ids)[int(i)]]
+            user = model.get_base_model().model(input_ids=torch.tensor([toks])).last_hidden_state
+            user = user[0, -1].double()
+            want = (items @ user / (items.norm(dim=1) * user.norm()) / 0.1).numpy()
+            seen = set(h.tolist())
+            for item in range(1, N_ITEMS + 1):
+                if item not in seen:
+                    assert scores[u, item] == pytest.approx(want[item - 1], rel=1e-4, abs=1e-4)
+    assert not np.allclose(scores[np.isfinite(scores)], plain[np.isfinite(plain)])

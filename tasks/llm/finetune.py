@@ -87,6 +87,7 @@ class TrainParams:
     system_prompt: bool = True  # False: an empty system message (prompts.PromptForm)
     devices: int = 1  # data-parallel processes (ddp.py); the trained weights do not depend on it
     sid_init: str = defaults.SID_INIT  # new SID rows: mean (transformers') | spread (base.py)
+    simgr_center: bool = False  # SimGR: items centred on the catalogue mean (simgr.item_vectors)
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -132,13 +133,14 @@ class TrainParams:
             ("pause_tokens", 0),
             ("system_prompt", True),
             ("sid_init", "mean"),
+            ("simgr_center", False),
         )
         for k, off in offs:
             if d[k] == off:  # nor those of runs without a stage 1, pauses or a new prompt
                 d.pop(k)
         if self.objective == "generative":  # the ids of runs from before SimGR stay the same
-            for k in ("objective", "temperature", "positions"):
-                d.pop(k)
+            for k in ("objective", "temperature", "positions", "simgr_center"):
+                d.pop(k, None)
         return d
 
 

@@ -80,11 +80,17 @@ def item_tokens(tokenizer: Any, item_sids: Mapping[int, str]) -> tuple[torch.Ten
     return ids, mask
 
 
-def item_vectors(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def item_vectors(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, center: bool = False
+) -> torch.Tensor:
     """[n_items + 1, d]: each item's SID token embeddings, mean-pooled (row 0 meaningless).
-    Through the model's input embedding module, so LoRA's trainable SID rows are the ones used."""
+    Through the model's input embedding module, so LoRA's trainable SID rows are the ones used.
+    `center` subtracts the catalogue's mean item vector (hoprec's option, not SimGR's): every
+    SID row starts at the vocabulary's mean (base.init_new_rows), so raw item vectors share one
+    dominant direction and their cosines barely differ (.977 apart after 2,400 CPU steps)."""
     emb = _wide(model.get_input_embeddings()(ids))
-    return (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+    vec = (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+    return vec - vec[1:].mean(0, keepdim=True) if center else vec
 
 
 def hidden_states(
@@ -109,12 +115,13 @@ def simgr_loss(
     ids: torch.Tensor,
     mask: torch.Tensor,
     temperature: float,
+    center: bool = False,
 ) -> torch.Tensor:
     """sum_i w_i * CE(cosine softmax over all items, target_i) / targets of the whole step; one
     causal forward pass gives every position's user vector."""
     hid = hidden_states(model, batch["input_ids"], batch["attention_mask"])
     users = hid[batch["rows"], batch["cols"]]
-    items = item_vectors(model, ids.to(hid.device), mask.to(hid.device))
+    items = item_vectors(model, ids.to(hid.device), mask.to(hid.device), center)
     ce = F.cross_entropy(
         cosine_logits(users, items, temperature), batch["labels"] - 1, reduction="none"
     )
@@ -255,6 +262,8 @@ def simgr_training(
         return collate([units[i] for i in idx], tokenizer.pad_token_id)
 
     def loss(model: Any, batch: Batch, n_target: int) -> torch.Tensor:
-        return simgr_loss(model, batch, n_target, ids, mask, params.temperature)
+        return simgr_loss(
+            model, batch, n_target, ids, mask, params.temperature, params.simgr_center
+        )
 
     return units, encode, loss

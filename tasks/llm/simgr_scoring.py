@@ -33,9 +33,11 @@ def simgr_scorer(
     render: Callable[[Sequence[np.ndarray]], list[list[int]]],
     batch_size: int = 32,
     device: str = "cpu",
+    center: bool = False,
 ) -> Scorer:
     """histories -> scores [users, n_items + 1] = cosine(user, item) / T over the whole
-    catalogue; column 0 (padding) and each user's history items are -inf."""
+    catalogue (items centred when the run was: simgr.item_vectors); column 0 (padding) and each
+    user's history items are -inf."""
     ids, mask = item_tokens(tokenizer, item_sids)
     if ids.shape[0] != n_items + 1:
         raise ValueError(f"{ids.shape[0] - 1} items have SIDs, the catalogue has {n_items}")
@@ -44,7 +46,7 @@ def simgr_scorer(
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         out = np.full((len(histories), n_items + 1), -np.inf, np.float32)
         with torch.inference_mode():
-            items = item_vectors(model, ids.to(device), mask.to(device))
+            items = item_vectors(model, ids.to(device), mask.to(device), center)
             seqs = render(histories)
             for s in range(0, len(seqs), batch_size):
                 chunk = seqs[s : s + batch_size]
@@ -115,8 +117,8 @@ def meta_scorer(
         width = item_tokens(tokenizer, sids)[0].shape[1]
         window = meta.get("simgr_window") or window_items(p["max_len"], width)
         render = sid_renderer(tokenizer, sids, window)
-    t = p["temperature"]
-    return simgr_scorer(model, tokenizer, sids, n_items, t, render, batch_size, device)
+    t, center = p["temperature"], p.get("simgr_center", False)
+    return simgr_scorer(model, tokenizer, sids, n_items, t, render, batch_size, device, center)
 
 
 def scorer_from_meta(
