@@ -58,9 +58,8 @@ SAVE_EVERY = 50
 LOG_EVERY = 10
 SELECT_USERS = 100  # validation users of LLM checkpoint selection (--select-every)
 OBJECTIVE = "generative"  # generative (SID tokens, LM loss) | simgr (cosine softmax, simgr.py)
-SID_INIT = (
-    "mean"  # new SID token rows: mean (transformers', all alike) | spread (tasks/llm/base.py)
-)
+# new SID token rows: mean (transformers', all alike) | spread (tasks/llm/base.py init_new_rows)
+SID_INIT = "mean"
 SIMGR_TEMPERATURE = 0.07  # the usual contrastive value; SimGR gives none (why: simgr.py)
 SIMGR_POSITIONS = "all"  # all: every position of the SID sequence | prompt: the chat prompt
 DEVICE = "auto"  # cuda, else mps, else cpu

@@ -87,7 +87,7 @@ def item_vectors(
     Through the model's input embedding module, so LoRA's trainable SID rows are the ones used.
     `center` subtracts the catalogue's mean item vector (hoprec's option, not SimGR's): every
     SID row starts at the vocabulary's mean (base.init_new_rows), so raw item vectors share one
-    dominant direction and their cosines barely differ (.977 apart after 2,400 CPU steps)."""
+    dominant direction and their cosines barely differ (pairwise .977 after 2,400 CPU steps)."""
     emb = _wide(model.get_input_embeddings()(ids))
     vec = (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
     return vec - vec[1:].mean(0, keepdim=True) if center else vec
