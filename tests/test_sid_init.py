@@ -51,20 +51,32 @@ def test_mean_rows_are_alike_and_spread_rows_are_distinct(fixture, request):
         assert not torch.allclose(rows, other)
 
 
-def test_spread_rows_train_and_reload(tiny_untied_base, tmp_path):
+def test_spread_rows_train_and_reload(tiny_untied_base, tmp_path, monkeypatch):
+    """The logits just before saving equal those after the standard reload: the spread rows
+    (input and untied output) travel in the adapter, whatever rows the reloading base draws."""
+    import hoprec.tasks.llm.finetune as ft
+
     samples = write_successor_samples(tmp_path / "s.parquet", TINY_SIDS)
     p = _params(tiny_untied_base, sid_init="spread")
+    text = f"After [{TINY_SIDS[1]}]? [{TINY_SIDS[2]}]"
+    seen: dict[str, torch.Tensor] = {}
+    real_save = ft.save_trained
+
+    def save_and_remember(model, tokenizer, *a, **kw):
+        model.eval()
+        with torch.no_grad():
+            ids = tokenizer(text, return_tensors="pt").input_ids
+            seen["before"] = model(input_ids=ids).logits
+        return real_save(model, tokenizer, *a, **kw)
+
+    monkeypatch.setattr(ft, "save_trained", save_and_remember)
     res = train_llm(samples, SID_TOKENS, p, tmp_path / "run")
     assert res.steps == 4
-    model, tok, meta = load_trained(tmp_path / "run", "cpu", merge=True)
+    model, tok, meta = load_trained(tmp_path / "run", "cpu")
     assert meta["params"]["sid_init"] == "spread"
-    ids = torch.tensor([tok.encode(f"After [{TINY_SIDS[1]}]?", add_special_tokens=False)])
-    fresh, _, _ = prepare_model(p, SID_TOKENS)  # the rows a run starts from, before training
     with torch.no_grad():
-        trained_rows = model.get_input_embeddings().weight[-len(SID_TOKENS) :]
-        start = fresh.get_base_model().get_input_embeddings().weight[-len(SID_TOKENS) :]
-        assert not torch.allclose(trained_rows, start)  # the rows trained, and reloaded
-        assert torch.isfinite(model(input_ids=ids).logits).all()
+        after = model(input_ids=tok(text, return_tensors="pt").input_ids).logits
+    torch.testing.assert_close(after, seen["before"], atol=1e-5, rtol=1e-5)
 
 
 def test_sid_init_is_part_of_the_model_id_only_when_not_the_default(tiny_base):
