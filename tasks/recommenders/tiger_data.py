@@ -12,6 +12,7 @@ weight and the NO_USER token.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -208,3 +209,31 @@ def beam_recall_ndcg(scores: np.ndarray, targets: np.ndarray) -> tuple[float, fl
     rank = ((scores > t) | ((scores == t) & (idx < targets[:, None]))).sum(1) + 1
     hit = np.isfinite(t[:, 0]) & (rank <= 10)
     return float(hit.mean()), float(np.where(hit, 1 / np.log2(rank + 1), 0).mean())
+
+
+def keep_best(
+    log: Any, model: Any, net: Any, best: dict[str, torch.Tensor] | None, recall: float, ndcg: float
+) -> dict[str, torch.Tensor] | None:
+    """One validation check of a SID transformer (T5 or SID-Llama): log it, record it, and
+    return the weights to keep - a copy of the net's when this check is the best so far."""
+    log.info(
+        "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f",
+        model.steps,
+        model.losses[-1],
+        recall,
+        ndcg,
+    )
+    if best is None or ndcg > max(v for _, v in model.valid):
+        best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        model.best_step = model.steps
+    model.valid.append((model.steps, ndcg))
+    return best
+
+
+def finish(model: Any, net: Any, best: dict[str, torch.Tensor] | None, start: float) -> Any:
+    """The end of training: the best checked weights (if any checks ran), time, eval mode."""
+    if best is not None:
+        net.load_state_dict(best)
+    model.seconds = time.perf_counter() - start
+    net.eval()
+    return model

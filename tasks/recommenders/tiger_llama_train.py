@@ -20,7 +20,15 @@ from prefect.cache_policies import NO_CACHE
 from ..data.warehouse import connect
 from ..devices import resolve_device
 from ..settings import stage_dir
-from .tiger_data import beam_recall_ndcg, check_codes, sid_tokens, torch_threads, warehouse_codes
+from .tiger_data import (
+    beam_recall_ndcg,
+    check_codes,
+    finish,
+    keep_best,
+    sid_tokens,
+    torch_threads,
+    warehouse_codes,
+)
 from .tiger_llama import L, TigerModel, TigerParams, batch_tensors, build_net, save, score, windows
 
 log = logging.getLogger("hoprec.sid_llama")
@@ -125,22 +133,8 @@ def _train(
         if v_tgt is not None and (model.steps % params.eval_every == 0 or model.steps == total):
             recall, ndcg = _valid_metrics(model, v_hist, v_tgt)
             net.train()
-            log.info(
-                "step %d loss %.4f valid R@10 %.4f NDCG@10 %.4f",
-                model.steps,
-                model.losses[-1],
-                recall,
-                ndcg,
-            )
-            if best is None or ndcg > max(v for _, v in model.valid):
-                best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                model.best_step = model.steps
-            model.valid.append((model.steps, ndcg))
-    if best is not None:
-        net.load_state_dict(best)
-    model.seconds = time.perf_counter() - start
-    net.eval()
-    return model
+            best = keep_best(log, model, net, best, recall, ndcg)
+    return finish(model, net, best, start)
 
 
 def _with_pairs(
