@@ -21,7 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hoprec.tasks.data.warehouse import connect, resolve  # noqa: E402
 from hoprec.tasks.llm.checkpoints import load_trained  # noqa: E402
-from hoprec.tasks.llm.simgr import hidden_states, item_tokens, item_vectors, sid_lists  # noqa: E402
+from hoprec.tasks.llm.simgr import (  # noqa: E402
+    hidden_states,
+    item_tokens,
+    item_vectors,
+    window_items,
+)
+from hoprec.tasks.llm.simgr_scoring import sid_renderer  # noqa: E402
 from hoprec.tasks.sids.store import load_sids  # noqa: E402
 
 HISTORY_SQL = """SELECT list(item_idx ORDER BY pos) FROM sequences
@@ -47,13 +53,12 @@ def main() -> None:
         sids = load_sids(con, a.dataset, meta["sid_version"])
         hists = [h for (h,) in con.execute(HISTORY_SQL, [a.dataset, a.users]).fetchall()]
     ids, mask = item_tokens(tok, sids)
-    window = meta.get("simgr_window") or 10
+    window = meta.get("simgr_window") or window_items(p["max_len"], ids.shape[1])  # as scoring
     with torch.inference_mode():
         items = item_vectors(model, ids, mask, p.get("simgr_center", False))[1:]
-        sid = sid_lists(ids)
         users = []
-        for h in hists:
-            x = torch.tensor([[t for i in h[-window:] for t in sid[i]]])
+        for seq in sid_renderer(tok, sids, window)(hists):
+            x = torch.tensor([seq])
             users.append(hidden_states(model, x, torch.ones_like(x))[0, -1])
         u = torch.stack(users)
     ci, cu = off_diagonal(items), off_diagonal(u)

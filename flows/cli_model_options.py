@@ -153,16 +153,13 @@ def objective_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-LLM_VARIANTS = ("next-item", "iirg")  # flows/compare.py VARIANTS' keys
-
-
 def llm_variants(text: str) -> list[str]:
     """--llms: checked while parsing, so a typo fails before any training starts."""
     names = csv(text)
-    unknown = [n for n in names if n not in LLM_VARIANTS]
+    unknown = [n for n in names if n not in D.LLM_VARIANTS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown LLM variant(s) {unknown or [text]}; choose from {', '.join(LLM_VARIANTS)}"
+            f"unknown LLM variant(s) {unknown or [text]}; choose from {', '.join(D.LLM_VARIANTS)}"
         )
     return names
 

@@ -39,7 +39,7 @@ from hoprec.tasks.reports import publish, publish_plot
 
 NEXT, IIRG, IIRG_FULL = "llm-next-item", "llm-iirg", "llm-iirg-full"
 FREE = "@free"  # an LLM scored by IIRG's unconstrained generation
-VARIANTS = {"next-item": NEXT, "iirg": IIRG}
+VARIANTS = dict(zip(defaults.LLM_VARIANTS, (NEXT, IIRG)))
 MINMAX = {"gap": None, "literal": 0.0}
 NDCG10 = (
     "all",

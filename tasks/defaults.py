@@ -57,6 +57,7 @@ GRAD_ACCUM = 1
 SAVE_EVERY = 50
 LOG_EVERY = 10
 SELECT_USERS = 100  # validation users of LLM checkpoint selection (--select-every)
+LLM_VARIANTS = ("next-item", "iirg")  # compare's fine-tunes: the next-item task only | all tasks
 OBJECTIVE = "generative"  # generative (SID tokens, LM loss) | simgr (cosine softmax, simgr.py)
 # new SID token rows: mean (transformers', all alike) | spread (tasks/llm/base.py init_new_rows)
 SID_INIT = "mean"

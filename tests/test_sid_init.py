@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import TINY_SIDS, write_successor_samples
 
-from hoprec.tasks.llm.base import init_new_rows
+from hoprec.tasks.llm.base import init_new_rows, token_modules
 from hoprec.tasks.llm.checkpoints import load_trained
 from hoprec.tasks.llm.finetune import TrainParams, prepare_model, train_llm
 
@@ -21,10 +21,8 @@ def _params(base: str, **kw) -> TrainParams:
 
 def _rows(model, new_ids: list[int]) -> list[torch.Tensor]:
     """The new rows of the input embeddings and, when untied, of the output layer."""
-    base = model.get_base_model()
-    inp, out = base.get_input_embeddings().weight, base.get_output_embeddings().weight
-    layers = [inp] if out is inp else [inp, out]
-    return [w[min(new_ids) :].detach().clone() for w in layers]
+    layers = token_modules(model.get_base_model())
+    return [m.weight[min(new_ids) :].detach().clone() for m in layers]
 
 
 @pytest.mark.parametrize("fixture", ["tiny_base", "tiny_untied_base"])

@@ -82,6 +82,13 @@ def base_source(name: str) -> str:
 SID_INITS = ("mean", "spread")
 
 
+def token_modules(model: Any) -> list[Any]:
+    """The layers holding a row per token: the input embeddings, and the output layer too when
+    it is not tied to them (most 1B+ bases)."""
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    return [inp] if out is None or out.weight is inp.weight else [inp, out]
+
+
 def init_new_rows(model: Any, first_new: int, how: str, seed: int) -> None:
     """Give the tokens added after `first_new` their starting rows, in the input embeddings and
     an untied head. `mean` keeps transformers' `resize_token_embeddings` rows: the old rows'
@@ -96,11 +103,9 @@ def init_new_rows(model: Any, first_new: int, how: str, seed: int) -> None:
         raise ValueError(f"sid_init must be one of {', '.join(SID_INITS)}, got {how!r}")
     if how == "mean":
         return
-    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
-    layers = [inp] if out is None or out.weight is inp.weight else [inp, out]
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for layer in layers:
+        for layer in token_modules(model):
             w = layer.weight
             old = w[:first_new].to(torch.float64)
             mean = old.mean(0)

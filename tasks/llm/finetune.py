@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .. import defaults
 from ..devices import resolve_device
-from .base import DEFAULT_BASE, SID_INITS, init_new_rows
+from .base import DEFAULT_BASE, SID_INITS, init_new_rows, token_modules
 from .checkpoints import (
     check_validation,
     load_checkpoint,
@@ -186,10 +186,8 @@ def token_layers(model: Any) -> list[str]:
     """Names of the layers whose new-token rows must train: the input embeddings, and the output
     layer too when it is not tied to them (most 1B+ bases): otherwise its new rows stay random
     and differ after a reload."""
-    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
-    layers = [inp] if out is None or out.weight is inp.weight else [inp, out]
     names = {id(m): name.rsplit(".", 1)[-1] for name, m in model.named_modules()}
-    return [names[id(m)] for m in layers]
+    return [names[id(m)] for m in token_modules(model)]
 
 
 def prepare_model(params: TrainParams, sid_tokens: Sequence[str]) -> tuple[Any, Any, list[int]]:
